@@ -1,0 +1,67 @@
+"""The small interfaces behind which every side effect lives.
+
+Real adapters live in ``mailflow.adapters``; fakes for unit tests live in ``mailflow.adapters.fakes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+
+class Mailbox(Protocol):
+    """One folder of a mailbox that mailflow empties, and the folders it files into."""
+
+    @property
+    def name(self) -> str:
+        """Stable name of the mailbox and folder, used as part of the ledger key."""
+        ...
+
+    def uidvalidity(self) -> int:
+        """The folder's UIDVALIDITY; when it changes, every UID seen before is meaningless."""
+        ...
+
+    def list_uids(self) -> list[int]:
+        """Every message now in the folder, read or not, in ascending UID order."""
+        ...
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
+        """The raw bytes of these messages without changing their flags (BODY.PEEK[]).
+
+        UIDs that vanished in the meantime are skipped.
+        """
+        ...
+
+    def move(self, uid: int, folder: str) -> None:
+        """Move one message into ``folder`` (created when missing). Moving a UID that is gone is a no-op."""
+        ...
+
+    def wait_for_new_mail(self, timeout: float) -> bool:
+        """Block until new mail may have arrived or ``timeout`` passes.
+
+        Returns True when the server signalled a change. Servers without push return False after
+        sleeping, so a caller can always loop on this.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class ReplyTransport(Protocol):
+    """Hands a finished email to the outside world."""
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes, message_id: str) -> None:
+        """Deliver ``message``; raise ``TransportError`` (``permanent`` when retrying cannot help)."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed storage of raw emails and attachments."""
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably and return its SHA-256 (hex). Storing the same bytes twice is free."""
+        ...
+
+    def get(self, sha256: str) -> bytes: ...
+
+    def exists(self, sha256: str) -> bool: ...
