@@ -1,0 +1,1 @@
+"""Persistence: the database schema and sessions, the blob store, and the repositories over them."""

@@ -1,0 +1,235 @@
+"""The ledger of emails taken from the mailbox: who may process which email, and what became of it.
+
+Every worker consults the database, never its own memory, so several workers on several machines can
+share one mailbox: a claim is a row insert (the unique location key decides the race) or the takeover
+of a claim whose lease has run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailflow.domain import Status
+from mailflow.storage.models import Event, MailboxState, Message
+
+
+class ClaimResult(StrEnum):
+    PROCESS = "process"  # ours to analyse and act on
+    MOVE_ONLY = "move_only"  # its outcome is committed; it only still needs to leave the inbox
+    BUSY = "busy"  # another worker holds it
+
+
+@dataclass(frozen=True)
+class Claim:
+    result: ClaimResult
+    message_pk: int
+    status: Status
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the worker knows of an email before analysing it."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    sha256: str
+    size: int
+    message_id: str | None
+    from_address: str | None
+    subject: str | None
+
+
+class Ledger:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        worker_id: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.lease = lease
+        self.clock = clock
+
+    def observe_uidvalidity(self, mailbox: str, uidvalidity: int) -> bool:
+        """Remember the folder's UIDVALIDITY; True when it differs from the one seen before."""
+        with self.sessions.begin() as session:
+            state = session.get(MailboxState, mailbox)
+            if state is None:
+                session.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, changed_at=self.clock()))
+                return False
+            if state.uidvalidity == uidvalidity:
+                return False
+            session.add(
+                Event(
+                    at=self.clock(),
+                    actor="ingest",
+                    kind="uidvalidity_changed",
+                    detail={"mailbox": mailbox, "old": state.uidvalidity, "new": uidvalidity},
+                )
+            )
+            state.uidvalidity, state.changed_at = uidvalidity, self.clock()
+            return True
+
+    def known(self, mailbox: str, uidvalidity: int, uids: Iterable[int]) -> dict[int, tuple[int, Status]]:
+        """Ledger rows for these UIDs: uid → (row id, status)."""
+        uid_list = list(uids)
+        found: dict[int, tuple[int, Status]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(uid_list), 500):
+                rows = session.execute(
+                    select(Message.uid, Message.id, Message.status).where(
+                        Message.mailbox == mailbox,
+                        Message.uidvalidity == uidvalidity,
+                        Message.uid.in_(uid_list[start : start + 500]),
+                    )
+                )
+                found.update({uid: (pk, Status(status)) for uid, pk, status in rows})
+        return found
+
+    def claim(self, arrival: Arrival) -> Claim:
+        """Take an email for processing, or learn what to do with it instead."""
+        now = self.clock()
+        session = self.sessions()
+        try:
+            claim = self._claim(session, arrival, now)
+            session.commit()
+            return claim
+        except IntegrityError:
+            # Another worker inserted the same location first: it is theirs.
+            session.rollback()
+            return Claim(ClaimResult.BUSY, 0, Status.RECEIVED)
+        finally:
+            session.close()
+
+    def _claim(self, session: Session, arrival: Arrival, now: datetime) -> Claim:
+        row = session.scalar(
+            select(Message).where(
+                Message.mailbox == arrival.mailbox,
+                Message.uidvalidity == arrival.uidvalidity,
+                Message.uid == arrival.uid,
+            )
+        )
+        if row is None:
+            row = self._rebind_after_renumbering(session, arrival)
+        if row is not None:
+            return self._claim_existing(session, row, now)
+        row = self._new_row(arrival, now)
+        session.add(row)
+        session.flush()
+        original = self._earlier_copy(session, arrival, row.id)
+        session.add(
+            Event(message_id=row.id, at=now, actor="ingest", kind="stored", detail={"sha256": arrival.sha256})
+        )
+        if original is not None:
+            # The very same bytes arrived twice: keep the copy, answer and file once.
+            row.status, row.folder, row.duplicate_of_id = Status.IGNORED, Status.IGNORED.folder, original
+            row.lease_owner = row.lease_until = None
+            session.add(
+                Event(message_id=row.id, at=now, actor="ingest", kind="duplicate", detail={"of": original})
+            )
+            return Claim(ClaimResult.MOVE_ONLY, row.id, Status.IGNORED)
+        return Claim(ClaimResult.PROCESS, row.id, Status.RECEIVED)
+
+    def _new_row(self, arrival: Arrival, now: datetime) -> Message:
+        return Message(
+            mailbox=arrival.mailbox,
+            uidvalidity=arrival.uidvalidity,
+            uid=arrival.uid,
+            message_id=arrival.message_id,
+            sha256=arrival.sha256,
+            size=arrival.size,
+            received_at=now,
+            from_address=arrival.from_address,
+            subject=arrival.subject,
+            status=Status.RECEIVED,
+            lease_owner=self.worker_id,
+            lease_until=now + self.lease,
+        )
+
+    def _rebind_after_renumbering(self, session: Session, arrival: Arrival) -> Message | None:
+        """After a UIDVALIDITY change the same email has a new UID: find it by hash and Message-ID."""
+        candidates = session.scalars(
+            select(Message)
+            .where(
+                Message.mailbox == arrival.mailbox,
+                Message.sha256 == arrival.sha256,
+                Message.uidvalidity != arrival.uidvalidity,
+                Message.duplicate_of_id.is_(None),
+            )
+            .order_by(Message.id)
+        ).all()
+        for row in candidates:
+            if row.message_id == arrival.message_id:
+                old = (row.uidvalidity, row.uid)
+                row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid
+                session.add(
+                    Event(
+                        message_id=row.id,
+                        at=self.clock(),
+                        actor="ingest",
+                        kind="rebound",
+                        detail={"from": list(old), "to": [arrival.uidvalidity, arrival.uid]},
+                    )
+                )
+                session.flush()
+                return row
+        return None
+
+    def _earlier_copy(self, session: Session, arrival: Arrival, own_id: int) -> int | None:
+        return session.scalar(
+            select(Message.id)
+            .where(
+                Message.mailbox == arrival.mailbox,
+                Message.sha256 == arrival.sha256,
+                Message.id != own_id,
+                Message.duplicate_of_id.is_(None),
+            )
+            .order_by(Message.id)
+            .limit(1)
+        )
+
+    def _claim_existing(self, session: Session, row: Message, now: datetime) -> Claim:
+        status = Status(row.status)
+        if status is not Status.RECEIVED:
+            return Claim(ClaimResult.MOVE_ONLY, row.id, status)
+        # One UPDATE decides a race between two workers taking over the same expired claim.
+        taken = session.execute(
+            update(Message)
+            .where(
+                Message.id == row.id,
+                Message.status == Status.RECEIVED,
+                or_(
+                    Message.lease_owner.is_(None),
+                    Message.lease_owner == self.worker_id,
+                    Message.lease_until <= now,
+                ),
+            )
+            .values(lease_owner=self.worker_id, lease_until=now + self.lease)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            return Claim(ClaimResult.BUSY, row.id, status)
+        session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
+        return Claim(ClaimResult.PROCESS, row.id, status)
+
+    def mark_moved(self, message_pk: int, folder: str) -> None:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            row = session.get(Message, message_pk)
+            if row is None or row.moved_at is not None:
+                return
+            row.moved_at, row.folder = now, folder
+            session.add(
+                Event(message_id=message_pk, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+            )

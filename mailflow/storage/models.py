@@ -1,0 +1,186 @@
+"""The database schema. Portable SQL only: SQLite is the embedded default, PostgreSQL production."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back time-zone aware, on SQLite (which drops zones) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime}
+
+
+class MailboxState(Base):
+    """The UIDVALIDITY last seen per mailbox, to notice when the server renumbers a folder."""
+
+    __tablename__ = "mailbox_state"
+
+    mailbox: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime]
+
+
+class Message(Base):
+    """The ledger: one row per email taken from the mailbox, keyed by where it was found."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_messages_location"),
+        Index("ix_messages_sha256", "mailbox", "sha256"),
+        Index("ix_messages_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(300))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime]
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    folder: Mapped[str | None] = mapped_column(String(100))
+    moved_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Who is processing it, until when: a crashed worker's claim expires and another takes over.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+
+    case: Mapped[Case | None] = relationship(back_populates="messages")
+    attachments: Mapped[list[AttachmentRecord]] = relationship(
+        back_populates="message", order_by="AttachmentRecord.position"
+    )
+    decisions: Mapped[list[DecisionRecord]] = relationship(
+        back_populates="message", order_by="DecisionRecord.id"
+    )
+    replies: Mapped[list[Reply]] = relationship(back_populates="message", order_by="Reply.id")
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    category: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))  # complete | incomplete
+    resident_address: Mapped[str] = mapped_column(String(320))
+    opened_at: Mapped[datetime]
+    missing_documents: Mapped[list[Any]] = mapped_column(default=list)
+
+    messages: Mapped[list[Message]] = relationship(back_populates="case")
+
+
+class AttachmentRecord(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(500))
+    storage_name: Mapped[str] = mapped_column(String(200))
+    declared_type: Mapped[str] = mapped_column(String(200))
+    sniffed_type: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class DecisionRecord(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    decided_at: Mapped[datetime]
+    decided_by: Mapped[str] = mapped_column(String(100))  # a stage ("pipeline") or a person
+    category: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(30))
+    confidence: Mapped[float]
+    language: Mapped[str] = mapped_column(String(10))
+    intents: Mapped[list[Any]] = mapped_column(default=list)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    missing_documents: Mapped[list[Any]] = mapped_column(default=list)
+    sender_verdict: Mapped[str] = mapped_column(String(10))
+
+    message: Mapped[Message] = relationship(back_populates="decisions")
+
+
+class Reply(Base):
+    """The outbox: a reply is recorded here, in the same transaction as its decision, before any send."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    rfc_message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    to_address: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(30))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending → sending → sent; failed (permanent); unconfirmed (a send cut short: never resent blindly)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship(back_populates="replies")
+
+
+class Event(Base):
+    """Append-only log of what happened to each email, when, and by which stage or person."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
