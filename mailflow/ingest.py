@@ -1,0 +1,191 @@
+"""Empty the mailbox: store each email, claim it, run the pipeline, commit its outcome, then move it.
+
+The order is what makes it safe to kill at any moment: raw bytes are on disk before the ledger row
+exists, the outcome (decision, case, queued reply) is one transaction, and the email leaves the inbox
+only after that transaction committed. A restart finds each email either unclaimed, claimed without
+outcome (processed again from the stored bytes), or decided but not yet moved (only moved).
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailflow.domain import Analysis, Status
+from mailflow.errors import UnreadableMessage
+from mailflow.ports import BlobStore, Mailbox
+from mailflow.stages.act import Actor
+from mailflow.stages.record import record_decision, record_quarantine
+from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
+from mailflow.storage.models import Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    seen: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    moved_only: int = 0
+    busy: int = 0
+    stopped_early: bool = False
+
+    def count(self, status: Status) -> None:
+        self.by_status[status.value] = self.by_status.get(status.value, 0) + 1
+
+    @property
+    def processed(self) -> int:
+        return sum(self.by_status.values())
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        mailbox: Mailbox,
+        ledger: Ledger,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        analyse: Callable[[bytes], Analysis],
+        actor: Actor,
+        clock: Callable[[], datetime],
+        batch_size: int = 50,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.ledger = ledger
+        self.sessions = sessions
+        self.blobs = blobs
+        self.analyse = analyse
+        self.actor = actor
+        self.clock = clock
+        self.batch_size = batch_size
+        self.should_stop = should_stop
+        self.on_progress = on_progress
+
+    def run_once(self) -> IngestReport:
+        report = IngestReport()
+        name = self.mailbox.name
+        uidvalidity = self.mailbox.uidvalidity()
+        if self.ledger.observe_uidvalidity(name, uidvalidity):
+            log.warning(
+                "UIDVALIDITY of %s changed to %s: re-syncing by hash and Message-ID", name, uidvalidity
+            )
+        uids = self.mailbox.list_uids()
+        report.seen = len(uids)
+        known = self.ledger.known(name, uidvalidity, uids)
+        for uid, (pk, status) in known.items():
+            if status is not Status.RECEIVED:
+                self._move(uid, pk, status)
+                report.moved_only += 1
+        todo = [uid for uid in uids if uid not in known or known[uid][1] is Status.RECEIVED]
+        done = 0
+        for start in range(0, len(todo), self.batch_size):
+            for uid, raw in self.mailbox.fetch(todo[start : start + self.batch_size]):
+                if self.should_stop():
+                    report.stopped_early = True
+                    return report
+                self._handle(uidvalidity, uid, raw, report)
+                done += 1
+                if self.on_progress:
+                    self.on_progress(done, len(todo))
+        return report
+
+    def _handle(self, uidvalidity: int, uid: int, raw: bytes, report: IngestReport) -> None:
+        sha256 = self.blobs.put(raw)
+        claim = self.ledger.claim(self._arrival(uidvalidity, uid, raw, sha256))
+        if claim.result is ClaimResult.BUSY:
+            report.busy += 1
+            return
+        status = claim.status
+        if claim.result is ClaimResult.PROCESS:
+            status = self._process(claim.message_pk, raw)
+            report.count(status)
+        else:
+            report.moved_only += 1
+        self._move(uid, claim.message_pk, status)
+
+    def _process(self, message_pk: int, raw: bytes) -> Status:
+        try:
+            analysis = self.analyse(raw)
+        except UnreadableMessage as exc:
+            return self._quarantine(message_pk, f"unreadable: {exc}")
+        except Exception as exc:  # any bug in a stage must cost one email, never the worker
+            log.exception("message %s: analysis failed", message_pk)
+            return self._quarantine(message_pk, f"analysis failed: {type(exc).__name__}: {exc}")
+        try:
+            with self.sessions.begin() as session:
+                row = session.get_one(Message, message_pk)
+                self.actor.act(session, row, analysis)
+                record_decision(session, row, analysis, now=self.clock())
+        except Exception as exc:
+            log.exception("message %s: acting on the decision failed", message_pk)
+            return self._quarantine(message_pk, f"action failed: {type(exc).__name__}: {exc}")
+        decision = analysis.decision
+        log.info(
+            "message %s: %s → %s (%.2f)",
+            message_pk,
+            decision.category,
+            decision.action.value,
+            decision.confidence,
+        )
+        return decision.status
+
+    def _quarantine(self, message_pk: int, reason: str) -> Status:
+        with self.sessions.begin() as session:
+            record_quarantine(session, session.get_one(Message, message_pk), reason, now=self.clock())
+        log.warning("message %s quarantined", message_pk)
+        return Status.QUARANTINED
+
+    def _move(self, uid: int, message_pk: int, status: Status) -> None:
+        self.mailbox.move(uid, status.folder)
+        self.ledger.mark_moved(message_pk, status.folder)
+
+    def _arrival(self, uidvalidity: int, uid: int, raw: bytes, sha256: str) -> Arrival:
+        message_id, sender, subject = peek_headers(raw)
+        return Arrival(
+            mailbox=self.mailbox.name,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            sha256=sha256,
+            size=len(raw),
+            message_id=message_id,
+            from_address=sender,
+            subject=subject,
+        )
+
+
+def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    """Message-ID, sender address and subject for the ledger; never fails, whatever the bytes."""
+    try:
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        message_id = _clean(headers.get("Message-ID"))
+        sender = email.utils.parseaddr(str(headers.get("From", "")))[1].lower() or None
+        subject = _decode(headers.get("Subject"))
+    except Exception:  # a header we cannot read is the parse stage's to report, not the ledger's
+        return None, None, None
+    return message_id, sender, subject
+
+
+def _clean(value: object) -> str | None:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text[:998] or None
+
+
+def _decode(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = str(email.header.make_header(email.header.decode_header(str(value))))
+    except Exception:
+        text = str(value)
+    return _clean(text)

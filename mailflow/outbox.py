@@ -1,0 +1,191 @@
+"""Delivering the replies recorded in the outbox table: each at most once, retried while it can help.
+
+A reply row goes pending → sending → sent. A send that was cut short (the worker died between
+handing the message to the server and recording it) is never repeated blindly: when the lease of a
+``sending`` row runs out it becomes ``unconfirmed`` and waits for a person, unless the transport can
+tell for certain whether it was delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailflow.errors import TransportError
+from mailflow.ports import ReplyTransport
+from mailflow.storage.models import Event, Reply
+
+log = logging.getLogger(__name__)
+
+
+class ConfirmingTransport(Protocol):
+    def was_delivered(self, message_id: str) -> bool | None:
+        """True/False when the transport knows; None when it cannot tell."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=1)
+    max_attempts: int = 12
+
+    def delay(self, attempts: int) -> timedelta:
+        return min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unconfirmed: int = 0
+
+
+class Outbox:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        transport: ReplyTransport,
+        *,
+        envelope_from: str,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        retry: RetryPolicy,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.sessions = sessions
+        self.transport = transport
+        self.envelope_from = envelope_from
+        self.worker_id = worker_id
+        self.clock = clock
+        self.retry = retry
+        self.lease = lease
+
+    def deliver_due(self, limit: int = 100) -> DeliveryReport:
+        report = DeliveryReport()
+        report.unconfirmed = self._resolve_interrupted_sends()
+        for reply_id in self._due_ids(limit):
+            if not self._take(reply_id):
+                continue
+            outcome = self._send(reply_id)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+    def _due_ids(self, limit: int) -> list[int]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Reply.id)
+                    .where(Reply.status == "pending", Reply.next_attempt_at <= self.clock())
+                    .order_by(Reply.next_attempt_at, Reply.id)
+                    .limit(limit)
+                )
+            )
+
+    def _take(self, reply_id: int) -> bool:
+        """Mark the row as being sent by us; the conditional UPDATE settles races between workers."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            taken = session.execute(
+                update(Reply)
+                .where(Reply.id == reply_id, Reply.status == "pending")
+                .values(status="sending", lease_until=now + self.lease, attempts=Reply.attempts + 1)
+            )
+            return taken.rowcount == 1
+
+    def _send(self, reply_id: int) -> str:
+        with self.sessions() as session:
+            reply = session.get_one(Reply, reply_id)
+            to, data, rfc_id, message_pk = (
+                reply.to_address,
+                reply.data,
+                reply.rfc_message_id,
+                reply.message_id,
+            )
+        try:
+            self.transport.send(self.envelope_from, [to], data, rfc_id)
+        except TransportError as exc:
+            return self._record_failure(reply_id, message_pk, exc)
+        now = self.clock()
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Reply)
+                .where(Reply.id == reply_id)
+                .values(status="sent", sent_at=now, lease_until=None, last_error=None)
+            )
+            session.add(
+                Event(
+                    message_id=message_pk,
+                    at=now,
+                    actor="outbox",
+                    kind="reply_sent",
+                    detail={"reply": reply_id},
+                )
+            )
+        log.info("reply %s for message %s sent", reply_id, message_pk)
+        return "sent"
+
+    def _record_failure(self, reply_id: int, message_pk: int, exc: TransportError) -> str:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            reply = session.get_one(Reply, reply_id)
+            give_up = exc.permanent or reply.attempts >= self.retry.max_attempts
+            reply.status = "failed" if give_up else "pending"
+            reply.last_error = str(exc)[:1000]
+            reply.lease_until = None
+            reply.next_attempt_at = now + self.retry.delay(reply.attempts)
+            session.add(
+                Event(
+                    message_id=message_pk,
+                    at=now,
+                    actor="outbox",
+                    kind="reply_failed" if give_up else "reply_deferred",
+                    detail={"reply": reply_id, "attempts": reply.attempts, "error": str(exc)[:300]},
+                )
+            )
+        log.warning(
+            "reply %s for message %s not sent (%s): %s",
+            reply_id,
+            message_pk,
+            "giving up" if give_up else "will retry",
+            exc,
+        )
+        return "failed" if give_up else "retried"
+
+    def _resolve_interrupted_sends(self) -> int:
+        now = self.clock()
+        confirm = getattr(self.transport, "was_delivered", None)
+        unresolved = 0
+        with self.sessions.begin() as session:
+            stale = session.scalars(
+                select(Reply).where(
+                    Reply.status == "sending", or_(Reply.lease_until.is_(None), Reply.lease_until <= now)
+                )
+            ).all()
+            for reply in stale:
+                delivered = confirm(reply.rfc_message_id) if confirm else None
+                if delivered is True:
+                    reply.status, reply.sent_at = "sent", now
+                elif delivered is False:
+                    reply.status = "pending"  # certain it never left: sending again is not a repeat
+                else:
+                    reply.status = "unconfirmed"
+                    unresolved += 1
+                reply.lease_until = None
+                session.add(
+                    Event(
+                        message_id=reply.message_id,
+                        at=now,
+                        actor="outbox",
+                        kind="interrupted_send_resolved",
+                        detail={"reply": reply.id, "status": reply.status},
+                    )
+                )
+        return unresolved

@@ -1,0 +1,155 @@
+"""The long-running worker: push (IDLE) or polling, timers on APScheduler, reconnects with backoff."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from mailflow.errors import MailboxError
+from mailflow.ingest import Ingestor, IngestReport
+from mailflow.outbox import DeliveryReport, Outbox
+from mailflow.ports import Mailbox
+
+log = logging.getLogger(__name__)
+
+POLL_JOB = "poll"
+OUTBOX_JOB = "outbox"
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter, so several workers do not reconnect in step."""
+
+    base: float = 1.0
+    cap: float = 300.0
+    attempt: int = field(default=0, init=False)
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class CycleResult:
+    ingest: IngestReport
+    delivery: DeliveryReport
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        open_mailbox: Callable[[], Mailbox],
+        make_ingestor: Callable[[Mailbox, Callable[[], bool]], Ingestor],
+        outbox: Outbox,
+        poll_interval: float,
+        outbox_interval: float,
+        idle_slice: float = 5.0,
+    ) -> None:
+        self.open_mailbox = open_mailbox
+        self.make_ingestor = make_ingestor
+        self.outbox = outbox
+        self.poll_interval = poll_interval
+        self.outbox_interval = outbox_interval
+        self.idle_slice = idle_slice
+        self.stop_event = threading.Event()
+
+    def cycle(self) -> CycleResult:
+        """Process everything waiting now, then send what the outbox holds."""
+        mailbox = self.open_mailbox()
+        try:
+            report = self.make_ingestor(mailbox, self.stop_event.is_set).run_once()
+        finally:
+            mailbox.close()
+        return CycleResult(report, self.outbox.deliver_due())
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Until ``stop()``: the current email is always finished before returning."""
+        scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()}, timezone=UTC)
+        scheduler.add_job(
+            self._scheduled_cycle,
+            "interval",
+            seconds=self.poll_interval,
+            id=POLL_JOB,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            self._scheduled_delivery,
+            "interval",
+            seconds=self.outbox_interval,
+            id=OUTBOX_JOB,
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        log.info("worker started")
+        try:
+            self._watch(scheduler)
+        finally:
+            scheduler.shutdown(wait=True)
+            log.info("worker stopped")
+
+    def _watch(self, scheduler: BackgroundScheduler) -> None:
+        """Hold an IDLE connection and wake the poll job as soon as the server announces mail."""
+        backoff = Backoff()
+        while not self.stop_event.is_set():
+            try:
+                watcher = self.open_mailbox()
+            except MailboxError as exc:
+                delay = backoff.next_delay()
+                log.warning("mailbox unreachable (%s); retrying in %.0f s", exc, delay)
+                self.stop_event.wait(delay)
+                continue
+            backoff.reset()
+            try:
+                while not self.stop_event.is_set():
+                    if watcher.wait_for_new_mail(self.idle_slice):
+                        scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
+            except MailboxError as exc:
+                log.warning("lost the mailbox connection (%s); reconnecting", exc)
+                self.stop_event.wait(backoff.next_delay())
+            finally:
+                _close_quietly(watcher)
+
+    def _scheduled_cycle(self) -> None:
+        if self.stop_event.is_set():
+            return
+        try:
+            result = self.cycle()
+        except MailboxError as exc:
+            log.warning("poll failed (%s); the next poll retries", exc)
+            return
+        except Exception:
+            log.exception("poll cycle failed")
+            return
+        if result.ingest.processed:
+            log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
+
+    def _scheduled_delivery(self) -> None:
+        try:
+            self.outbox.deliver_due()
+        except Exception:
+            log.exception("outbox delivery failed")
+
+
+def _close_quietly(mailbox: Mailbox) -> None:
+    try:
+        mailbox.close()
+    except Exception:
+        log.debug("closing the mailbox failed", exc_info=True)

@@ -1,0 +1,198 @@
+"""Act on a decision: store the documents, open or join a case, queue the reply.
+
+Runs inside the transaction that also records the decision (``record``), so an email's outcome is
+committed whole or not at all; sending the reply happens later, from the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailflow.domain import Action, Analysis
+from mailflow.ports import BlobStore
+from mailflow.storage.models import AttachmentRecord, Case, Event, Message, Reply
+
+CASE_ACTIONS = (Action.FILE, Action.REQUEST_DOCUMENTS)
+
+
+class ComposedReply(Protocol):
+    to: str
+    subject: str
+    message_id: str
+    language: str
+    data: bytes
+
+
+class Composer(Protocol):
+    def compose(
+        self,
+        *,
+        action: str,
+        language: str,
+        to_address: str,
+        to_name: str,
+        original_subject: str,
+        original_message_id: str | None,
+        original_references: Sequence[str],
+        case_ref: str | None,
+        product: Mapping[str, Any],
+        missing_documents: Sequence[str],
+        idempotency_key: str,
+    ) -> ComposedReply: ...
+
+
+ProductContext = Callable[[str, str], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ActOutcome:
+    case_ref: str | None
+    case_joined: bool
+    reply_id: int | None
+
+
+class Actor:
+    def __init__(
+        self,
+        *,
+        blobs: BlobStore,
+        composer: Composer,
+        product_context: ProductContext,
+        case_prefix: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.blobs = blobs
+        self.composer = composer
+        self.product_context = product_context
+        self.case_prefix = case_prefix
+        self.clock = clock
+
+    def act(self, session: Session, row: Message, analysis: Analysis) -> ActOutcome:
+        self._store_documents(session, row, analysis)
+        decision = analysis.decision
+        case, joined = None, False
+        if decision.action in CASE_ACTIONS:
+            case = self._thread_case(session, analysis)
+            joined = case is not None
+            if case is None:
+                case = self._open_case(session, row, analysis)
+            else:
+                self._complete_case(session, row, case, analysis)
+            row.case_id = case.id
+        reply_id = self._queue_reply(session, row, analysis, case) if decision.action.replies else None
+        return ActOutcome(case.reference if case else None, joined, reply_id)
+
+    def _store_documents(self, session: Session, row: Message, analysis: Analysis) -> None:
+        attachments = analysis.message.attachments
+        for position, (attachment, document) in enumerate(
+            zip(attachments, analysis.extraction.documents, strict=True)
+        ):
+            self.blobs.put(attachment.payload)
+            session.add(
+                AttachmentRecord(
+                    message_id=row.id,
+                    position=position,
+                    filename=attachment.filename,
+                    storage_name=attachment.storage_name,
+                    declared_type=attachment.declared_type,
+                    sniffed_type=attachment.sniffed_type,
+                    kind=document.kind,
+                    sha256=attachment.sha256,
+                    size=attachment.size,
+                )
+            )
+
+    def _thread_case(self, session: Session, analysis: Analysis) -> Case | None:
+        """The case of our own reply this email answers — only for the resident it was sent to."""
+        message = analysis.message
+        if analysis.screening.sender_verdict == "fail":
+            return None
+        thread_ids = [i for i in (message.in_reply_to, *message.references) if i]
+        if not thread_ids:
+            return None
+        case = session.scalar(
+            select(Case)
+            .join(Message, Message.case_id == Case.id)
+            .join(Reply, Reply.message_id == Message.id)
+            .where(Reply.rfc_message_id.in_(thread_ids))
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        if case is None or case.resident_address != message.from_address:
+            return None
+        return case
+
+    def _open_case(self, session: Session, row: Message, analysis: Analysis) -> Case:
+        decision = analysis.decision
+        now = self.clock()
+        case = Case(
+            category=decision.category,
+            status="incomplete" if decision.missing_documents else "complete",
+            resident_address=analysis.message.from_address,
+            opened_at=now,
+            missing_documents=list(decision.missing_documents),
+        )
+        session.add(case)
+        session.flush()  # the reference is made from the database's id: unique across workers
+        case.reference = f"{self.case_prefix}-{now.year}-{case.id:06d}"
+        session.add(
+            Event(message_id=row.id, at=now, actor="act", kind="case_opened", detail={"case": case.reference})
+        )
+        return case
+
+    def _complete_case(self, session: Session, row: Message, case: Case, analysis: Analysis) -> None:
+        if case.status == "incomplete" and not analysis.decision.missing_documents:
+            case.status, case.missing_documents = "complete", []
+        session.add(
+            Event(
+                message_id=row.id,
+                at=self.clock(),
+                actor="act",
+                kind="case_joined",
+                detail={"case": case.reference, "case_status": case.status},
+            )
+        )
+
+    def _queue_reply(self, session: Session, row: Message, analysis: Analysis, case: Case | None) -> int:
+        message, decision = analysis.message, analysis.decision
+        key = f"reply:{row.mailbox}:{row.sha256}"
+        reply = self.composer.compose(
+            action=decision.action.value,
+            language=decision.language,
+            to_address=message.from_address,
+            to_name=message.from_name,
+            original_subject=message.subject,
+            original_message_id=message.message_id,
+            original_references=message.references,
+            case_ref=case.reference if case else None,
+            product=self.product_context(decision.category, decision.language),
+            missing_documents=decision.missing_documents,
+            idempotency_key=key,
+        )
+        now = self.clock()
+        record = Reply(
+            message_id=row.id,
+            idempotency_key=key,
+            rfc_message_id=reply.message_id,
+            to_address=reply.to,
+            subject=reply.subject,
+            language=reply.language,
+            action=decision.action.value,
+            data=reply.data,
+            status="pending",
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        session.add(record)
+        session.flush()
+        session.add(
+            Event(message_id=row.id, at=now, actor="act", kind="reply_queued", detail={"reply": record.id})
+        )
+        return record.id
