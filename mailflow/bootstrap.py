@@ -1,0 +1,186 @@
+"""The one place that builds mailflow's parts from the settings and wires them together."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailflow.catalogue import Catalogue, load_catalogue
+from mailflow.ingest import Ingestor
+from mailflow.outbox import Outbox, RetryPolicy
+from mailflow.pipeline import Analyser
+from mailflow.ports import Mailbox, ReplyTransport
+from mailflow.replies import ReplyComposer
+from mailflow.runner import Worker
+from mailflow.settings import Settings
+from mailflow.stages.act import Actor
+from mailflow.stages.decide import DecisionPolicy
+from mailflow.stages.language import LanguageDetector
+from mailflow.storage.blobs import FileBlobStore
+from mailflow.storage.database import make_engine, make_session_factory, migrate
+from mailflow.storage.ledger import Ledger
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def build_analyser(settings: Settings, catalogue: Catalogue | None = None) -> Analyser:
+    """The pure part of the pipeline: what ``classify`` and the worker share."""
+    return Analyser(
+        catalogue=catalogue or load_catalogue(settings.classifiers_dir),
+        language_detector=LanguageDetector(),
+        policy=DecisionPolicy(
+            confidence_threshold=settings.confidence_threshold,
+            require_authentication=settings.require_authentication,
+        ),
+        trusted_authserv_id=settings.trusted_authserv_id,
+        own_addresses=frozenset({settings.from_address.rsplit("<", 1)[-1].rstrip(">").strip().lower()}),
+        default_language=settings.default_language,
+    )
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Callable[[], datetime] = utc_now
+
+    @cached_property
+    def worker_id(self) -> str:
+        return new_worker_id()
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.effective_database_url)
+        migrate(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def blobs(self) -> FileBlobStore:
+        return FileBlobStore(self.settings.blobs_dir)
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return load_catalogue(self.settings.classifiers_dir)
+
+    @cached_property
+    def analyser(self) -> Analyser:
+        return build_analyser(self.settings, self.catalogue)
+
+    @cached_property
+    def composer(self) -> ReplyComposer:
+        return ReplyComposer(
+            self.settings.templates_dir,
+            from_address=self.settings.from_address,
+            message_id_domain=self.settings.message_id_domain,
+            default_language=self.settings.default_language,
+        )
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(
+            self.sessions,
+            worker_id=self.worker_id,
+            lease=timedelta(seconds=self.settings.lease_seconds),
+            clock=self.clock,
+        )
+
+    @cached_property
+    def transport(self) -> ReplyTransport:
+        if self.settings.smtp_host:
+            from mailflow.adapters.smtp import SmtpTransport
+
+            return SmtpTransport.from_settings(self.settings)
+        from mailflow.adapters.outbox_dir import DirectoryTransport
+
+        return DirectoryTransport(self.settings.outbox_dir)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        settings = self.settings
+        return Outbox(
+            self.sessions,
+            self.transport,
+            envelope_from=settings.from_address.rsplit("<", 1)[-1].rstrip(">").strip(),
+            worker_id=self.worker_id,
+            clock=self.clock,
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.outbox_backoff_base),
+                max_attempts=settings.outbox_max_attempts,
+            ),
+            # A send cannot outlast the SMTP timeouts; past this lease it was cut short.
+            lease=timedelta(seconds=4 * settings.smtp_timeout + 30),
+        )
+
+    @cached_property
+    def actor(self) -> Actor:
+        return Actor(
+            blobs=self.blobs,
+            composer=self.composer,
+            product_context=self.product_context,
+            case_prefix=self.settings.case_prefix,
+            clock=self.clock,
+        )
+
+    def product_context(self, category: str, language: str) -> Mapping[str, Any]:
+        return self.catalogue.reply_context(
+            category, language, booking_base_url=self.settings.booking_base_url
+        )
+
+    def open_mailbox(self) -> Mailbox:
+        if self.settings.uses_embedded_mailbox:
+            from mailflow.adapters.maildir import MaildirMailbox
+
+            return MaildirMailbox.from_settings(self.settings)
+        from mailflow.adapters.imap import ImapMailbox
+
+        return ImapMailbox.from_settings(self.settings)
+
+    def make_ingestor(
+        self,
+        mailbox: Mailbox,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Ingestor:
+        return Ingestor(
+            mailbox=mailbox,
+            ledger=self.ledger,
+            sessions=self.sessions,
+            blobs=self.blobs,
+            analyse=self.analyser.analyse,
+            actor=self.actor,
+            clock=self.clock,
+            batch_size=self.settings.imap_batch_size,
+            should_stop=should_stop,
+            on_progress=on_progress,
+        )
+
+    def worker(self) -> Worker:
+        return Worker(
+            open_mailbox=self.open_mailbox,
+            make_ingestor=self.make_ingestor,
+            outbox=self.outbox,
+            poll_interval=self.settings.poll_interval,
+            outbox_interval=self.settings.outbox_interval,
+        )
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

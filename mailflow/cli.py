@@ -1,0 +1,157 @@
+"""The ``mailflow`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from mailflow.errors import ConfigurationError, MailboxError, MailflowError
+from mailflow.settings import Settings, load_settings
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file with settings (environment variables MAILFLOW_* override it).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v: info, -vv: debug).")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
+    """Reads the Migration Counter's mailbox, understands each email and acts on it."""
+    _configure_logging(verbose)
+    try:
+        ctx.obj = load_settings(config_file)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _app(settings: Settings):
+    from mailflow.bootstrap import App
+
+    return App(settings)
+
+
+@main.command()
+@click.pass_obj
+def run(settings: Settings) -> None:
+    """Run the worker until stopped (SIGTERM or Ctrl-C finish the current email first)."""
+    app = _app(settings)
+    try:
+        worker = app.worker()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: worker.stop())
+        click.echo(f"mailflow worker on {settings.mailbox_name}; stop with Ctrl-C", err=True)
+        worker.run()
+    except MailflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        app.close()
+
+
+@main.command("poll-once")
+@click.pass_obj
+def poll_once(settings: Settings) -> None:
+    """Process everything waiting in the mailbox, send the replies, then exit."""
+    app = _app(settings)
+    try:
+        worker = app.worker()
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+        result = worker.cycle()
+    except (MailboxError, ConfigurationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        app.close()
+    report, delivery = result.ingest, result.delivery
+    counts = (
+        ", ".join(f"{status} {count}" for status, count in sorted(report.by_status.items())) or "nothing new"
+    )
+    click.echo(
+        f"processed {report.processed} ({counts}); replies sent {delivery.sent}, "
+        f"deferred {delivery.retried}, failed {delivery.failed}"
+    )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def classify(settings: Settings, as_json: bool, files: tuple[Path, ...]) -> None:
+    """Analyse .eml files without any side effect."""
+    from mailflow.bootstrap import build_analyser
+    from mailflow.pipeline import classify_file
+
+    try:
+        analyser = build_analyser(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in files:
+        result = classify_file(analyser, path)
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{result['file']}: {result['category']} → {result['action']} "
+                f"({result['confidence']:.2f}, {result['language']}) {', '.join(result['documents'])}"
+            )
+
+
+@main.group()
+def archive() -> None:
+    """The archive of processed emails."""
+
+
+@archive.command("export")
+@click.option("--jsonl", is_flag=True, required=True, help="One JSON object per line (the only format).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only emails received on or after this date (UTC).",
+)
+@click.pass_obj
+def archive_export(settings: Settings, jsonl: bool, since: datetime | None) -> None:
+    """Every ingested email, once, with its outcome."""
+    from mailflow.export import export_archive
+
+    app = _app(settings)
+    try:
+        for entry in export_archive(app.sessions, since=since.replace(tzinfo=UTC) if since else None):
+            click.echo(json.dumps(entry, ensure_ascii=False))
+    finally:
+        app.close()
+
+
+@main.command()
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Seed with the .eml files of this directory instead of the shipped sample mailbox.",
+)
+@click.pass_obj
+def demo(settings: Settings, source: Path | None) -> None:
+    """Seed the embedded mailbox with sample emails, process them, and show what happened."""
+    from mailflow.demo import run_demo
+
+    try:
+        run_demo(settings, source)
+    except MailflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

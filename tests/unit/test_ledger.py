@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mailflow.domain import Status
+from mailflow.storage.database import make_engine, make_session_factory, migrate
+from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
+from mailflow.storage.models import Event, Message
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def ledger(sessions, clock, worker="w1", lease=60) -> Ledger:
+    return Ledger(sessions, worker_id=worker, lease=timedelta(seconds=lease), clock=clock)
+
+
+def arrival(uid=1, uidvalidity=7, sha="a" * 64, message_id="<m1@x>") -> Arrival:
+    return Arrival("INBOX", uidvalidity, uid, sha, 100, message_id, "r@example.org", "subject")
+
+
+def settle(sessions, pk, status=Status.PROCESSED):
+    with sessions.begin() as session:
+        row = session.get(Message, pk)
+        row.status, row.lease_owner, row.lease_until = status, None, None
+
+
+def test_first_claim_processes_and_second_worker_is_told_busy(sessions):
+    clock = Clock()
+    first = ledger(sessions, clock, "w1").claim(arrival())
+    second = ledger(sessions, clock, "w2").claim(arrival())
+    assert first.result is ClaimResult.PROCESS
+    assert second.result is ClaimResult.BUSY
+
+
+def test_expired_claim_is_taken_over_by_another_worker(sessions):
+    clock = Clock()
+    first = ledger(sessions, clock, "w1", lease=60).claim(arrival())
+    clock.now += timedelta(seconds=61)
+    takeover = ledger(sessions, clock, "w2").claim(arrival())
+    assert takeover.result is ClaimResult.PROCESS
+    assert takeover.message_pk == first.message_pk
+    # and the first worker, back from the dead, must not process it too
+    assert ledger(sessions, clock, "w1").claim(arrival()).result is ClaimResult.BUSY
+
+
+def test_settled_email_is_only_moved(sessions):
+    clock = Clock()
+    claim = ledger(sessions, clock).claim(arrival())
+    settle(sessions, claim.message_pk, Status.TRIAGE)
+    again = ledger(sessions, clock, "w2").claim(arrival())
+    assert again.result is ClaimResult.MOVE_ONLY
+    assert again.status is Status.TRIAGE
+
+
+def test_uidvalidity_change_rebinds_by_hash_and_message_id(sessions):
+    clock = Clock()
+    book = ledger(sessions, clock)
+    assert book.observe_uidvalidity("INBOX", 7) is False
+    claim = book.claim(arrival(uid=5, uidvalidity=7))
+    settle(sessions, claim.message_pk)
+    assert book.observe_uidvalidity("INBOX", 8) is True
+    again = book.claim(arrival(uid=1, uidvalidity=8))
+    assert again.result is ClaimResult.MOVE_ONLY
+    assert again.message_pk == claim.message_pk
+    with sessions() as session:
+        assert session.query(Message).count() == 1
+        row = session.get(Message, claim.message_pk)
+        assert (row.uidvalidity, row.uid) == (8, 1)
+        assert session.query(Event).filter_by(kind="uidvalidity_changed").count() == 1
+
+
+def test_same_hash_with_other_message_id_is_not_rebound(sessions):
+    clock = Clock()
+    book = ledger(sessions, clock)
+    first = book.claim(arrival(uid=5, uidvalidity=7, message_id="<a@x>"))
+    settle(sessions, first.message_pk)
+    other = book.claim(arrival(uid=1, uidvalidity=8, message_id="<b@x>"))
+    assert other.message_pk != first.message_pk
+
+
+def test_identical_copy_is_kept_but_ignored_as_duplicate(sessions):
+    clock = Clock()
+    book = ledger(sessions, clock)
+    first = book.claim(arrival(uid=1))
+    settle(sessions, first.message_pk)
+    copy = book.claim(arrival(uid=2))
+    assert copy.result is ClaimResult.MOVE_ONLY
+    assert copy.status is Status.IGNORED
+    with sessions() as session:
+        assert session.get(Message, copy.message_pk).duplicate_of_id == first.message_pk
+
+
+def test_known_reports_rows_by_uid(sessions):
+    clock = Clock()
+    book = ledger(sessions, clock)
+    claims = [book.claim(arrival(uid=u, sha=str(u) * 64)) for u in (1, 2, 3)]
+    settle(sessions, claims[1].message_pk, Status.IGNORED)
+    known = book.known("INBOX", 7, [1, 2, 3, 4])
+    assert known == {
+        1: (claims[0].message_pk, Status.RECEIVED),
+        2: (claims[1].message_pk, Status.IGNORED),
+        3: (claims[2].message_pk, Status.RECEIVED),
+    }
+
+
+def test_mark_moved_records_folder_once(sessions):
+    clock = Clock()
+    book = ledger(sessions, clock)
+    claim = book.claim(arrival())
+    book.mark_moved(claim.message_pk, "Processed")
+    book.mark_moved(claim.message_pk, "Processed")
+    with sessions() as session:
+        assert session.get(Message, claim.message_pk).folder == "Processed"
+        assert session.query(Event).filter_by(kind="moved").count() == 1
