@@ -1,0 +1,233 @@
+"""parse: raw RFC 5322 bytes → ParsedMessage.
+
+Tolerant by design: malformed headers, unknown charsets and broken encodings become ``defects``,
+not exceptions. Only bytes that are not an email at all raise ``UnreadableMessage``.
+"""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+
+from mailflow.domain import Attachment, ParsedMessage
+from mailflow.errors import UnreadableMessage
+from mailflow.stages.attachments import make_attachment
+from mailflow.stages.headers import (
+    decode_bytes,
+    decode_header_value,
+    message_ids,
+    parse_address,
+    parse_date,
+    parse_return_path,
+)
+from mailflow.stages.html import html_to_text
+
+_HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
+_KNOWN_HEADERS = frozenset(
+    {
+        "from", "to", "cc", "subject", "date", "message-id", "received", "return-path", "mime-version",
+        "content-type", "reply-to", "sender", "delivered-to", "in-reply-to", "references", "x-mailer",
+    }
+)  # fmt: skip
+MAX_DEPTH = 12
+MAX_PARTS = 500
+FORWARD_MARKER = "---------- Forwarded message ----------"
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    _ensure_email(raw)
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    headers, defects = _headers(msg)
+    if not any(name in _KNOWN_HEADERS for name, _ in headers):
+        raise UnreadableMessage("no standard email header found")
+
+    def first(name: str) -> str | None:
+        return next((value for key, value in msg.raw_items() if key.lower() == name), None)
+
+    from_name, from_address = parse_address(first("from"))
+    message_id = message_ids(first("message-id"))
+    in_reply_to = message_ids(first("in-reply-to"))
+    body = _Body()
+    body.walk(msg, depth=0)
+    defects.extend(body.defects)
+    defects.extend(_defect_names(msg))
+    text = body.plain_text() or body.html_text()
+    return ParsedMessage(
+        message_id=message_id[0] if message_id else None,
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=message_ids(first("references")),
+        from_name=from_name,
+        from_address=from_address,
+        return_path=parse_return_path(first("return-path")),
+        subject=re.sub(r"\s+", " ", decode_header_value(first("subject") or "")).strip(),
+        date=parse_date(first("date")),
+        content_type=_content_type(msg),
+        text=text,
+        html=body.html[0] if body.html else None,
+        headers=tuple(headers),
+        attachments=tuple(body.attachments()),
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+def _ensure_email(raw: bytes) -> None:
+    if not raw or not raw.strip():
+        raise UnreadableMessage("empty message")
+    head = raw.lstrip(b"\r\n\t ")
+    if not _HEADER_LINE.match(head):
+        raise UnreadableMessage("no header block")
+    header_block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
+    if b"\x00" in header_block:
+        raise UnreadableMessage("binary data in the header block")
+
+
+def _headers(msg: Message) -> tuple[list[tuple[str, str]], list[str]]:
+    headers: list[tuple[str, str]] = []
+    defects: list[str] = []
+    for name, value in msg.raw_items():
+        key = decode_header_value(str(name)).lower()
+        try:
+            headers.append((key, decode_header_value(str(value))))
+        except Exception as exc:  # a header we cannot read must not cost us the email
+            defects.append(f"header {key}: undecodable ({type(exc).__name__})")
+            headers.append((key, str(value).encode("ascii", "replace").decode("ascii")))
+    return headers, defects
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:
+        return "text/plain"
+
+
+def _defect_names(part: Message) -> list[str]:
+    return [type(defect).__name__ for defect in getattr(part, "defects", [])]
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    if name is None:
+        return None
+    return decode_header_value(str(name))
+
+
+_MACHINE_PARTS = frozenset(
+    (
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "text/rfc822-headers",
+        "message/disposition-notification",
+        "message/feedback-report",
+    )
+)
+
+
+class _Body:
+    """Collects the text, HTML and attachments of a MIME tree, depth first, in order."""
+
+    def __init__(self, parts_seen: int = 0) -> None:
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.files: list[tuple[str, str, bytes]] = []  # (filename, declared type, payload)
+        self.defects: list[str] = []
+        self.parts_seen = parts_seen
+
+    def plain_text(self) -> str:
+        return _normalise("\n\n".join(text for text in self.plain if text.strip()))
+
+    def html_text(self) -> str:
+        return _normalise("\n\n".join(html_to_text(html) for html in self.html))
+
+    def attachments(self) -> list[Attachment]:
+        return [make_attachment(i, *found) for i, found in enumerate(self.files, start=1)]
+
+    def walk(self, part: Message, depth: int) -> None:
+        self.parts_seen += 1
+        if depth > MAX_DEPTH or self.parts_seen > MAX_PARTS:
+            self.defects.append("MIME tree too deep or too large: rest ignored")
+            return
+        ctype = _content_type(part)
+        try:
+            if ctype in _MACHINE_PARTS:
+                return  # the screen stage reads the report's content type; nothing reads its parts
+            if ctype in ("message/rfc822", "message/global"):
+                self._forwarded(part, depth)
+            elif part.is_multipart():
+                if ctype == "multipart/alternative":
+                    self._alternative(part, depth)
+                else:
+                    for sub in part.get_payload():
+                        self.walk(sub, depth + 1)
+            else:
+                self._leaf(part, ctype)
+        except Exception as exc:  # one broken part must not lose the rest of the email
+            self.defects.append(f"part {self.parts_seen} ({ctype}) unreadable: {type(exc).__name__}")
+
+    def _sub(self, part: Message, depth: int) -> _Body:
+        sub = _Body(self.parts_seen)
+        sub.walk(part, depth + 1)
+        self.parts_seen = sub.parts_seen
+        self.files.extend(sub.files)
+        self.defects.extend(sub.defects)
+        return sub
+
+    def _alternative(self, part: Message, depth: int) -> None:
+        choices = [self._sub(sub, depth) for sub in part.get_payload()]
+        # The plain-text version is what the sender typed; the HTML is kept alongside.
+        chosen = next((c for c in choices if c.plain_text()), None)
+        if chosen is not None:
+            self.plain.extend(chosen.plain)
+        elif (with_html := next((c for c in choices if c.html), None)) is not None:
+            self.plain.append(with_html.html_text())
+        self.html.extend(html for c in choices for html in c.html)
+
+    def _forwarded(self, part: Message, depth: int) -> None:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if not isinstance(inner, Message):
+            return
+        sub = self._sub(inner, depth)
+        lines = [FORWARD_MARKER]
+        for key, value in inner.raw_items():
+            if key.lower() in ("from", "date", "subject"):
+                lines.append(f"{key.capitalize()}: {decode_header_value(str(value))}")
+        self.plain.append("\n".join(lines) + "\n\n" + (sub.plain_text() or sub.html_text()))
+
+    def _leaf(self, part: Message, ctype: str) -> None:
+        filename = _filename(part)
+        disposition = (part.get_content_disposition() or "").lower()
+        if ctype.startswith("multipart/"):  # a multipart without a usable boundary: read it as text
+            ctype = "text/plain"
+        if filename is None and disposition != "attachment" and ctype in ("text/plain", "text/html"):
+            self._text_part(part, ctype)
+            return
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            payload = str(part.get_payload()).encode("utf-8", "surrogateescape")
+        self.files.append((filename or "", ctype, payload))
+        self.defects.extend(_defect_names(part))
+
+    def _text_part(self, part: Message, ctype: str) -> None:
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else str(part.get_payload()).encode("utf-8", "replace")
+        try:
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        text, fallback = decode_bytes(data, charset)
+        if fallback:
+            self.defects.append(f"part {self.parts_seen}: charset {charset or 'undeclared'} not usable")
+        self.defects.extend(_defect_names(part))
+        (self.html if ctype == "text/html" else self.plain).append(text)
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
