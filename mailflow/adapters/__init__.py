@@ -1,0 +1,1 @@
+"""Adapters: the thin side-effecting implementations of the ports in ``mailflow.ports``."""

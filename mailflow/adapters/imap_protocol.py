@@ -1,0 +1,113 @@
+"""Small pieces of IMAP protocol handling on top of imapclient, kept apart from the adapter's state."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from imapclient import IMAPClient
+
+# RFC 2177: servers may drop an IDLE after 30 minutes, so never idle longer than 29.
+MAX_IDLE_SECONDS = 29 * 60
+
+
+def idle(client: IMAPClient, timeout: float) -> bool:
+    """IDLE for up to ``timeout`` seconds; True as soon as the server announces new mail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client.idle()
+        # Dovecot sends changes made before the IDLE right behind its "+ idling"; imaplib may have
+        # buffered them already, where polling the socket cannot see them.
+        if not has_buffered_input(client) and _await_mail(client, deadline):
+            client.idle_done()
+            return True
+        # Time is up, data is buffered, or the connection woke us with nothing to read (perhaps
+        # closed). Ending the IDLE reads what is pending, and raises if the connection is gone.
+        _message, pending = client.idle_done()
+        if announces_mail(pending):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+def _await_mail(client: IMAPClient, deadline: float) -> bool:
+    while (remaining := deadline - time.monotonic()) > 0:
+        started = time.monotonic()
+        responses = client.idle_check(timeout=remaining)
+        if announces_mail(responses):
+            return True
+        if not responses and time.monotonic() - started < remaining - 0.05:
+            return False
+    return False
+
+
+def has_buffered_input(client: IMAPClient) -> bool:
+    """Whether server data waits in imaplib's read buffer (or on the socket) without blocking."""
+    # imapclient offers no way to see imaplib's buffer; ``file`` is imaplib's buffered reader up
+    # to Python 3.13. Without it we merely notice such changes when the IDLE ends.
+    reader = getattr(getattr(client, "_imap", None), "file", None)
+    peek = getattr(reader, "peek", None)
+    if peek is None:
+        return False
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(peek(1))
+    except OSError:  # nothing buffered and nothing on the (TLS) socket
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
+def announces_mail(responses: Sequence[Any]) -> bool:
+    for response in responses:
+        if response and response[0] == b"BYE":
+            raise imaplib.IMAP4.abort(f"server closed the connection: {response}")
+        if len(response) < 2 or not isinstance(response[0], int):
+            continue
+        # "* 0 RECENT" says nothing is new.
+        if response[1] == b"EXISTS" or (response[1] == b"RECENT" and response[0] > 0):
+            return True
+    return False
+
+
+def body_of(item: dict[bytes, Any] | None) -> bytes | None:
+    if not item:
+        return None
+    for key, value in item.items():
+        # imapclient keys the data b"BODY[]"; some servers echo it with an origin octet (b"BODY[]<0>").
+        if isinstance(key, bytes) and key.startswith(b"BODY[]") and value is not None:
+            return bytes(value)
+    return None
+
+
+def appended_uid(response: Any) -> int | None:
+    # b"[APPENDUID <uidvalidity> <uid>] Append completed."
+    message = text(response)
+    if "APPENDUID" not in message:
+        return None
+    with contextlib.suppress(ValueError, IndexError):
+        return int(message.split("APPENDUID", 1)[1].split("]", 1)[0].split()[1])
+    return None
+
+
+def hierarchy_delimiter(client: IMAPClient) -> str | None:
+    # LIST "" "" answers with just the hierarchy delimiter (RFC 3501 6.3.8).
+    for _flags, delimiter, _name in client.list_folders("", ""):
+        return text(delimiter) if delimiter else None
+    return None
+
+
+def set_nodelay(client: IMAPClient) -> None:
+    # Commands are small request/response pairs; Nagle would add ~40 ms to each.
+    with contextlib.suppress(OSError, AttributeError):
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,250 @@
+"""ImapMailbox against a real Dovecot."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mailflow.adapters.imap import ImapMailbox
+from mailflow.errors import MailboxError
+from tests.fixtures.dovecot import DovecotAccount
+
+pytestmark = pytest.mark.integration
+
+
+def message(n: int) -> bytes:
+    return (
+        f"From: resident{n}@example.org\r\nTo: migratie@stad.gent\r\n"
+        f"Subject: Test {n}\r\nMessage-ID: <test-{n}@example.org>\r\n\r\nBody {n}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def mailbox(dovecot: DovecotAccount) -> Iterator[ImapMailbox]:
+    with ImapMailbox(dovecot.host, dovecot.user, dovecot.password, port=dovecot.port, security="none") as box:
+        yield box
+
+
+def test_lists_every_message_including_read_ones(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    unread = dovecot.append("INBOX", message(1))
+    read = dovecot.append("INBOX", message(2), flags=[b"\\Seen"])
+
+    assert mailbox.list_uids() == [unread, read]
+
+
+def test_fetch_returns_raw_bytes_without_setting_seen(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    first = dovecot.append("INBOX", message(1))
+    second = dovecot.append("INBOX", message(2))
+
+    fetched = dict(mailbox.fetch([second, first]))
+
+    assert fetched == {first: message(1), second: message(2)}
+    assert b"\\Seen" not in dovecot.flags("INBOX", first)
+    assert b"\\Seen" not in dovecot.flags("INBOX", second)
+
+
+def test_fetch_batches_keep_order_and_skip_vanished_uids(dovecot: DovecotAccount) -> None:
+    uids = [dovecot.append("INBOX", message(n)) for n in range(5)]
+    with ImapMailbox(
+        dovecot.host, dovecot.user, dovecot.password, port=dovecot.port, security="none", batch_size=2
+    ) as box:
+        fetched = list(box.fetch([*uids, 999]))
+
+    assert [uid for uid, _ in fetched] == uids
+    assert [body for _, body in fetched] == [message(n) for n in range(5)]
+
+
+def test_move_creates_the_folder_and_removes_from_inbox(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    keep = dovecot.append("INBOX", message(1))
+    moved = dovecot.append("INBOX", message(2))
+
+    mailbox.move(moved, "Mailflow/Processed")
+
+    # Dovecot's Maildir++ hierarchy delimiter is "."
+    assert "Mailflow.Processed" in dovecot.folders()
+    assert dovecot.bodies("Mailflow.Processed") == [message(2)]
+    assert dovecot.uids("INBOX") == [keep]
+    assert mailbox.list_uids() == [keep]
+
+
+def test_moving_a_vanished_uid_is_a_no_op(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    uid = dovecot.append("INBOX", message(1))
+    mailbox.move(uid, "Processed")
+
+    mailbox.move(uid, "Processed")
+
+    assert dovecot.folder_count("Processed") == 1
+
+
+def test_move_into_an_existing_folder(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    dovecot.create("Triage")
+    dovecot.append("Triage", message(0))
+    uid = dovecot.append("INBOX", message(1))
+
+    mailbox.move(uid, "Triage")
+
+    assert dovecot.folder_count("Triage") == 2
+    assert dovecot.folder_count("INBOX") == 0
+
+
+def test_move_without_move_capability_expunges_only_that_uid(dovecot: DovecotAccount) -> None:
+    # Someone flagged this message \Deleted in their mail client; a plain EXPUNGE would destroy it.
+    flagged = dovecot.append("INBOX", message(0), flags=[b"\\Deleted"])
+    uid = dovecot.append("INBOX", message(1))
+    with ImapMailbox(
+        dovecot.host,
+        dovecot.user,
+        dovecot.password,
+        port=dovecot.port,
+        security="none",
+        ignore_capabilities={"MOVE"},
+    ) as box:
+        assert "MOVE" not in box.capabilities
+        box.move(uid, "Processed")
+
+    assert dovecot.bodies("Processed") == [message(1)]
+    assert dovecot.uids("INBOX") == [flagged]
+
+
+def test_move_recreates_a_folder_deleted_behind_its_back(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    first = dovecot.append("INBOX", message(1))
+    second = dovecot.append("INBOX", message(2))
+    mailbox.move(first, "Processed")
+    dovecot.client().delete_folder("Processed")
+
+    mailbox.move(second, "Processed")
+
+    assert dovecot.bodies("Processed") == [message(2)]
+
+
+def test_idle_wakes_up_when_mail_arrives(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    watcher = mailbox.clone()
+    watcher.uidvalidity()
+    timer = threading.Timer(0.5, dovecot.append, ("INBOX", message(1)))
+    started = time.monotonic()
+    timer.start()
+    try:
+        assert watcher.wait_for_new_mail(15) is True
+    finally:
+        timer.join()
+        watcher.close()
+
+    assert time.monotonic() - started < 3
+    assert len(mailbox.list_uids()) == 1
+
+
+def test_idle_reports_mail_that_arrived_between_two_waits(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    with mailbox.clone() as watcher:
+        assert watcher.wait_for_new_mail(0.3) is False
+        dovecot.append("INBOX", message(1))
+        started = time.monotonic()
+        assert watcher.wait_for_new_mail(15) is True
+    assert time.monotonic() - started < 3
+
+
+def test_idle_times_out_and_ignores_mail_leaving(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    uid = dovecot.append("INBOX", message(1))
+    with mailbox.clone() as watcher:
+        watcher.uidvalidity()
+        mailbox.move(uid, "Processed")
+        started = time.monotonic()
+        assert watcher.wait_for_new_mail(1.0) is False
+        assert time.monotonic() - started >= 0.9
+        # The connection is still usable after IDLE.
+        assert watcher.list_uids() == []
+
+
+def test_without_idle_waiting_sleeps(dovecot: DovecotAccount) -> None:
+    with ImapMailbox(
+        dovecot.host,
+        dovecot.user,
+        dovecot.password,
+        port=dovecot.port,
+        security="none",
+        ignore_capabilities={"IDLE"},
+    ) as box:
+        started = time.monotonic()
+        assert box.wait_for_new_mail(0.4) is False
+        assert time.monotonic() - started >= 0.4
+
+
+def test_uidvalidity_change_is_observed(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    dovecot.append("INBOX", message(1))
+    before = mailbox.uidvalidity()
+    assert mailbox.list_uids()
+
+    after = dovecot.change_uidvalidity("INBOX")
+
+    assert after != before
+    assert mailbox.uidvalidity() == after
+    assert len(mailbox.list_uids()) == 1
+
+
+def test_uid_operations_refuse_after_a_silent_uidvalidity_change(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    uid = dovecot.append("INBOX", message(1))
+    mailbox.uidvalidity()
+    dovecot.change_uidvalidity("INBOX")
+
+    # The server dropped the session; the UIDs the caller holds belong to the old UIDVALIDITY.
+    with pytest.raises(MailboxError):
+        mailbox.list_uids()
+    with pytest.raises(MailboxError, match="UIDVALIDITY"):
+        mailbox.move(uid, "Processed")
+    assert dovecot.folder_count("INBOX") == 1
+
+    mailbox.uidvalidity()
+    mailbox.move(uid, "Processed")
+    assert dovecot.folder_count("Processed") == 1
+
+
+def test_reconnects_after_the_connection_is_killed(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    uid = dovecot.append("INBOX", message(1))
+    assert mailbox.list_uids() == [uid]
+
+    dovecot.server.doveadm("kick", dovecot.user)
+
+    with pytest.raises(MailboxError):
+        mailbox.list_uids()
+    assert mailbox.list_uids() == [uid]
+
+
+def test_append_returns_the_uid(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
+    uid = mailbox.append("Drafts/Seed", message(3))
+
+    assert dovecot.uids("Drafts.Seed") == [uid]
+
+
+def test_from_settings(dovecot: DovecotAccount) -> None:
+    settings = dovecot.settings(imap_folder="INBOX")
+    dovecot.append("INBOX", message(1))
+
+    with ImapMailbox.from_settings(settings) as box:
+        assert box.name == settings.mailbox_name == f"imap://{dovecot.user}@127.0.0.1/INBOX"
+        assert len(box.list_uids()) == 1
+
+
+def test_wrong_password_is_a_mailbox_error(dovecot: DovecotAccount) -> None:
+    box = ImapMailbox(dovecot.host, dovecot.user, "wrong", port=dovecot.port, security="none")
+    with pytest.raises(MailboxError):
+        box.uidvalidity()
+
+
+def test_unreachable_server_is_a_mailbox_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        box = ImapMailbox("127.0.0.1", "u", "p", port=port, security="none", timeout=2)
+        with pytest.raises(MailboxError):
+            box.list_uids()
