@@ -1,0 +1,143 @@
+"""Sending replies through an SMTP server, one connection per message.
+
+Replies are few and far between, so a fresh connection per send is simpler and sturdier than keeping
+one open across idle hours. The outcome is mapped to ``TransportError``: 5xx replies are permanent
+(retrying the same message cannot help), everything else — 4xx, dropped connections, timeouts — is
+worth another attempt later.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from typing import Literal
+
+from mailflow.errors import ConfigurationError, TransportError
+from mailflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Security = Literal["ssl", "starttls", "none"]
+# Server replies often quote the recipient; error texts end up in the database and the logs.
+_ADDRESS = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+")
+
+
+class SmtpTransport:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: Security = "starttls",
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in ("ssl", "starttls", "none"):
+            raise ConfigurationError(f"unknown SMTP security {security!r}")
+        self.host = host
+        self.port = port
+        self.security = security
+        self.user = user
+        self._password = password
+        self.timeout = timeout
+        self._ssl_context = ssl_context
+        self._local_hostname = local_hostname
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpTransport:
+        if not settings.smtp_host or settings.smtp_port is None:
+            raise ConfigurationError("smtp_host is not set: replies go to the outbox directory instead")
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_security,
+            settings.smtp_user,
+            settings.smtp_password,
+            settings.smtp_timeout,
+        )
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes, message_id: str) -> None:
+        """Hand ``message`` to the server; raise ``TransportError`` when it was not accepted."""
+        try:
+            client = self._connect()
+        except smtplib.SMTPAuthenticationError as exc:
+            # Wrong credentials are a configuration fault, not a fault of this message.
+            raise TransportError(f"SMTP login failed: {_describe(exc)}", permanent=False) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            # Whatever the code, a refusal before MAIL FROM is about the server or our settings,
+            # not about this message: worth trying again once that is fixed.
+            raise TransportError(f"cannot connect to {self.host}:{self.port}: {_describe(exc)}") from exc
+        try:
+            refused = client.sendmail(envelope_from, list(recipients), message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+            raise TransportError(f"recipient refused ({_codes(codes)})", permanent=permanent) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _response_error("sending", exc) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"sending failed: {_describe(exc)}") from exc
+        finally:
+            _close(client)
+        if refused:
+            # Some recipients took it: sending again would repeat it for them, so do not retry.
+            codes = [code for code, _ in refused.values()]
+            raise TransportError(f"some recipients refused ({_codes(codes)})", permanent=True)
+        log.info("reply %s accepted by %s", message_id, self.host)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._ssl_context or ssl.create_default_context()
+        client: smtplib.SMTP
+        if self.security == "ssl":
+            client = smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                local_hostname=self._local_hostname,
+                timeout=self.timeout,
+                context=context,
+            )
+        else:
+            client = smtplib.SMTP(
+                self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
+            )
+        try:
+            client.ehlo()
+            if self.security == "starttls":
+                client.starttls(context=context)
+                client.ehlo()
+            if self.user:
+                client.login(self.user, self._password or "")
+        except BaseException:
+            _close(client)
+            raise
+        return client
+
+
+def _response_error(stage: str, exc: smtplib.SMTPResponseException) -> TransportError:
+    return TransportError(f"{stage}: {_describe(exc)}", permanent=500 <= exc.smtp_code < 600)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        error = exc.smtp_error
+        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+        return f"{exc.smtp_code} {_ADDRESS.sub('<address>', text)}"[:300]
+    return f"{type(exc).__name__}: {_ADDRESS.sub('<address>', str(exc))}"[:300]
+
+
+def _codes(codes: Sequence[int]) -> str:
+    return ", ".join(str(code) for code in codes) or "no code"
+
+
+def _close(client: smtplib.SMTP) -> None:
+    """QUIT politely; the message's fate is already decided, so a failure here changes nothing."""
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        client.close()
