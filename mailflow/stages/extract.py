@@ -1,0 +1,31 @@
+"""extract: the resident's own text, its language, and the kind of each attached document.
+
+The language is read from what the resident wrote: the body without quoted history and signatures;
+only when that says too little, from the subject with it, then from forwarded mail, and finally the
+mailbox's default language.
+"""
+
+from __future__ import annotations
+
+from mailflow.domain import Extraction, ParsedMessage
+from mailflow.stages.documents import DocumentRules, classify_attachment, default_rules
+from mailflow.stages.language import LanguageDetector
+from mailflow.stages.text import clean_subject, resident_text
+
+
+def extract(
+    message: ParsedMessage,
+    *,
+    language_detector: LanguageDetector,
+    default_language: str = "nl",
+    document_rules: DocumentRules | None = None,
+) -> Extraction:
+    rules = document_rules or default_rules()
+    text, parts = resident_text(message.subject, message.text)
+    candidates = (parts.own, f"{clean_subject(message.subject)}\n{parts.own}", parts.forwarded)
+    language = next(
+        (found for found in map(language_detector.detect, candidates) if found),
+        default_language,
+    )
+    documents = tuple(classify_attachment(attachment, rules) for attachment in message.attachments)
+    return Extraction(documents=documents, language=language, text=text)
