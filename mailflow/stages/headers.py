@@ -74,13 +74,19 @@ def _decode_word(charset: str, encoding: str, text: str) -> str:
     return decode_bytes(data, charset.split("*", 1)[0])[0]
 
 
-def decode_header_value(raw: str) -> str:
-    """A raw header value as readable text: unfolded, encoded words and 8-bit bytes decoded."""
+def decode_words(raw: str) -> str:
+    """Unfold a raw value and decode its RFC 2047 words and 8-bit bytes; nothing else is changed."""
     value = re.sub(r"\r?\n(?=[ \t])", "", raw)
     value = _from_surrogates(value)
     if "=?" in value:
         value = _BETWEEN_WORDS.sub(r"\1", value)
         value = _ENCODED_WORD.sub(lambda m: _decode_word(m.group(1), m.group(2), m.group(3)), value)
+    return value
+
+
+def decode_header_value(raw: str) -> str:
+    """A raw header value as readable text: unfolded, encoded words and 8-bit bytes decoded."""
+    value = decode_words(raw)
     # Control characters have no business in a header (and could forge lines in logs or replies).
     value = "".join(ch if ch >= " " or ch == "\t" else " " for ch in value)
     return value.replace("\x7f", " ").strip()

@@ -17,6 +17,7 @@ from mailflow.stages.attachments import make_attachment
 from mailflow.stages.headers import (
     decode_bytes,
     decode_header_value,
+    decode_words,
     message_ids,
     parse_address,
     parse_date,
@@ -114,7 +115,7 @@ def _filename(part: Message) -> str | None:
         return None
     if name is None:
         return None
-    return decode_header_value(str(name))
+    return decode_words(str(name))  # control characters are removed by clean_filename
 
 
 _MACHINE_PARTS = frozenset(

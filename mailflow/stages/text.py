@@ -101,7 +101,7 @@ def split_body(text: str, subject: str = "") -> BodyParts:
             pass  # quoted line, inline or at the bottom
         elif target is own and (line.rstrip() == "--" or line == "-- "):
             in_signature = True
-        elif target is own and _MOBILE_SIGNATURE.match(stripped):
+        elif _MOBILE_SIGNATURE.match(stripped):
             pass
         elif not in_signature:
             target.append(line)

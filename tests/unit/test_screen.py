@@ -1,0 +1,205 @@
+"""screen: machine mail from headers, and the DMARC verdict of the trusted server only."""
+
+from __future__ import annotations
+
+import json
+import os
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+
+import pytest
+
+from mailflow.domain import ParsedMessage
+from mailflow.settings import PROJECT_ROOT
+from mailflow.stages.parse import parse
+from mailflow.stages.screen import screen
+
+CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus" / "dev"
+TRUSTED = "mx.stad.gent"
+MACHINE_HEADERS = (
+    "auto-submitted",
+    "x-autoreply",
+    "x-autorespond",
+    "precedence",
+    "list-id",
+    "list-unsubscribe",
+)
+
+
+def message(
+    subject: str = "Vraag over mijn kaart", sender: str = "Jan <jan@example.com>", **headers: str
+) -> ParsedMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "migratie@stad.gent"
+    msg["Subject"] = subject
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content("Hallo")
+    return parse(msg.as_bytes())
+
+
+def category(msg: ParsedMessage, own: frozenset[str] = frozenset()) -> str | None:
+    return screen(msg, trusted_authserv_id=TRUSTED, own_addresses=own).machine_category
+
+
+def dsn(subject: str = "Delivery Status Notification (Failure)", **headers: str) -> ParsedMessage:
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report.attach(MIMEText("Your message could not be delivered."))
+    status = MIMEBase("message", "delivery-status")
+    per_recipient = Message()
+    per_recipient["Action"] = "failed"
+    status.set_payload([Message(), per_recipient])
+    report.attach(status)
+    report["From"] = "Mail Delivery Subsystem <mailer-daemon@example.net>"
+    report["Subject"] = subject
+    for name, value in headers.items():
+        report[name.replace("_", "-")] = value
+    return parse(report.as_bytes())
+
+
+def test_person_is_not_machine_mail() -> None:
+    screening = screen(message(), trusted_authserv_id=TRUSTED)
+    assert screening.machine_category is None and not screening.is_machine
+
+
+def test_delivery_report_is_a_bounce_even_with_auto_submitted() -> None:
+    msg = dsn(Auto_Submitted="auto-replied", Return_Path="<>")
+    screening = screen(msg, trusted_authserv_id=TRUSTED)
+    assert screening.machine_category == "bounce"
+    assert any("delivery-status" in reason for reason in screening.reasons)
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "headers"),
+    [
+        ("Failure Notice", "MAILER-DAEMON@mail.yahoo.com", {}),
+        ("Non remis : Votre demande", "postmaster@orange.fr", {}),
+        ("Undelivered Mail Returned to Sender", "Mail System <bounces@example.net>", {}),
+        ("Onbestelbaar: Uw aanvraag", "Outlook <noreply@outlook.com>", {}),
+        ("Mail delivery failed: returning message to sender", "a@example.net", {}),
+        ("Hello", "someone@example.net", {"Return_Path": "<>"}),
+    ],
+)
+def test_bounces(subject: str, sender: str, headers: dict[str, str]) -> None:
+    assert category(message(subject, sender, **headers)) == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("subject", "headers"),
+    [
+        ("Re: uw vraag", {"Auto_Submitted": "auto-replied"}),
+        ("Ticket #1", {"Auto_Submitted": "auto-generated", "Precedence": "bulk"}),
+        ("Travelling", {"X_Autoreply": "yes"}),
+        ("Travelling", {"X_Autorespond": "on"}),
+        ("Travelling", {"Precedence": "auto_reply"}),
+        ("Automatisch antwoord: Uw aanvraag", {}),
+        ("Réponse automatique : Votre demande", {}),
+        ("Out of Office: Re: Your request", {}),
+        ("Automatic reply: annex 35", {}),
+        ("Afwezig: uw vraag", {"X_Auto_Response_Suppress": "All"}),
+        # RFC 3834 asks auto-responders to send from <>: still an auto-reply, not a bounce.
+        ("I am away", {"Auto_Submitted": "auto-replied", "Return_Path": "<>"}),
+    ],
+)
+def test_auto_replies(subject: str, headers: dict[str, str]) -> None:
+    assert category(message(subject, **headers)) == "auto_reply"
+
+
+def test_auto_submitted_no_is_a_person() -> None:
+    assert category(message(Auto_Submitted="no")) is None
+
+
+def test_absence_subject_alone_is_a_resident_not_an_auto_reply() -> None:
+    assert category(message("Absence de plus de 3 mois - retour")) is None
+    assert category(message("Afwezig tot juni, moet ik iets melden?")) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Precedence": "bulk"},
+        {"Precedence": "list"},
+        {"Precedence": "junk"},
+        {"List_Id": "<news.example.org>"},
+        {"List_Unsubscribe": "<mailto:unsub@example.org>"},
+        {"List_Post": "<mailto:list@example.org>"},
+    ],
+)
+def test_bulk_mail_is_spam(headers: dict[str, str]) -> None:
+    assert category(message("Nieuwsbrief maart", **headers)) == "spam"
+
+
+def test_our_own_mail_coming_back_is_machine_mail() -> None:
+    own = frozenset({"Migratie@Stad.Gent"})
+    msg = message("Uw aanvraag", "Migratie Gent <migratie@stad.gent>")
+    assert category(msg, own) == "auto_reply"
+    assert category(message(), own) is None
+
+
+@pytest.mark.parametrize(
+    ("results", "verdict"),
+    [
+        ([f"{TRUSTED}; dkim=pass; spf=pass; dmarc=pass header.from=example.com"], "pass"),
+        ([f"{TRUSTED.upper()}; dmarc=fail (p=reject) header.from=example.com"], "fail"),
+        ([f"{TRUSTED} 1; dmarc=none header.from=example.com"], "none"),
+        ([f"{TRUSTED}; dmarc=temperror"], "none"),
+        ([f"{TRUSTED}; spf=pass"], "none"),
+        (["attacker.example; dmarc=pass header.from=stad.gent"], "none"),
+        ([f"{TRUSTED}.evil.example; dmarc=pass"], "none"),
+        ([f"{TRUSTED}; spf=pass (comment dmarc=pass) smtp.mailfrom=x"], "none"),
+        # A forged header with our id must not hide the real fail.
+        ([f"{TRUSTED}; dmarc=pass", f"{TRUSTED}; dmarc=fail"], "fail"),
+        ([], "none"),
+    ],
+)
+def test_sender_verdict_reads_only_the_trusted_server(results: list[str], verdict: str) -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.com"
+    for value in results:
+        msg["Authentication-Results"] = value
+    msg.set_content("x")
+    screening = screen(parse(msg.as_bytes()), trusted_authserv_id=TRUSTED)
+    assert screening.sender_verdict == verdict
+    if verdict == "fail":
+        assert f"dmarc=fail by {TRUSTED}" in screening.reasons
+
+
+def test_without_a_trusted_authserv_id_nothing_is_trusted() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.com"
+    msg["Authentication-Results"] = f"{TRUSTED}; dmarc=fail"
+    msg.set_content("x")
+    assert screen(parse(msg.as_bytes()), trusted_authserv_id=None).sender_verdict == "none"
+
+
+def corpus() -> list[tuple[dict, ParsedMessage]]:
+    labels = CORPUS_DIR / "labels.jsonl"
+    if not labels.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"the shared corpus is missing at {CORPUS_DIR}")
+        pytest.skip(f"no shared corpus at {CORPUS_DIR}")
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row, parse(Path(CORPUS_DIR, row["file"]).read_bytes())) for row in rows]
+
+
+def test_corpus_machine_headers_are_recognised_and_people_are_never_machines() -> None:
+    checked = 0
+    for row, msg in corpus():
+        found = category(msg, frozenset({"migratie@stad.gent"}))
+        has_marker = (
+            any(msg.header(name) is not None for name in MACHINE_HEADERS)
+            or msg.content_type == "multipart/report"
+            or msg.return_path == ""
+        )
+        if has_marker:
+            checked += 1
+            assert found == row["category"], row["id"]
+        if row["action"] != "ignore":
+            assert found is None, row["id"]
+        elif found is not None:
+            assert found == row["category"], row["id"]
+    assert checked >= 5
