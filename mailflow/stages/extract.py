@@ -1,8 +1,8 @@
 """extract: the resident's own text, its language, and the kind of each attached document.
 
 The language is read from what the resident wrote: the body without quoted history and signatures;
-only when that says too little, from the subject with it, then from forwarded mail, and finally the
-mailbox's default language.
+only when that says too little, from the subject with it (unless the subject is a reply's or a
+forward's), then from forwarded mail, and finally the mailbox's default language.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ def extract(
 ) -> Extraction:
     rules = document_rules or default_rules()
     text, parts = resident_text(message.subject, message.text)
-    candidates = (parts.own, f"{clean_subject(message.subject)}\n{parts.own}", parts.forwarded)
+    # A reply's or forward's subject was written by someone else (often by us): it says nothing of the
+    # resident's language.
+    own_subject = (
+        ""
+        if message.in_reply_to or clean_subject(message.subject) != message.subject.strip()
+        else message.subject
+    )
+    candidates = (parts.own, f"{own_subject}\n{parts.own}", parts.forwarded)
     language = next(
         (found for found in map(language_detector.detect, candidates) if found),
         default_language,

@@ -38,9 +38,10 @@ FORWARD_MARKER = "---------- Forwarded message ----------"
 
 
 def parse(raw: bytes) -> ParsedMessage:
-    _ensure_email(raw)
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    repaired, repairs = _repair_header_block(raw)
+    msg = BytesParser(policy=policy.default).parsebytes(repaired)
     headers, defects = _headers(msg)
+    defects[:0] = repairs
     if not any(name in _KNOWN_HEADERS for name, _ in headers):
         raise UnreadableMessage("no standard email header found")
 
@@ -73,15 +74,31 @@ def parse(raw: bytes) -> ParsedMessage:
     )
 
 
-def _ensure_email(raw: bytes) -> None:
+def _repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
+    """Check that the bytes start with a header block and drop lines in it that are no header at all.
+
+    Python's parser ends the header block at the first line that is not a header, so one garbled
+    line would hide every header below it; such lines are dropped instead (and reported).
+    """
     if not raw or not raw.strip():
         raise UnreadableMessage("empty message")
-    head = raw.lstrip(b"\r\n\t ")
-    if not _HEADER_LINE.match(head):
-        raise UnreadableMessage("no header block")
-    header_block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
-    if b"\x00" in header_block:
+    data = raw.lstrip(b"\r\n\t ")
+    head, separator, rest = (*re.split(rb"(\r?\n\r?\n)", data, maxsplit=1), b"", b"")[:3]
+    controls = sum(byte < 9 or 13 < byte < 32 for byte in head)
+    if controls > max(8, len(head) // 50):
         raise UnreadableMessage("binary data in the header block")
+    lines = head.splitlines(keepends=True)
+    header_lines = [i for i, line in enumerate(lines) if _HEADER_LINE.match(line)]
+    if not header_lines or header_lines[0] > 5:
+        raise UnreadableMessage("no header block")
+    kept, dropped = [], 0
+    for i, line in enumerate(lines):
+        if i <= header_lines[-1] and not _HEADER_LINE.match(line) and not (i and line[:1] in b" \t"):
+            dropped += 1
+            continue
+        kept.append(line.replace(b"\x00", b""))
+    defects = [f"{dropped} malformed header line(s) dropped"] if dropped else []
+    return b"".join(kept) + separator + rest, defects
 
 
 def _headers(msg: Message) -> tuple[list[tuple[str, str]], list[str]]:

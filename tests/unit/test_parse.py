@@ -102,6 +102,17 @@ def test_bad_header_values_never_raise() -> None:
     assert all("\x01" not in value for _, value in parsed.headers)
 
 
+def test_a_garbled_header_line_does_not_hide_the_headers_below_it() -> None:
+    raw = (
+        b"Received: from mx by mx.stad.gent\r\nMIME-Versio\xbd: 1.0\r\nX-Odd: a\x00b\r\n"
+        b"From: Jan <jan@example.com>\r\nSubject: kaart\r\n\r\nHallo\r\n"
+    )
+    parsed = parse(raw)
+    assert parsed.from_address == "jan@example.com" and parsed.subject == "kaart"
+    assert parsed.text == "Hallo"
+    assert "1 malformed header line(s) dropped" in parsed.defects
+
+
 def test_missing_content_type_is_plain_text() -> None:
     parsed = parse(b"From: a@example.com\r\nSubject: hi\r\n\r\nJust text\r\n")
     assert parsed.content_type == "text/plain"
