@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +121,9 @@ def _compile(cue: str, weight: float, annex: str) -> Cue:
     return Cue(cue, re.compile(rf"(?<!\w){body}{ending}"), float(weight), raw=False)
 
 
-def _matches(cues: tuple[Cue, ...], raw: str, normalised: str, title_chars: int, factor: float):
+def _matches(
+    cues: tuple[Cue, ...], raw: str, normalised: str, title_chars: int, factor: float
+) -> Iterator[tuple[str, float]]:
     """Yield (cue label, score) for each cue found; cues near the top of the text weigh more."""
     title_norm = len(normalise(raw[:title_chars])) if title_chars else 0
     for cue in cues:
@@ -131,7 +134,7 @@ def _matches(cues: tuple[Cue, ...], raw: str, normalised: str, title_chars: int,
 
 
 def score_kinds(rules: DocumentRules, text: str, filename: str) -> list[tuple[str, float, list[str]]]:
-    """Every kind with a positive score: (kind, score, labels of the cues found), best first."""
+    """Every kind with a cue found: (kind, score, labels of the cues found), best first."""
     norm_text = normalise(text)
     norm_name = normalise(Path(filename).stem if "." in filename else filename, split_camel=True)
     scored = []

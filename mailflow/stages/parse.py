@@ -24,6 +24,7 @@ from mailflow.stages.headers import (
     parse_return_path,
 )
 from mailflow.stages.html import html_to_text
+from mailflow.stages.text import FORWARD_MARKER
 
 _HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
 _KNOWN_HEADERS = frozenset(
@@ -34,7 +35,6 @@ _KNOWN_HEADERS = frozenset(
 )  # fmt: skip
 MAX_DEPTH = 12
 MAX_PARTS = 500
-FORWARD_MARKER = "---------- Forwarded message ----------"
 
 
 def parse(raw: bytes) -> ParsedMessage:

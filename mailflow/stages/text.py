@@ -79,9 +79,7 @@ def split_body(text: str, subject: str = "") -> BodyParts:
     forwarded: list[str] = []
     target = own
     in_signature = False
-    i = 0
-    while i < len(lines):
-        line = lines[i]
+    for i, line in enumerate(lines):
         stripped = line.strip()
         if _FORWARD_SEPARATOR.match(stripped):
             target, in_signature = forwarded, False
@@ -105,7 +103,6 @@ def split_body(text: str, subject: str = "") -> BodyParts:
             pass
         elif not in_signature:
             target.append(line)
-        i += 1
     return BodyParts(own=_tidy(own), forwarded=_tidy(forwarded))
 
 
