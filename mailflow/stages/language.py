@@ -42,12 +42,12 @@ class LanguageDetector:
         preference_margin: float = 0.25,
         per_line: bool = True,
     ) -> None:
-        self.per_line = per_line
         self.languages = tuple(code.lower() for code in languages)
         self.preferred = tuple(code for code in preferred if code in self.languages)
         self.min_letters = min_letters
         self.min_confidence = min_confidence
         self.preference_margin = preference_margin
+        self.per_line = per_line  # False: one score for the whole text (faster, worse on mixed text)
         self._detector: LinguaDetector | None = None
         self._lock = threading.Lock()
 
@@ -82,24 +82,23 @@ class LanguageDetector:
         the sentences that carry the request, which a whole-text score lets long words do.
         """
         totals: dict[str, float] = {}
-        letters_seen = 0.0
-        raw_letters = 0
+        weight_seen = 0.0
+        letters_seen = 0
         for line in re.split(r"\n+|(?<=[.!?])\s+", text):
-            letters = sum(ch.isalpha() for ch in clean_for_detection(line))
+            cleaned = clean_for_detection(line)
+            letters = sum(ch.isalpha() for ch in cleaned)
             if letters < 3:
                 continue
-            ranked = self.confidences(line, min_letters=1)
-            raw_letters += letters
+            letters_seen += letters
             # Greetings, closings, names and street addresses are short lines and say little about
             # the language the request is written in.
-            if len(clean_for_detection(line).split()) < SENTENCE_WORDS:
-                letters *= SHORT_LINE_WEIGHT
-            letters_seen += letters
-            for code, value in ranked:
-                totals[code] = totals.get(code, 0.0) + value * letters
-        if raw_letters < self.min_letters:
+            weight = letters * (1.0 if len(cleaned.split()) >= SENTENCE_WORDS else SHORT_LINE_WEIGHT)
+            weight_seen += weight
+            for code, value in self.confidences(cleaned, min_letters=1):
+                totals[code] = totals.get(code, 0.0) + value * weight
+        if letters_seen < self.min_letters:
             return []
-        return sorted(((code, total / letters_seen) for code, total in totals.items()), key=lambda x: -x[1])
+        return sorted(((code, total / weight_seen) for code, total in totals.items()), key=lambda x: -x[1])
 
     def detect(self, text: str) -> str | None:
         ranked = self.ranked(text) if self.per_line else self.confidences(text)
