@@ -25,7 +25,9 @@ def message(n: int) -> bytes:
 
 @pytest.fixture
 def mailbox(dovecot: DovecotAccount) -> Iterator[ImapMailbox]:
-    with ImapMailbox(dovecot.host, dovecot.user, dovecot.password, port=dovecot.port, security="none") as box:
+    with ImapMailbox(
+        dovecot.host, dovecot.user, dovecot.password, port=dovecot.port, security="none", timeout=10
+    ) as box:
         yield box
 
 
