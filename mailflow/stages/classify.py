@@ -1,0 +1,265 @@
+"""Classify: which category an email asks for, how sure that is, and whether it asks for several things.
+
+A pure keyword scorer over the catalogue's cue phrases. For every category it sums the weights of
+the cues found in the subject and the resident's own text, subtracts its negative cues and adds the
+evidence of attached documents. A question ("what do I need…?") lifts the Information Centre topics,
+a request ("I want…", "attached…", "appointment") the products. Confidence comes from the margin
+between the best category and the others, with ``unclear`` competing at a fixed baseline so that an
+email with little evidence is honestly uncertain. Machine mail recognised by the screening stage is
+classified as such outright.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mailflow.catalogue import Catalogue, Markers, Product
+from mailflow.cues import Cue, normalise
+from mailflow.domain import Classification, Screening
+from mailflow.taxonomy import (
+    INFO_CATEGORIES,
+    MACHINE_CATEGORIES,
+    REQUEST_CATEGORIES,
+    STATUS_FOLLOWUP,
+    UNCLEAR,
+)
+
+MACHINE_CONFIDENCE = 0.99
+# What ``unclear`` scores before its own cues: a category needs more evidence than this to win.
+UNCLEAR_BASELINE = 2.0
+# Softmax temperature over the candidates' scores: a lead of 2 points is about e:1 odds.
+TEMPERATURE = 2.0
+# The question/request balance is capped so that it tips a choice between topics, never makes one.
+MODE_CAP = 2.0
+MODE_GAIN = 2.0
+# A reply in one of our own threads: its subject is ours and names the product.
+OUR_SUBJECT_FACTOR = 1.5
+# A second category is a second request when this much of its evidence is its own, or this much
+# when the email announces a further request ("also", "ook", "aussi").
+SECOND_REQUEST_EVIDENCE = 6.0
+ANNOUNCED_REQUEST_EVIDENCE = 3.0
+_NO_SECOND_REQUEST = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
+_INFO = frozenset(INFO_CATEGORIES)
+_REQUESTS = frozenset(REQUEST_CATEGORIES)
+_PERSON_WINDOW = 12
+
+Span = tuple[int, int, int]  # (0 subject | 1 body, start, end)
+
+
+@dataclass(frozen=True)
+class _Mode:
+    """Whether the email asks something or requests something."""
+
+    balance: float  # > 0: rather a question, < 0: rather a request; capped at ±MODE_CAP
+    worded: bool  # the question is in words ("what are the conditions"), not only a "?"
+    asks: bool  # there is a question at all
+
+
+@dataclass
+class _Evidence:
+    score: float = 0.0
+    spans: list[Span] = field(default_factory=list)
+    own: dict[Span, float] = field(default_factory=dict)  # cue hits by span, for independence
+    documents: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> tuple[int, int]:
+        return min(((part, start) for part, start, _ in self.spans), default=(2, 0))
+
+
+def classify(
+    text: str,
+    subject: str,
+    documents: Sequence[str],
+    screening: Screening,
+    catalogue: Catalogue,
+    *,
+    in_reply_to_ours: bool = False,
+) -> Classification:
+    """Classify one email.
+
+    ``text`` is the resident's own text (quoted history removed, forwarded text kept), ``documents``
+    the kinds of its attachments, ``in_reply_to_ours`` whether it answers one of our own emails.
+    """
+    if screening.machine_category is not None:
+        return Classification(
+            category=screening.machine_category,
+            confidence=MACHINE_CONFIDENCE,
+            reasons=(f"screening: {screening.machine_category}",),
+        )
+    parts = (normalise(subject), normalise(text))
+    factors = (OUR_SUBJECT_FACTOR if in_reply_to_ours else 1.0, 1.0)
+    kinds = sorted(set(documents))
+    evidence = {p.category: _evidence(p, parts, factors, kinds) for p in catalogue}
+    mode = _mode(subject + "\n" + text, parts, catalogue.markers)
+    _weigh_mode(mode, evidence, catalogue)
+    evidence[UNCLEAR].score += UNCLEAR_BASELINE
+
+    candidates = {c: e.score for c, e in evidence.items() if e.score > 0 or c == UNCLEAR}
+    best = max(candidates, key=lambda c: (candidates[c], c == UNCLEAR))
+    confidence = _softmax(candidates)[best]
+    intents = _intents(best, evidence, parts, mode, catalogue)
+    if best in _INFO and intents:
+        # A question next to a request: the request is the main one.
+        best = max((c for c in intents if c in _REQUESTS), key=lambda c: evidence[c].score, default=best)
+    reasons = evidence[best].reasons or ["no cue matched"]
+    if intents:
+        reasons = [*reasons, f"several requests: {', '.join(intents)}"]
+    return Classification(
+        category=best, confidence=round(confidence, 4), intents=intents, reasons=tuple(reasons)
+    )
+
+
+def _weigh_mode(mode: _Mode, evidence: dict[str, _Evidence], catalogue: Catalogue) -> None:
+    """Tip the balance between a topic's question (``info_*``) and its requests.
+
+    A question in words ("what are the conditions for a K card?", not a bare "?") about a topic's
+    requests is about the topic: their evidence counts for it too. Then questions lift the
+    Information Centre topics and requests the products that already have evidence of their own.
+    """
+    strength = abs(mode.balance) / MODE_CAP
+    if mode.balance > 0 and mode.worded:
+        base = {category: found.score for category, found in evidence.items()}
+        for product in catalogue:
+            related = max((base[r] for r in product.related_requests), default=0.0) * strength
+            if related > 0:
+                evidence[product.category].score += related
+                evidence[product.category].reasons.append(f"question about a request (+{related:g})")
+    if not mode.balance:
+        return
+    favoured, kind = (_INFO, "question") if mode.balance > 0 else (_REQUESTS, "request")
+    for category in favoured:
+        if evidence[category].score > 0:
+            evidence[category].score += strength * MODE_GAIN
+            evidence[category].reasons.append(f"{kind} (+{strength * MODE_GAIN:g})")
+
+
+def _evidence(
+    product: Product, parts: tuple[str, str], factors: tuple[float, float], kinds: Iterable[str]
+) -> _Evidence:
+    found = _Evidence()
+    for cue in product.cues:
+        hits = _hits(cue, parts)
+        if not hits:
+            continue
+        weight = cue.weight * max(factors[span[0]] for span in hits)
+        # The same words found by two cues (one per language, say) count once, at the higher weight.
+        counted = found.own.get(hits[0], 0.0)
+        if weight <= counted:
+            continue
+        found.score += weight - counted
+        found.spans.extend(hits)
+        found.own[hits[0]] = weight
+        found.reasons.append(f"cue '{cue.phrase}' (+{weight:g})")
+    for cue in product.negative_cues:
+        if _hits(cue, parts):
+            found.score -= cue.weight
+            found.reasons.append(f"against '{cue.phrase}' (-{cue.weight:g})")
+    for kind in kinds:
+        weight = product.document_weight(kind)
+        if weight:
+            found.score += weight
+            found.documents[kind] = weight
+            found.reasons.append(f"document {kind} (+{weight:g})")
+    return found
+
+
+def _hits(cue: Cue, parts: tuple[str, str]) -> list[Span]:
+    hits = []
+    for index, part in enumerate(parts):
+        span = cue.search(part)
+        if span:
+            hits.append((index, *span))
+    return hits
+
+
+def _mode(raw: str, parts: tuple[str, str], markers: Markers) -> _Mode:
+    worded = sum(cue.weight for cue in markers.question if _hits(cue, parts))
+    question = worded + markers.question_mark * min(raw.count("?"), 2)
+    request = sum(cue.weight for cue in markers.request if _hits(cue, parts))
+    balance = max(-MODE_CAP, min(MODE_CAP, question - request))
+    return _Mode(balance=balance, worded=worded > 0, asks=question > 0)
+
+
+def _softmax(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    weights = {c: math.exp((s - top) / TEMPERATURE) for c, s in scores.items()}
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
+def _intents(
+    best: str, evidence: dict[str, _Evidence], parts: tuple[str, str], mode: _Mode, catalogue: Catalogue
+) -> tuple[str, ...]:
+    """One entry per request when the email asks for several products or for several persons.
+
+    Another category is another request when enough of its evidence is its own (not the words that
+    made the best one); a bit of evidence suffices when the email announces it ("I also want…").
+    A question is another request only next to a request, and never about the same topic.
+    """
+    if best in _NO_SECOND_REQUEST:
+        return ()
+    markers = catalogue.markers
+    also = any(_hits(cue, parts) for cue in markers.also)
+    chosen = [best]
+    for category, found in evidence.items():
+        if category in _NO_SECOND_REQUEST or category in (best, "other_service"):
+            continue
+        if _same_request(best, category, catalogue):
+            continue
+        if category in _INFO and (best in _INFO or not mode.asks):
+            continue
+        own = min(found.score, _independent(found, evidence[best]))
+        if own >= SECOND_REQUEST_EVIDENCE or (also and own >= ANNOUNCED_REQUEST_EVIDENCE):
+            chosen.append(category)
+    persons = _persons(parts[1], markers) if best in _REQUESTS else 1
+    if len(chosen) == 1 and persons == 1:
+        return ()
+    chosen.sort(key=lambda c: evidence[c].first)
+    return tuple(c for c in chosen for _ in range(persons if c == best else 1))
+
+
+def _same_request(first: str, second: str, catalogue: Catalogue) -> bool:
+    one, other = catalogue.product(first), catalogue.product(second)
+    return (
+        second in one.same_request_as
+        or first in other.same_request_as
+        or second in one.related_requests
+        or first in other.related_requests
+    )
+
+
+def _independent(found: _Evidence, best: _Evidence) -> float:
+    """The evidence of ``found`` that does not rest on the phrases or documents of ``best``."""
+
+    def overlaps(span: Span) -> bool:
+        return any(span[0] == o[0] and span[1] < o[2] and o[1] < span[2] for o in best.spans)
+
+    own = sum(weight for span, weight in found.own.items() if not overlaps(span))
+    own += sum(w for kind, w in found.documents.items() if kind not in best.documents)
+    return own
+
+
+def _persons(body: str, markers: Markers) -> int:
+    """How many persons the request is for: "voor mij en mijn vrouw", "pour moi et mes enfants"."""
+    words = body.split()
+    persons = 1
+    for index, word in enumerate(words):
+        if word not in markers.self_words:
+            continue
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if following not in markers.conjunctions and following not in markers.possessives:
+            continue
+        window = words[index + 1 : index + 1 + _PERSON_WINDOW]
+        count = 1 + sum(
+            markers.relatives[w]
+            for position, w in enumerate(window)
+            if w in markers.relatives and position > 0 and window[position - 1] in markers.possessives
+        )
+        persons = max(persons, count)
+    if persons == 1 and any(cue.search(body) for cue in markers.several):
+        persons = 2
+    return persons
