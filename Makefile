@@ -1,0 +1,66 @@
+# Developer entry points. `make test` is what CI runs (through .ci/run).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Debian packages the tests need; other parts append theirs (DEB_PACKAGES += ...).
+DEB_PACKAGES = dovecot-imapd
+
+.PHONY: help venv deps test lint format run clean print-deb-packages
+
+help:
+	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
+	@echo "make deps    Debian packages: $(DEB_PACKAGES)"
+	@echo "make test    ruff, then the whole test suite"
+	@echo "make lint    ruff check and format check"
+	@echo "make format  ruff format"
+	@echo "make run     the demo"
+	@echo "make clean   remove the virtualenv, caches and build output"
+
+venv: $(STAMP)
+
+# Reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+deps:
+	@if ! command -v dpkg >/dev/null 2>&1; then \
+		echo "No dpkg: install the equivalents of $(DEB_PACKAGES) yourself." >&2; exit 0; \
+	fi; \
+	missing=""; \
+	for package in $(DEB_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+		echo "Missing Debian packages:$$missing" >&2; \
+		echo "Install them with: sudo apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi
+
+test: deps venv
+	$(BIN)/ruff check mailflow tests benchmarks
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check mailflow tests benchmarks
+	$(BIN)/ruff format --check mailflow tests benchmarks
+
+format: venv
+	$(BIN)/ruff format mailflow tests benchmarks
+
+run: venv
+	$(BIN)/mailflow demo
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info
+	find mailflow tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
+
+print-deb-packages:
+	@echo $(DEB_PACKAGES)
