@@ -3,14 +3,13 @@
 Which channel handles a category (file by email, book an appointment, an online procedure, …), what
 documents it needs, where its link points and which words announce it are business rules the city
 changes from time to time, so they live in these files: changing a product's channel is editing its
-file. ``<classifiers>/markers.toml`` holds the vocabulary that is not about one product (questions,
-requests, several persons). Everything is validated at start-up; any problem is a
-``ConfigurationError`` naming the file and the field.
+file. ``<classifiers>/markers.toml`` holds the vocabulary that is not about one product (see
+``mailflow.markers``). Everything is validated at start-up; any problem is a ``ConfigurationError``
+naming the file and the field.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -20,31 +19,39 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from mailflow.cues import Cue, compile_cue, normalise
+from mailflow.cues import Cue, FieldError, check_weight, cue_tables
 from mailflow.domain import Action
 from mailflow.errors import ConfigurationError
+from mailflow.markers import Markers, parse_markers
 from mailflow.taxonomy import CATEGORIES, CUE_LANGUAGES, DOCUMENT_KINDS, PRODUCT_ACTIONS, REPLY_LANGUAGES
 
-MAX_WEIGHT = 10.0
 # Evidence an attached required document gives its product when the file names no other weight.
 REQUIRED_DOCUMENT_WEIGHT = 2.0
+# The language a product's texts are shown in when the resident's is none of the reply languages.
+FALLBACK_LANGUAGE = "en"
 _LINKED_ACTIONS = {Action.BOOK, Action.ONLINE, Action.REDIRECT_INFO, Action.REDIRECT_OTHER}
-_PRODUCT_KEYS = {
-    "category",
-    "action",
-    "title",
-    "product_id",
-    "link",
-    "required_documents",
-    "bring",
-    "notes",
-    "document_cues",
-    "cues",
-    "negative_cues",
-    "related_requests",
-    "same_request_as",
-}
+_KEYS = frozenset(
+    {
+        "category",
+        "action",
+        "title",
+        "product_id",
+        "link",
+        "required_documents",
+        "bring",
+        "notes",
+        "document_cues",
+        "cues",
+        "negative_cues",
+        "related_requests",
+        "same_request_as",
+    }
+)
 _PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,9 @@ class Product:
     required_documents: tuple[str, ...] = ()  # any one of these completes a ``file`` request
     product_id: str | None = None  # the booking system's product; the link is built from it
     link: str | None = None  # a fixed link (online procedure, another service)
-    bring: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    notes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    document_cues: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    bring: Mapping[str, tuple[str, ...]] = field(default_factory=_empty)
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=_empty)
+    document_cues: Mapping[str, float] = field(default_factory=_empty)
     cues: tuple[Cue, ...] = ()
     negative_cues: tuple[Cue, ...] = ()
     # A question about this topic may be worded like these requests ("can I get a K card?").
@@ -81,21 +88,6 @@ class Product:
 
 
 @dataclass(frozen=True)
-class Markers:
-    """Vocabulary about the kind of email rather than its product."""
-
-    question: tuple[Cue, ...]
-    request: tuple[Cue, ...]
-    question_mark: float  # weight of a "?" in the text
-    self_words: frozenset[str]  # "mij", "me", "moi": the writer as object of the request
-    conjunctions: frozenset[str]
-    possessives: frozenset[str]
-    relatives: Mapping[str, int]  # family word → how many persons it counts for
-    several: tuple[Cue, ...]  # "allebei", "both of us": two persons
-    also: tuple[Cue, ...]  # "ook", "aussi", "also": announces a further request
-
-
-@dataclass(frozen=True)
 class Catalogue:
     products: Mapping[str, Product]
     markers: Markers
@@ -109,6 +101,22 @@ class Catalogue:
     def __iter__(self) -> Iterator[Product]:
         return iter(self.products.values())
 
+    def reply_context(self, category: str, language: str, *, booking_base_url: str) -> Mapping[str, Any]:
+        """What a reply shows of the product, in ``language`` (English when it has no texts)."""
+        product = self.product(category)
+        language = language if language in REPLY_LANGUAGES else FALLBACK_LANGUAGE
+        return MappingProxyType(
+            {
+                "category": product.category,
+                "action": product.action.value,
+                "title": product.title[language],
+                "link": product.link_for(booking_base_url),
+                "bring": product.bring.get(language, ()),
+                "notes": product.notes.get(language, ()),
+                "required_documents": product.required_documents,
+            }
+        )
+
 
 def load_catalogue(directory: Path) -> Catalogue:
     """Read and validate ``directory/products/*.toml`` and ``directory/markers.toml``."""
@@ -119,7 +127,7 @@ def load_catalogue(directory: Path) -> Catalogue:
     products: dict[str, Product] = {}
     origin: dict[str, Path] = {}
     for path in files:
-        product = _product(path, _read(path))
+        product = _in_file(path, _product)
         if product.category in products:
             raise ConfigurationError(
                 f"{path}: category {product.category!r} is already defined in {origin[product.category]}"
@@ -128,202 +136,116 @@ def load_catalogue(directory: Path) -> Catalogue:
         origin[product.category] = path
     missing = [category for category in CATEGORIES if category not in products]
     if missing:
-        raise ConfigurationError(f"{product_dir}: no product file for categories {', '.join(missing)}")
+        raise ConfigurationError(f"{product_dir}: no product file for {', '.join(missing)}")
     ordered = {category: products[category] for category in CATEGORIES}
-    markers = _markers(directory / "markers.toml")
+    markers = _in_file(directory / "markers.toml", parse_markers)
     return Catalogue(products=MappingProxyType(ordered), markers=markers)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _in_file(path: Path, parse: Any) -> Any:
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            raw = tomllib.load(handle)
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return parse(raw)
+    except FieldError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc
 
 
-def _product(path: Path, raw: dict[str, Any]) -> Product:
-    def fail(field: str, problem: str) -> ConfigurationError:
-        return ConfigurationError(f"{path}: field {field!r}: {problem}")
-
-    unknown = sorted(set(raw) - _PRODUCT_KEYS)
+def _product(raw: dict[str, Any]) -> Product:
+    unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise fail(unknown[0], "unknown field")
+        raise FieldError(unknown[0], "unknown field")
     category = raw.get("category")
     if category not in CATEGORIES:
-        raise fail("category", f"{category!r} is not a category of the taxonomy")
-    action_id = raw.get("action")
-    if action_id not in PRODUCT_ACTIONS:
-        raise fail("action", f"{action_id!r} is not one of {', '.join(sorted(PRODUCT_ACTIONS))}")
-    action = Action(action_id)
-    required = _kinds(raw.get("required_documents", []), lambda p: fail("required_documents", p))
+        raise FieldError("category", f"{category!r} is not a category of the taxonomy")
+    action = raw.get("action")
+    if action not in PRODUCT_ACTIONS:
+        raise FieldError("action", f"{action!r} is not one of {', '.join(sorted(PRODUCT_ACTIONS))}")
     product_id = raw.get("product_id")
     if product_id is not None and not (isinstance(product_id, str) and _PRODUCT_ID.fullmatch(product_id)):
-        raise fail("product_id", f"{product_id!r} is not a product id (letters, digits, '-', '_', '.')")
+        raise FieldError("product_id", f"{product_id!r} is not a product id (letters, digits, '-', '_', '.')")
     link = raw.get("link")
-    if link is not None and not (isinstance(link, str) and link.startswith("https://") and len(link) > 8):
-        raise fail("link", f"{link!r} is not an https:// address")
-    if action in _LINKED_ACTIONS and product_id is None and link is None:
-        raise fail("link", f"a {action.value!r} product needs a 'product_id' or a 'link'")
+    if link is not None and not (isinstance(link, str) and re.fullmatch(r"https://\S+", link)):
+        raise FieldError("link", f"{link!r} is not an https:// address")
+    if Action(action) in _LINKED_ACTIONS and product_id is None and link is None:
+        raise FieldError("link", f"a {action!r} product needs a 'product_id' or a 'link'")
     document_cues = raw.get("document_cues", {})
     if not isinstance(document_cues, dict):
-        raise fail("document_cues", "must be a table of document kind = weight")
-    for kind, weight in document_cues.items():
-        if kind not in DOCUMENT_KINDS:
-            raise fail("document_cues", f"{kind!r} is not a document kind of the taxonomy")
-        _weight(weight, lambda p, kind=kind: fail(f"document_cues.{kind}", p))
+        raise FieldError("document_cues", "must be a table of document kind = weight")
+    for kind in document_cues:
+        _kinds([kind], "document_cues")
     return Product(
         category=category,
-        action=action,
-        title=MappingProxyType(_texts(raw.get("title"), lambda p: fail("title", p))),
-        required_documents=required,
+        action=Action(action),
+        title=MappingProxyType(_texts(raw.get("title"))),
+        required_documents=_kinds(raw.get("required_documents", []), "required_documents"),
         product_id=product_id,
         link=link,
-        bring=MappingProxyType(_text_lists(raw.get("bring", {}), lambda p: fail("bring", p))),
-        notes=MappingProxyType(_text_lists(raw.get("notes", {}), lambda p: fail("notes", p))),
-        document_cues=MappingProxyType({kind: float(weight) for kind, weight in document_cues.items()}),
-        cues=_cues(raw.get("cues", {}), "cues", fail),
-        negative_cues=_cues(raw.get("negative_cues", {}), "negative_cues", fail),
-        related_requests=_categories(raw.get("related_requests", []), lambda p: fail("related_requests", p)),
-        same_request_as=_categories(raw.get("same_request_as", []), lambda p: fail("same_request_as", p)),
+        bring=MappingProxyType(_text_lists(raw.get("bring", {}), "bring")),
+        notes=MappingProxyType(_text_lists(raw.get("notes", {}), "notes")),
+        document_cues=MappingProxyType(
+            {kind: check_weight(weight, f"document_cues.{kind}") for kind, weight in document_cues.items()}
+        ),
+        cues=cue_tables(raw.get("cues", {}), "cues", CUE_LANGUAGES),
+        negative_cues=cue_tables(raw.get("negative_cues", {}), "negative_cues", CUE_LANGUAGES),
+        related_requests=_categories(raw.get("related_requests", []), "related_requests"),
+        same_request_as=_categories(raw.get("same_request_as", []), "same_request_as"),
     )
 
 
-def _categories(value: Any, fail: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(category, str) for category in value):
-        raise fail("must be a list of categories")
-    for category in value:
-        if category not in CATEGORIES:
-            raise fail(f"{category!r} is not a category of the taxonomy")
-    return tuple(value)
-
-
-def _kinds(value: Any, fail: Any) -> tuple[str, ...]:
+def _kinds(value: Any, field: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(kind, str) for kind in value):
-        raise fail("must be a list of document kinds")
+        raise FieldError(field, "must be a list of document kinds")
     for kind in value:
         if kind not in DOCUMENT_KINDS:
-            raise fail(f"{kind!r} is not a document kind of the taxonomy")
+            raise FieldError(field, f"{kind!r} is not a document kind of the taxonomy")
     return tuple(value)
 
 
-def _texts(value: Any, fail: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise fail(f"must be a table with {', '.join(REPLY_LANGUAGES)}")
-    _languages(value, fail)
+def _categories(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(category, str) for category in value):
+        raise FieldError(field, "must be a list of categories")
+    for category in value:
+        if category not in CATEGORIES:
+            raise FieldError(field, f"{category!r} is not a category of the taxonomy")
+    return tuple(value)
+
+
+def _texts(value: Any) -> dict[str, str]:
+    _languages(value, "title")
     for language in REPLY_LANGUAGES:
         if not isinstance(value[language], str) or not value[language].strip():
-            raise fail(f"the {language!r} text is empty or not a string")
+            raise FieldError("title", f"the {language!r} text is empty or not a string")
     return dict(value)
 
 
-def _text_lists(value: Any, fail: Any) -> dict[str, tuple[str, ...]]:
+def _text_lists(value: Any, field: str) -> dict[str, tuple[str, ...]]:
     """An optional table of per-language lists; when present, every reply language is there."""
-    if not isinstance(value, dict):
-        raise fail("must be a table of language = list of texts")
-    if not value:
+    if value == {}:
         return {}
-    _languages(value, fail)
+    _languages(value, field)
     lists = {}
     for language in REPLY_LANGUAGES:
         items = value[language]
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-            raise fail(f"the {language!r} entry must be a list of non-empty texts")
+            raise FieldError(field, f"the {language!r} entry must be a list of non-empty texts")
         lists[language] = tuple(items)
-    counts = {len(items) for items in lists.values()}
-    if len(counts) > 1:
-        raise fail("the languages do not have the same number of entries")
+    if len({len(items) for items in lists.values()}) > 1:
+        raise FieldError(field, "the languages do not have the same number of entries")
     return lists
 
 
-def _languages(value: dict[str, Any], fail: Any) -> None:
+def _languages(value: Any, field: str) -> None:
+    if not isinstance(value, dict):
+        raise FieldError(field, f"must be a table with {', '.join(REPLY_LANGUAGES)}")
     missing = [language for language in REPLY_LANGUAGES if language not in value]
     if missing:
-        raise fail(f"missing translation {', '.join(missing)}")
+        raise FieldError(field, f"missing translation {', '.join(missing)}")
     extra = sorted(set(value) - set(REPLY_LANGUAGES))
     if extra:
-        raise fail(f"unknown language {', '.join(extra)}")
-
-
-def _cues(value: Any, field: str, fail: Any) -> tuple[Cue, ...]:
-    if not isinstance(value, dict):
-        raise fail(field, "must be a table of language tables")
-    cues = []
-    for language, table in value.items():
-        where = f"{field}.{language}"
-        if language not in CUE_LANGUAGES:
-            raise fail(where, f"unknown cue language (known: {', '.join(sorted(CUE_LANGUAGES))})")
-        if not isinstance(table, dict):
-            raise fail(where, "must be a table of phrase = weight")
-        for phrase, weight in table.items():
-            _weight(weight, lambda p, key=f"{where}.{phrase!r}": fail(key, p))
-            try:
-                cues.append(compile_cue(phrase, float(weight)))
-            except ValueError as exc:
-                raise fail(f"{where}.{phrase!r}", str(exc)) from exc
-    return tuple(cues)
-
-
-def _weight(value: Any, fail: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise fail(f"weight {value!r} is not a number")
-    if not 0 < value <= MAX_WEIGHT:
-        raise fail(f"weight {value!r} is outside (0, {MAX_WEIGHT:g}]")
-
-
-def _markers(path: Path) -> Markers:
-    raw = _read(path)
-
-    def fail(field: str, problem: str) -> ConfigurationError:
-        return ConfigurationError(f"{path}: field {field!r}: {problem}")
-
-    unknown = sorted(set(raw) - {"question", "request", "question_mark", "persons", "also"})
-    if unknown:
-        raise fail(unknown[0], "unknown field")
-    question_mark = raw.get("question_mark", 0.0)
-    if question_mark:
-        _weight(question_mark, lambda p: fail("question_mark", p))
-    persons = raw.get("persons", {})
-    if not isinstance(persons, dict):
-        raise fail("persons", "must be a table")
-    relatives = persons.get("relatives", {})
-    if not isinstance(relatives, dict) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in relatives.values()
-    ):
-        raise fail("persons.relatives", "must be a table of word = number of persons (>= 1)")
-    return Markers(
-        question=_cues(raw.get("question", {}), "question", fail),
-        request=_cues(raw.get("request", {}), "request", fail),
-        question_mark=float(question_mark),
-        self_words=_words(persons, "self", fail),
-        conjunctions=_words(persons, "conjunctions", fail),
-        possessives=_words(persons, "possessives", fail),
-        relatives=MappingProxyType({normalise(word): count for word, count in relatives.items()}),
-        several=_cues({"any": {phrase: 1.0 for phrase in _list(persons, "several", fail)}}, "persons", fail),
-        also=_phrases(raw.get("also", {}), fail),
-    )
-
-
-def _phrases(value: Any, fail: Any) -> tuple[Cue, ...]:
-    """A table of language = list of phrases, compiled as cues of weight 1."""
-    if not isinstance(value, dict):
-        raise fail("also", "must be a table of language = list of phrases")
-    table = {}
-    for language, phrases in value.items():
-        if not isinstance(phrases, list) or not all(isinstance(p, str) and p.strip() for p in phrases):
-            raise fail(f"also.{language}", "must be a list of phrases")
-        table[language] = {phrase: 1.0 for phrase in phrases}
-    return _cues(table, "also", fail)
-
-
-def _list(table: dict[str, Any], key: str, fail: Any) -> list[str]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(word, str) and word.strip() for word in value):
-        raise fail(f"persons.{key}", "must be a list of words")
-    return value
-
-
-def _words(table: dict[str, Any], key: str, fail: Any) -> frozenset[str]:
-    return frozenset(normalise(word) for word in _list(table, key, fail))
+        raise FieldError(field, f"unknown language {', '.join(extra)}")

@@ -17,11 +17,14 @@ Annex numbers are canonical: "bijlage 35", "annexe 35", "anexo 35" and "attachme
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 GAP_WORDS = 4
+MAX_WEIGHT = 10.0
 
 # Letters that Unicode decomposition does not reduce to ASCII.
 _FOLD = str.maketrans(
@@ -50,7 +53,7 @@ _ANNEX_WORDS = (
     r"bijlage|bijl|bylage|annexe?s?|anexo|anexa|anexei|anexul|anexos|attachment|attachement"
     r"|zalacznik|zalacznika|ek|eki|appendix|allegato"
 )
-_ANNEX_NUMBER = re.compile(rf"\b(?:{_ANNEX_WORDS})\s+(?:(?:nummer|number|numero|no|n)\s+)?(?=\d)")
+_ANNEX_NUMBER = re.compile(rf"\b(?:{_ANNEX_WORDS})\s+(?:(?:nummer|nr|number|numero|no|n)\s+)?(?=\d)")
 _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _NUMBER_SUFFIX = re.compile(r"\b(\d+) (bis|ter|quater|septies)\b")
 _PLUS_JOINED = re.compile(r"(?<=\w)\+(?=\w)")
@@ -140,3 +143,41 @@ def _word(word: str, phrase: str) -> str:
     if not words:
         raise ValueError(f"cue {phrase!r} has an empty word in {word!r}")
     return r"\s+".join(re.escape(w) for w in words) + (r"[\w+]*" if prefix else "")
+
+
+class FieldError(ValueError):
+    """A configuration value is wrong; ``field`` says which (the loader adds the file)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"field {field!r}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def check_weight(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FieldError(field, f"weight {value!r} is not a number")
+    if not 0 < value <= MAX_WEIGHT:
+        raise FieldError(field, f"weight {value!r} is outside (0, {MAX_WEIGHT:g}]")
+    return float(value)
+
+
+def cue_tables(value: Any, field: str, languages: frozenset[str]) -> tuple[Cue, ...]:
+    """Compile ``{language: {phrase: weight}}`` as read from a TOML file."""
+    if not isinstance(value, dict):
+        raise FieldError(field, "must be a table of language tables")
+    cues = []
+    for language, table in value.items():
+        where = f"{field}.{language}"
+        if language not in languages:
+            raise FieldError(where, f"unknown cue language (known: {', '.join(sorted(languages))})")
+        if not isinstance(table, dict):
+            raise FieldError(where, "must be a table of phrase = weight")
+        for phrase, weight in table.items():
+            key = f"{where}.{phrase!r}"
+            checked = check_weight(weight, key)
+            try:
+                cues.append(compile_cue(phrase, checked))
+            except ValueError as exc:
+                raise FieldError(key, str(exc)) from exc
+    return tuple(cues)

@@ -15,9 +15,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mailflow.catalogue import Catalogue, Markers, Product
+from mailflow.catalogue import Catalogue, Product
 from mailflow.cues import Cue, normalise
 from mailflow.domain import Classification, Screening
+from mailflow.markers import Markers
 from mailflow.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
