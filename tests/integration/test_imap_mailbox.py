@@ -11,7 +11,8 @@ import pytest
 
 from mailflow.adapters.imap import ImapMailbox
 from mailflow.errors import MailboxError
-from tests.fixtures.dovecot import DovecotAccount
+from mailflow.settings import Security
+from tests.fixtures.dovecot import DovecotAccount, DovecotServer, new_account, running_dovecot
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,18 @@ def mailbox(dovecot: DovecotAccount) -> Iterator[ImapMailbox]:
         dovecot.host, dovecot.user, dovecot.password, port=dovecot.port, security="none", timeout=10
     ) as box:
         yield box
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[DovecotServer]:
+    with running_dovecot(tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_account(tls_server: DovecotServer) -> Iterator[DovecotAccount]:
+    with new_account(tls_server) as account:
+        yield account
 
 
 def test_lists_every_message_including_read_ones(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
@@ -250,3 +263,32 @@ def test_unreachable_server_is_a_mailbox_error() -> None:
         box = ImapMailbox("127.0.0.1", "u", "p", port=port, security="none", timeout=2)
         with pytest.raises(MailboxError):
             box.list_uids()
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_tls_connections_verify_the_certificate(tls_account: DovecotAccount, security: Security) -> None:
+    server = tls_account.server
+    port = server.tls_port if security == "ssl" else server.port
+    uid = tls_account.append("INBOX", message(1))
+    with ImapMailbox(
+        server.host,
+        tls_account.user,
+        tls_account.password,
+        port=port,
+        security=security,
+        ssl_context=server.ssl_context(),
+        timeout=10,
+    ) as box:
+        assert dict(box.fetch(box.list_uids())) == {uid: message(1)}
+
+    # The default context trusts only real CAs, so the self-signed certificate is refused.
+    untrusting = ImapMailbox(
+        server.host,
+        tls_account.user,
+        tls_account.password,
+        port=port,
+        security=security,
+        timeout=10,
+    )
+    with pytest.raises(MailboxError, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusting.list_uids()
