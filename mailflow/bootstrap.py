@@ -24,6 +24,7 @@ from mailflow.runner import Worker
 from mailflow.settings import Settings
 from mailflow.stages.act import Actor
 from mailflow.stages.decide import DecisionPolicy
+from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
 from mailflow.storage.blobs import FileBlobStore
 from mailflow.storage.database import make_engine, make_session_factory, migrate
@@ -43,12 +44,14 @@ def build_analyser(settings: Settings, catalogue: Catalogue | None = None) -> An
     return Analyser(
         catalogue=catalogue or load_catalogue(settings.classifiers_dir),
         language_detector=LanguageDetector(),
+        document_rules=load_rules(settings.classifiers_dir / "documents.toml"),
         policy=DecisionPolicy(
             confidence_threshold=settings.confidence_threshold,
             require_authentication=settings.require_authentication,
         ),
         trusted_authserv_id=settings.trusted_authserv_id,
         own_addresses=frozenset({settings.from_address.rsplit("<", 1)[-1].rstrip(">").strip().lower()}),
+        own_domain=settings.message_id_domain,
         default_language=settings.default_language,
     )
 
