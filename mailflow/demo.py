@@ -39,7 +39,7 @@ def run_demo(settings: Settings, source: Path | None = None, console: Console | 
                 report = app.make_ingestor(mailbox, on_progress=on_progress).run_once()
             finally:
                 mailbox.close()
-        delivery = app.outbox.deliver_due(limit=10_000)
+        delivery = app.outbox.deliver_due()
         console.print(f"Processed {report.processed} new emails; wrote {delivery.sent} replies.")
         console.print(summary_table(app))
         console.print(where_to_look(settings))

@@ -68,24 +68,27 @@ class Outbox:
         self.retry = retry
         self.lease = lease
 
-    def deliver_due(self, limit: int = 100) -> DeliveryReport:
+    def deliver_due(self, page: int = 100) -> DeliveryReport:
+        """Send every reply that is due now, a page of rows at a time."""
         report = DeliveryReport()
         report.unconfirmed = self._resolve_interrupted_sends()
-        for reply_id in self._due_ids(limit):
-            if not self._take(reply_id):
-                continue
-            outcome = self._send(reply_id)
-            setattr(report, outcome, getattr(report, outcome) + 1)
+        after = 0
+        while ids := self._due_ids(after, page):
+            for reply_id in ids:
+                if self._take(reply_id):
+                    outcome = self._send(reply_id)
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+            after = ids[-1]
         return report
 
-    def _due_ids(self, limit: int) -> list[int]:
+    def _due_ids(self, after: int, page: int) -> list[int]:
         with self.sessions() as session:
             return list(
                 session.scalars(
                     select(Reply.id)
-                    .where(Reply.status == "pending", Reply.next_attempt_at <= self.clock())
-                    .order_by(Reply.next_attempt_at, Reply.id)
-                    .limit(limit)
+                    .where(Reply.status == "pending", Reply.next_attempt_at <= self.clock(), Reply.id > after)
+                    .order_by(Reply.id)
+                    .limit(page)
                 )
             )
 

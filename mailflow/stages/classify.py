@@ -29,9 +29,9 @@ from mailflow.taxonomy import (
 
 MACHINE_CONFIDENCE = 0.99
 # What ``unclear`` scores before its own cues: a category needs more evidence than this to win.
-UNCLEAR_BASELINE = 2.0
+UNCLEAR_BASELINE = 3.0
 # Softmax temperature over the candidates' scores: a lead of 2 points is about e:1 odds.
-TEMPERATURE = 2.0
+TEMPERATURE = 2.5
 # The question/request balance is capped so that it tips a choice between topics, never makes one.
 MODE_CAP = 2.0
 MODE_GAIN = 2.0
@@ -102,6 +102,10 @@ def classify(
     candidates = {c: e.score for c, e in evidence.items() if e.score > 0 or c == UNCLEAR}
     best = max(candidates, key=lambda c: (candidates[c], c == UNCLEAR))
     confidence = _softmax(candidates)[best]
+    if best == UNCLEAR:
+        # "Nothing else fits" is no evidence that nothing is asked: only unclear's own cues are.
+        own = candidates[UNCLEAR] - UNCLEAR_BASELINE
+        confidence *= own / (own + UNCLEAR_BASELINE)
     intents = _intents(best, evidence, parts, mode, catalogue)
     if best in _INFO and intents:
         # A question next to a request: the request is the main one.
@@ -224,12 +228,9 @@ def _intents(
 
 
 def _same_request(first: str, second: str, catalogue: Catalogue) -> bool:
-    one, other = catalogue.product(first), catalogue.product(second)
     return (
-        second in one.same_request_as
-        or first in other.same_request_as
-        or second in one.related_requests
-        or first in other.related_requests
+        second in catalogue.product(first).same_request_as
+        or first in catalogue.product(second).same_request_as
     )
 
 
