@@ -29,9 +29,9 @@ from mailflow.taxonomy import (
 
 MACHINE_CONFIDENCE = 0.99
 # What ``unclear`` scores before its own cues: a category needs more evidence than this to win.
-UNCLEAR_BASELINE = 3.0
+UNCLEAR_BASELINE = 2.5
 # Softmax temperature over the candidates' scores: a lead of 2 points is about e:1 odds.
-TEMPERATURE = 2.5
+TEMPERATURE = 2.0
 # The question/request balance is capped so that it tips a choice between topics, never makes one.
 MODE_CAP = 2.0
 MODE_GAIN = 2.0
