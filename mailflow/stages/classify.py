@@ -30,11 +30,13 @@ from mailflow.taxonomy import (
 MACHINE_CONFIDENCE = 0.99
 # What ``unclear`` scores before its own cues: a category needs more evidence than this to win.
 UNCLEAR_BASELINE = 2.5
-# Softmax temperature over the candidates' scores: a lead of 2 points is about e:1 odds.
-TEMPERATURE = 2.0
+# Softmax temperature over the candidates' scores: a lead of 1.5 points is about e:1 odds.
+TEMPERATURE = 1.5
 # The question/request balance is capped so that it tips a choice between topics, never makes one.
 MODE_CAP = 2.0
 MODE_GAIN = 2.0
+# What a cue adds when its words were already counted by a stronger cue of the same category.
+OVERLAP_FACTOR = 0.5
 # A reply in one of our own threads: its subject is ours and names the product.
 OUR_SUBJECT_FACTOR = 1.5
 # A second category is a second request when this much of its evidence is its own, or this much
@@ -146,16 +148,19 @@ def _evidence(
     product: Product, parts: tuple[str, str], factors: tuple[float, float], kinds: Iterable[str]
 ) -> _Evidence:
     found = _Evidence()
+    matched = []
     for cue in product.cues:
         hits = _hits(cue, parts)
-        if not hits:
+        if hits:
+            matched.append((cue.weight * max(factors[span[0]] for span in hits), cue, hits))
+    # Strongest first; words already counted count again only in part ("kids-ID" for "my son" is one
+    # piece of evidence, not four), and exactly the same words (one cue per language) not at all.
+    for weight, cue, hits in sorted(matched, key=lambda item: -item[0]):
+        if hits[0] in found.own:
             continue
-        weight = cue.weight * max(factors[span[0]] for span in hits)
-        # The same words found by two cues (one per language, say) count once, at the higher weight.
-        counted = found.own.get(hits[0], 0.0)
-        if weight <= counted:
-            continue
-        found.score += weight - counted
+        if any(_overlap(hit, span) for hit in hits for span in found.spans):
+            weight *= OVERLAP_FACTOR
+        found.score += weight
         found.spans.extend(hits)
         found.own[hits[0]] = weight
         found.reasons.append(f"cue '{cue.phrase}' (+{weight:g})")
@@ -170,6 +175,10 @@ def _evidence(
             found.documents[kind] = weight
             found.reasons.append(f"document {kind} (+{weight:g})")
     return found
+
+
+def _overlap(one: Span, other: Span) -> bool:
+    return one[0] == other[0] and one[1] < other[2] and other[1] < one[2]
 
 
 def _hits(cue: Cue, parts: tuple[str, str]) -> list[Span]:
@@ -237,10 +246,7 @@ def _same_request(first: str, second: str, catalogue: Catalogue) -> bool:
 def _independent(found: _Evidence, best: _Evidence) -> float:
     """The evidence of ``found`` that does not rest on the phrases or documents of ``best``."""
 
-    def overlaps(span: Span) -> bool:
-        return any(span[0] == o[0] and span[1] < o[2] and o[1] < span[2] for o in best.spans)
-
-    own = sum(weight for span, weight in found.own.items() if not overlaps(span))
+    own = sum(weight for span, weight in found.own.items() if not any(_overlap(span, o) for o in best.spans))
     own += sum(w for kind, w in found.documents.items() if kind not in best.documents)
     return own
 

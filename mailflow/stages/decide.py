@@ -9,7 +9,10 @@ Pure. The rules apply in the taxonomy's order; the first that applies wins:
 4. a confidence below the threshold goes to triage, the category staying the best guess;
 
 otherwise the product's channel from the catalogue, where a ``file`` product none of whose required
-documents (any one of) is attached becomes ``request_documents``.
+documents (any one of) is attached becomes ``request_documents``. When an attachment could not be
+recognised (kind ``other``: a photo without readable text, say) it may be the very document asked
+for, and asking the resident for it again would be wrong: such an email goes to triage instead (the
+taxonomy's "anything risky"; ``DecisionPolicy.triage_unrecognised_attachments`` turns this off).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from mailflow.catalogue import Catalogue
 from mailflow.domain import Action, Classification, Decision, Screening
 from mailflow.taxonomy import MACHINE_CATEGORIES
 
+UNRECOGNISED = "other"  # the document kind of an attachment nothing could be read from
+
 
 @dataclass(frozen=True)
 class DecisionPolicy:
     confidence_threshold: float
     require_authentication: bool  # an email without a DMARC verdict counts as failed
+    triage_unrecognised_attachments: bool = True
 
 
 def decide(
@@ -68,6 +74,8 @@ def decide(
     product = catalogue.product(classification.category)
     required = set(product.required_documents)
     if product.action is Action.FILE and required and not required & set(documents):
+        if UNRECOGNISED in documents and policy.triage_unrecognised_attachments:
+            return decision(Action.TRIAGE, "required document missing, but an attachment was not recognised")
         return decision(
             Action.REQUEST_DOCUMENTS,
             f"required document missing (any of {', '.join(product.required_documents)})",

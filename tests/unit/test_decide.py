@@ -134,9 +134,18 @@ def test_file_product_with_any_one_required_document_is_filed(document):
 
 
 def test_file_product_without_its_documents_asks_for_them():
-    decision = decided("return_report", documents=["passport", "other"])
+    decision = decided("return_report", documents=["passport", "photo"])
     assert decision.action is Action.REQUEST_DOCUMENTS
     assert decision.missing_documents == ("passport_stamp", "boarding_pass", "annex18")
+
+
+def test_an_unrecognised_attachment_may_be_the_missing_document():
+    decision = decided("return_report", documents=["other"])
+    assert decision.action is Action.TRIAGE
+    assert "not recognised" in rule(decision)
+    lenient = DecisionPolicy(0.6, require_authentication=False, triage_unrecognised_attachments=False)
+    assert decided("return_report", documents=["other"], policy=lenient).action is Action.REQUEST_DOCUMENTS
+    assert decided("return_report", documents=["other", "boarding_pass"]).action is Action.FILE
 
 
 def test_file_product_without_required_documents_is_filed_directly():
