@@ -55,6 +55,7 @@ CATEGORIES: tuple[str, ...] = REQUEST_CATEGORIES + INFO_CATEGORIES + OTHER_CATEG
 
 UNCLEAR = "unclear"
 STATUS_FOLLOWUP = "status_followup"
+OTHER_SERVICE = "other_service"
 
 # The channels a product can be configured with; ``request_documents`` is derived by ``decide``.
 PRODUCT_ACTIONS: frozenset[str] = frozenset(

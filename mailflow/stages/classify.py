@@ -1,12 +1,14 @@
 """Classify: which category an email asks for, how sure that is, and whether it asks for several things.
 
 A pure keyword scorer over the catalogue's cue phrases. For every category it sums the weights of
-the cues found in the subject and the resident's own text, subtracts its negative cues and adds the
-evidence of attached documents. A question ("what do I need…?") lifts the Information Centre topics,
-a request ("I want…", "attached…", "appointment") the products. Confidence comes from the margin
-between the best category and the others, with ``unclear`` competing at a fixed baseline so that an
-email with little evidence is honestly uncertain. Machine mail recognised by the screening stage is
-classified as such outright.
+the cues found in the subject and the resident's own text (words already counted by a stronger cue
+count only in part), subtracts its negative cues and adds the evidence of attached documents. A
+question ("what are the conditions…?") lifts the Information Centre topics, a request ("I want…",
+"attached…", "an appointment", "can I get…") the products. Confidence is a softmax over the scores
+of the categories with evidence, ``unclear`` competing at a fixed baseline: it is low when the lead
+is small or nothing matched. Several requests are found from evidence of a second category that is
+its own (not the words of the first), and from "voor mij en mijn vrouw"-like phrases. Machine mail
+recognised by the screening stage is classified as such outright.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mailflow.markers import Markers
 from mailflow.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
+    OTHER_SERVICE,
     REQUEST_CATEGORIES,
     STATUS_FOLLOWUP,
     UNCLEAR,
@@ -43,7 +46,9 @@ OUR_SUBJECT_FACTOR = 1.5
 # when the email announces a further request ("also", "ook", "aussi").
 SECOND_REQUEST_EVIDENCE = 6.0
 ANNOUNCED_REQUEST_EVIDENCE = 3.0
+# These are never one of several requests; another service is not a second request next to ours.
 _NO_SECOND_REQUEST = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
+_NEVER_SECOND = _NO_SECOND_REQUEST | {OTHER_SERVICE}
 _INFO = frozenset(INFO_CATEGORIES)
 _REQUESTS = frozenset(REQUEST_CATEGORIES)
 _PERSON_WINDOW = 12
@@ -112,7 +117,7 @@ def classify(
     if best in _INFO and intents:
         # A question next to a request: the request is the main one.
         best = max((c for c in intents if c in _REQUESTS), key=lambda c: evidence[c].score, default=best)
-    reasons = evidence[best].reasons or ["no cue matched"]
+    reasons = evidence[best].reasons or ["no cue matched" if len(candidates) == 1 else "nothing stood out"]
     if intents:
         reasons = [*reasons, f"several requests: {', '.join(intents)}"]
     return Classification(
@@ -220,7 +225,7 @@ def _intents(
     also = any(_hits(cue, parts) for cue in markers.also)
     chosen = [best]
     for category, found in evidence.items():
-        if category in _NO_SECOND_REQUEST or category in (best, "other_service"):
+        if category in _NEVER_SECOND or category == best:
             continue
         if _same_request(best, category, catalogue):
             continue
@@ -245,7 +250,6 @@ def _same_request(first: str, second: str, catalogue: Catalogue) -> bool:
 
 def _independent(found: _Evidence, best: _Evidence) -> float:
     """The evidence of ``found`` that does not rest on the phrases or documents of ``best``."""
-
     own = sum(weight for span, weight in found.own.items() if not any(_overlap(span, o) for o in best.spans))
     own += sum(w for kind, w in found.documents.items() if kind not in best.documents)
     return own
