@@ -135,6 +135,34 @@ def archive_export(settings: Settings, jsonl: bool, since: datetime | None) -> N
         app.close()
 
 
+@main.group()
+def audit() -> None:
+    """Accountability: the hash-chained event log."""
+
+
+@audit.command("verify")
+@click.pass_obj
+def audit_verify(settings: Settings) -> None:
+    """Recompute the event chain; name the first broken link (exit status 1) or print the head hash."""
+    from mailflow.audit import verify_chain
+
+    app = _app(settings)
+    try:
+        result = verify_chain(app.sessions)
+    finally:
+        app.close()
+    if result.ok:
+        click.echo(f"event log intact: {result.checked} entries, head {result.head_hash}")
+        return
+    where = f"entry {result.broken_seq}" if result.broken_seq is not None else "the chain"
+    if result.broken_event_id is not None:
+        where += f" (event id {result.broken_event_id})"
+    click.echo(
+        f"event log BROKEN at {where}: {result.problem}; {result.checked} entries before it hold", err=True
+    )
+    sys.exit(1)
+
+
 @main.command()
 @click.option(
     "--from",

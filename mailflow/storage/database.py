@@ -49,7 +49,11 @@ def _postgres_read_only(dbapi_connection, _record) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    from mailflow.audit import enable_chaining
+
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    enable_chaining(sessions)
+    return sessions
 
 
 def alembic_config(url: str) -> Config:

@@ -174,13 +174,30 @@ class Reply(Base):
 
 
 class Event(Base):
-    """Append-only log of what happened to each email, when, and by which stage or person."""
+    """Append-only log of what happened to each email, when, and by which stage or person.
+
+    Each entry carries the hash of the one before (``seq`` orders the chain); ``mailflow.audit`` fills
+    ``seq``, ``prev_hash`` and ``hash`` as the entry is written and verifies the chain.
+    """
 
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AuditHead(Base):
+    """The newest link of the event chain: one row, locked by every transaction that appends events."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

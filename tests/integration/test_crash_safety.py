@@ -99,3 +99,5 @@ def test_sigkill_mid_batch_never_loses_or_repeats(dovecot, smtp_server, tmp_path
     assert max(replies.values(), default=0) <= 1
     for entry in entries:
         assert len(entry["replies"]) <= 1
+    # The event log stayed one unbroken chain across all the killed processes.
+    assert "event log intact" in run_mailflow(env, "audit", "verify").stdout
