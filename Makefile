@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests need; other parts append theirs (DEB_PACKAGES += ...).
 DEB_PACKAGES = dovecot-imapd
 
-.PHONY: help venv deps test lint format run clean print-deb-packages
+.PHONY: help venv deps test lint format run bench clean print-deb-packages
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint    ruff check and format check"
 	@echo "make format  ruff format"
 	@echo "make run     the demo"
+	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
 	@echo "make clean   remove the virtualenv, caches and build output"
 
 venv: $(STAMP)
@@ -57,6 +58,9 @@ format: venv
 
 run: venv
 	$(BIN)/mailflow demo
+
+bench: deps venv
+	$(BIN)/python -m benchmarks.pipeline
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info
