@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Debian packages the tests need; other parts append theirs (DEB_PACKAGES += ...).
-DEB_PACKAGES = dovecot-imapd
+DEB_PACKAGES = dovecot-imapd tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
 
 .PHONY: help venv deps test lint format run bench clean print-deb-packages
 

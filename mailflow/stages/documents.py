@@ -1,21 +1,30 @@
-"""Document kinds of attachments, from what they say (PDF text, text files) helped by their names.
+"""Document kinds of attachments, from what they say (PDF text, OCR, text files) helped by their names.
 
 The cue phrases are data (``classifiers/documents.toml``); this module loads, compiles and scores
-them. Images and scans without a text layer have no OCR here: only the file name can speak for them.
+them. PDFs and images are read by a sandboxed worker (``text_sandbox``): the PDF's text layer, or
+Tesseract's reading of scans and pictures. Without Tesseract only the file name speaks for them.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import re
+import shutil
+import threading
 import tomllib
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from mailflow.domain import Attachment, Document
 from mailflow.errors import ConfigurationError
+from mailflow.stages.document_text import ReaderOptions
+from mailflow.stages.text_sandbox import TextSandbox
+
+log = logging.getLogger(__name__)
 
 # The document kinds of shared/taxonomy.md.
 DOCUMENT_KINDS = frozenset(
@@ -69,7 +78,7 @@ class DocumentRules:
     min_filename_score: float = 2.0
     title_chars: int = 250
     title_factor: float = 1.5
-    max_pages: int = 3
+    reader: ReaderOptions = field(default_factory=ReaderOptions)
 
 
 def load_rules(path: Path | str = DEFAULT_RULES_PATH) -> DocumentRules:
@@ -96,8 +105,13 @@ def load_rules(path: Path | str = DEFAULT_RULES_PATH) -> DocumentRules:
         except (re.error, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{path}: bad cue for {kind}: {exc}") from exc
     try:
+        reader = ReaderOptions(**data.get("reader", {}))
+    except TypeError as exc:
+        raise ConfigurationError(f"{path}: bad [reader]: {exc}") from exc
+    try:
         return DocumentRules(
             kinds=tuple(kinds),
+            reader=reader,
             **{key: value for key, value in settings.items() if key != "annex_words"},
         )
     except TypeError as exc:
@@ -146,9 +160,12 @@ def score_kinds(rules: DocumentRules, text: str, filename: str) -> list[tuple[st
     return sorted(scored, key=lambda item: -item[1])
 
 
-def classify_attachment(attachment: Attachment, rules: DocumentRules | None = None) -> Document:
+def classify_attachment(
+    attachment: Attachment, rules: DocumentRules | None = None, *, sandbox: TextSandbox | None = None
+) -> Document:
+    """The attachment's document kind; ``sandbox`` reads PDFs and images (default: a shared worker)."""
     rules = rules or default_rules()
-    text, reasons = attachment_text(attachment, max_pages=rules.max_pages)
+    text, reasons = attachment_text(attachment, options=rules.reader, sandbox=sandbox)
     has_text = sum(ch.isalpha() for ch in text) >= MIN_TEXT_LETTERS
     if not has_text:
         text = ""
@@ -170,47 +187,55 @@ def classify_attachment(attachment: Attachment, rules: DocumentRules | None = No
     )
 
 
-def attachment_text(attachment: Attachment, *, max_pages: int = 3) -> tuple[str, list[str]]:
-    """The text an attachment shows, and reasons saying where it came from or why there is none."""
+def attachment_text(
+    attachment: Attachment, *, options: ReaderOptions | None = None, sandbox: TextSandbox | None = None
+) -> tuple[str, list[str]]:
+    """The text an attachment shows, and reasons saying where it came from or why there is none.
+
+    PDFs and images are read in the sandboxed worker; text files, harmless to decode, here.
+    """
     sniffed = attachment.sniffed_type
-    if sniffed == "application/pdf":
-        return pdf_text(attachment.payload, max_pages=max_pages)
     if sniffed == "text/plain":
         data = attachment.payload[: MAX_TEXT_CHARS * 4]
         try:
             return data.decode("utf-8")[:MAX_TEXT_CHARS], ["text attachment"]
         except UnicodeDecodeError:
             return data.decode("cp1252", errors="replace")[:MAX_TEXT_CHARS], ["text attachment"]
-    if sniffed.startswith("image/"):
-        return "", ["image: no OCR, file name only"]
+    if sniffed == "application/pdf" or sniffed.startswith("image/"):
+        sandbox = sandbox or shared_sandbox(options or ReaderOptions())
+        page = sandbox.read(attachment.payload, sniffed, ocr=ocr_available())
+        return page.text, list(page.reasons)
     return "", [f"{sniffed}: content not read"]
 
 
-def pdf_text(data: bytes, *, max_pages: int = 3) -> tuple[str, list[str]]:
-    """Text layer of the first pages; never raises (a broken PDF yields "" and a reason)."""
-    import pypdfium2 as pdfium
+_sandboxes: dict[ReaderOptions, TextSandbox] = {}
+_sandboxes_lock = threading.Lock()
 
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except Exception as exc:  # PdfiumError, or anything a hostile file provokes
-        return "", [f"pdf unreadable: {type(exc).__name__}"]
-    parts: list[str] = []
-    try:
-        for index in range(min(len(pdf), max_pages)):
-            page = pdf[index]
-            textpage = page.get_textpage()
-            try:
-                parts.append(textpage.get_text_range())
-            finally:
-                textpage.close()
-                page.close()
-            if sum(len(part) for part in parts) >= MAX_TEXT_CHARS:
-                break
-    except Exception as exc:
-        return "\n".join(parts)[:MAX_TEXT_CHARS], [f"pdf partly unreadable: {type(exc).__name__}"]
-    finally:
-        pdf.close()
-    text = "\n".join(parts).replace("\r\n", "\n")[:MAX_TEXT_CHARS]
-    if sum(ch.isalpha() for ch in text) < MIN_TEXT_LETTERS:
-        return text, ["pdf without text layer (scan): file name only"]
-    return text, ["pdf text"]
+
+def shared_sandbox(options: ReaderOptions) -> TextSandbox:
+    """One text worker per set of limits for the whole process, started on first use, stopped at exit."""
+    with _sandboxes_lock:
+        if options not in _sandboxes:
+            if not _sandboxes:
+                atexit.register(close_shared_sandboxes)
+            _sandboxes[options] = TextSandbox(options)
+        return _sandboxes[options]
+
+
+def close_shared_sandboxes() -> None:
+    with _sandboxes_lock:
+        for sandbox in _sandboxes.values():
+            sandbox.close()
+        _sandboxes.clear()
+
+
+@lru_cache(maxsize=1)
+def ocr_available() -> bool:
+    """Whether Tesseract is installed; says so once in the log when it is not."""
+    if shutil.which("tesseract"):
+        return True
+    log.warning(
+        "tesseract not found: images and scanned PDFs are recognised by their file names only "
+        "(install Debian's tesseract-ocr, tesseract-ocr-nld and tesseract-ocr-fra)"
+    )
+    return False

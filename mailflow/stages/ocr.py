@@ -1,0 +1,195 @@
+"""OCR of one page image with Tesseract: clean the image up, read it, and turn it upright if it reads badly.
+
+Runs inside the sandboxed text worker (``mailflow.stages.text_sandbox``), never in the main process.
+Tesseract is called as a program (Debian's ``tesseract-ocr``), its input on stdin, its TSV on stdout:
+the word confidences tell a good reading from a bad one, which decides whether to try another
+orientation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from PIL import Image, ImageFilter, ImageMath, ImageOps
+
+TESSERACT = "tesseract"
+# Tesseract reads text best with capital letters some 30 px high; scans and phone pictures of a page
+# usually have that from about 1600 px on their long side, screenshots and small crops do not.
+MIN_LONG_SIDE = 1600
+MAX_LONG_SIDE = 3500
+MAX_SKEW_DEGREES = 15
+# A reading with fewer confident words than this may be sideways or upside down.
+GOOD_READING_WORDS = 6
+
+
+class OcrError(Exception):
+    """Tesseract failed or ran out of time."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    good_words: int  # words of 3+ letters read with confidence >= 60
+    rotation: int = 0  # degrees counter-clockwise the image was turned to read it
+    skew: float = 0.0
+
+
+def tesseract_path() -> str | None:
+    return shutil.which(TESSERACT)
+
+
+def read_image(image: Image.Image, *, languages: str, deadline: float) -> Reading:
+    """The text of one page image, turned upright when it reads better so. Raises OcrError."""
+    page, skew = prepare(image)
+    reading = _read(page, languages, deadline, rotation=0, skew=skew)
+    if reading.good_words >= GOOD_READING_WORDS:
+        return reading
+    # Few words: the page may be sideways or upside down (phone photos without EXIF orientation).
+    rotations = _osd_rotations(page, deadline)
+    for rotation in rotations:
+        turned, skew = prepare(page.rotate(rotation, expand=True), scale=False)
+        candidate = _read(turned, languages, deadline, rotation=rotation, skew=skew)
+        if candidate.good_words > reading.good_words:
+            reading = candidate
+        if reading.good_words >= GOOD_READING_WORDS:
+            break
+    return reading
+
+
+def prepare(image: Image.Image, *, scale: bool = True) -> tuple[Image.Image, float]:
+    """Grey, upright by EXIF, at a readable size, even lighting, straightened: (image, skew removed)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent screenshots: text drawn on nothing must show on white, not on black.
+        background = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    grey = image.convert("L")
+    if scale:
+        grey = _rescale(grey)
+    grey = flatten_lighting(grey)
+    angle = skew_angle(grey)
+    if abs(angle) >= 0.5:
+        grey = grey.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    return grey, angle
+
+
+def _rescale(grey: Image.Image) -> Image.Image:
+    long_side = max(grey.size)
+    if long_side < MIN_LONG_SIDE:
+        factor = min(3.0, MIN_LONG_SIDE / long_side)
+    elif long_side > MAX_LONG_SIDE:
+        factor = MAX_LONG_SIDE / long_side
+    else:
+        return grey
+    size = (max(1, round(grey.width * factor)), max(1, round(grey.height * factor)))
+    return grey.resize(size, Image.Resampling.LANCZOS)
+
+
+def flatten_lighting(grey: Image.Image) -> Image.Image:
+    """Divide by the blurred background: shadows and uneven light on phone photos become white paper."""
+    small = grey.copy()
+    small.thumbnail((400, 400))
+    # A closing (max then min) removes the dark text strokes before blurring, leaving only the paper.
+    background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(8))
+    background = background.resize(grey.size, Image.Resampling.BILINEAR)
+    flat = ImageMath.lambda_eval(lambda a: a["img"] * 255 / (a["bg"] + 1), img=grey, bg=background)
+    return ImageOps.autocontrast(flat.convert("L"), cutoff=1)
+
+
+def skew_angle(grey: Image.Image) -> float:
+    """The rotation (degrees) that makes text lines horizontal, by the sharpest row profile."""
+    small = grey.copy()
+    small.thumbnail((800, 800))
+    ink = small.point(lambda value: 255 if value < 128 else 0)  # text white on black
+    if not ink.getbbox():
+        return 0.0
+
+    def sharpness(angle: float) -> float:
+        turned = ink.rotate(angle, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=0)
+        rows = turned.resize((1, turned.height), Image.Resampling.BOX).tobytes()
+        return float(sum((a - b) ** 2 for a, b in itertools.pairwise(rows)))
+
+    coarse = max(range(-MAX_SKEW_DEGREES, MAX_SKEW_DEGREES + 1), key=sharpness)
+    fine = max((coarse + step / 4 for step in range(-4, 5)), key=sharpness)
+    # Ties between angles mean no text lines to speak of: leave the image alone.
+    return fine if sharpness(fine) > sharpness(0) * 1.05 else 0.0
+
+
+def _run(args: list[str], image: Image.Image, deadline: float) -> str:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise OcrError("no time left for OCR")
+    from io import BytesIO
+
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    # One thread per Tesseract: its OpenMP threads slow small pages down and defeat the memory limit.
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    try:
+        done = subprocess.run(
+            [TESSERACT, "stdin", "stdout", *args],
+            input=buffer.getvalue(),
+            capture_output=True,
+            timeout=remaining,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise OcrError("tesseract timed out") from exc
+    except OSError as exc:
+        raise OcrError(f"tesseract not runnable: {type(exc).__name__}") from exc
+    if done.returncode != 0:
+        raise OcrError(f"tesseract exit status {done.returncode}")
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def _read(image: Image.Image, languages: str, deadline: float, *, rotation: int, skew: float) -> Reading:
+    # psm 3: automatic layout, for letters and cards alike; dpi: the pages are scaled to ~300 dpi.
+    tsv = _run(["-l", languages, "--psm", "3", "--dpi", "300", "tsv"], image, deadline)
+    text, good = parse_tsv(tsv)
+    return Reading(text=text, good_words=good, rotation=rotation, skew=skew)
+
+
+def parse_tsv(tsv: str) -> tuple[str, int]:
+    """Text from Tesseract's TSV (lines kept, blocks apart) and the number of good words."""
+    lines: dict[tuple[str, str, str], list[str]] = {}
+    good = 0
+    for row in tsv.splitlines()[1:]:
+        fields = row.split("\t")
+        if len(fields) < 12 or fields[0] != "5" or not fields[11].strip():
+            continue
+        word = fields[11].strip()
+        lines.setdefault((fields[2], fields[3], fields[4]), []).append(word)
+        try:
+            confidence = float(fields[10])
+        except ValueError:
+            confidence = 0.0
+        good += confidence >= 60 and sum(ch.isalpha() for ch in word) >= 3
+    text_lines, previous_block = [], None
+    for (block, _, _), words in lines.items():
+        if previous_block is not None and block != previous_block:
+            text_lines.append("")
+        text_lines.append(" ".join(words))
+        previous_block = block
+    return "\n".join(text_lines), good
+
+
+def _osd_rotations(image: Image.Image, deadline: float) -> list[int]:
+    """Rotations worth trying, Tesseract's orientation guess first; all three when it has none."""
+    try:
+        osd = _run(["--psm", "0"], image, deadline)
+    except OcrError:
+        osd = ""
+    guess = None
+    for line in osd.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Rotate" and value.strip().isdigit():
+            # Tesseract says how far to turn clockwise; Pillow turns counter-clockwise.
+            guess = (360 - int(value.strip())) % 360
+    others = [angle for angle in (90, 270, 180) if angle != guess]
+    return ([guess] if guess else []) + others
