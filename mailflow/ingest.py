@@ -83,36 +83,46 @@ class Ingestor:
         uids = self.mailbox.list_uids()
         report.seen = len(uids)
         known = self.ledger.known(name, uidvalidity, uids)
-        for uid, (pk, status) in known.items():
-            if status is not Status.RECEIVED:
-                self._move(uid, pk, status)
-                report.moved_only += 1
+        settled = [(uid, pk, status) for uid, (pk, status) in known.items() if status is not Status.RECEIVED]
+        self._move_all(settled)
+        report.moved_only += len(settled)
         todo = [uid for uid in uids if uid not in known or known[uid][1] is Status.RECEIVED]
         done = 0
         for start in range(0, len(todo), self.batch_size):
-            for uid, raw in self.mailbox.fetch(todo[start : start + self.batch_size]):
-                if self.should_stop():
-                    report.stopped_early = True
-                    return report
-                self._handle(uidvalidity, uid, raw, report)
-                done += 1
-                if self.on_progress:
-                    self.on_progress(done, len(todo))
+            outcomes: list[tuple[int, int, Status]] = []
+            try:
+                for uid, raw in self.mailbox.fetch(todo[start : start + self.batch_size]):
+                    if self.should_stop():
+                        report.stopped_early = True
+                        break
+                    outcome = self._handle(uidvalidity, uid, raw, report)
+                    if outcome is not None:
+                        outcomes.append(outcome)
+                    done += 1
+                    if self.on_progress:
+                        self.on_progress(done, len(todo))
+            finally:
+                # Outcomes are committed: whatever happens next, their emails leave the inbox.
+                self._move_all(outcomes)
+            if report.stopped_early:
+                break
         return report
 
-    def _handle(self, uidvalidity: int, uid: int, raw: bytes, report: IngestReport) -> None:
+    def _handle(
+        self, uidvalidity: int, uid: int, raw: bytes, report: IngestReport
+    ) -> tuple[int, int, Status] | None:
         sha256 = self.blobs.put(raw)
         claim = self.ledger.claim(self._arrival(uidvalidity, uid, raw, sha256))
         if claim.result is ClaimResult.BUSY:
             report.busy += 1
-            return
+            return None
         status = claim.status
         if claim.result is ClaimResult.PROCESS:
             status = self._process(claim.message_pk, raw)
             report.count(status)
         else:
             report.moved_only += 1
-        self._move(uid, claim.message_pk, status)
+        return uid, claim.message_pk, status
 
     def _process(self, message_pk: int, raw: bytes) -> Status:
         try:
@@ -146,9 +156,14 @@ class Ingestor:
         log.warning("message %s quarantined", message_pk)
         return Status.QUARANTINED
 
-    def _move(self, uid: int, message_pk: int, status: Status) -> None:
-        self.mailbox.move(uid, status.folder)
-        self.ledger.mark_moved(message_pk, status.folder)
+    def _move_all(self, outcomes: list[tuple[int, int, Status]]) -> None:
+        """One MOVE per target folder for a whole batch, then one ledger transaction."""
+        by_folder: dict[str, list[tuple[int, int]]] = {}
+        for uid, pk, status in outcomes:
+            by_folder.setdefault(status.folder, []).append((uid, pk))
+        for folder, pairs in by_folder.items():
+            self.mailbox.move([uid for uid, _ in pairs], folder)
+            self.ledger.mark_moved([pk for _, pk in pairs], folder)
 
     def _arrival(self, uidvalidity: int, uid: int, raw: bytes, sha256: str) -> Arrival:
         message_id, sender, subject = peek_headers(raw)

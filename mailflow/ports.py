@@ -32,8 +32,11 @@ class Mailbox(Protocol):
         """
         ...
 
-    def move(self, uid: int, folder: str) -> None:
-        """Move one message into ``folder`` (created when missing). Moving a UID that is gone is a no-op."""
+    def move(self, uids: Sequence[int], folder: str) -> None:
+        """Move these messages into ``folder`` (created when missing), in one command where the server can.
+
+        UIDs that are gone are skipped.
+        """
         ...
 
     def wait_for_new_mail(self, timeout: float) -> bool:

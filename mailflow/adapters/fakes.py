@@ -55,14 +55,14 @@ class FakeMailbox:
                 self.fetched.append(uid)
                 yield uid, inbox[uid]
 
-    def move(self, uid: int, folder: str) -> None:
+    def move(self, uids: Sequence[int], folder: str) -> None:
         self._maybe_fail("move")
         with self._changed:
-            data = self.folders[self.folder].pop(uid, None)
-            if data is None:
-                return
-            self._store(folder, data)
-            self.moves.append((uid, folder))
+            for uid in uids:
+                data = self.folders[self.folder].pop(uid, None)
+                if data is not None:
+                    self._store(folder, data)
+                    self.moves.append((uid, folder))
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         self._maybe_fail("wait_for_new_mail")

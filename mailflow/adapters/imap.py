@@ -149,11 +149,12 @@ class ImapMailbox:
                 if body is not None:  # expunged meanwhile
                     yield uid, body
 
-    def move(self, uid: int, folder: str) -> None:
-        self._run(
-            "MOVE", lambda client: self._move(client, int(uid), self._server_folder(folder)), by_uid=True
-        )
-        log.debug("moved uid %s of %s to %s", uid, self._name, folder)
+    def move(self, uids: Sequence[int], folder: str) -> None:
+        wanted = [int(uid) for uid in uids]
+        if not wanted:
+            return
+        self._run("MOVE", lambda client: self._move(client, wanted, self._server_folder(folder)), by_uid=True)
+        log.debug("moved %d messages of %s to %s", len(wanted), self._name, folder)
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         if timeout <= 0:
@@ -280,26 +281,26 @@ class ImapMailbox:
             client.subscribe_folder(target)
         self._known_folders.add(target)
 
-    def _move(self, client: IMAPClient, uid: int, target: str) -> None:
+    def _move(self, client: IMAPClient, uids: list[int], target: str) -> None:
         self._ensure_folder(client, target)
         try:
-            self._transfer(client, uid, target)
+            self._transfer(client, uids, target)
         except imaplib.IMAP4.error as exc:
             if "TRYCREATE" not in str(exc):
                 raise
             # Someone deleted the folder since we cached it.
             self._known_folders = None
             self._ensure_folder(client, target)
-            self._transfer(client, uid, target)
+            self._transfer(client, uids, target)
 
-    def _transfer(self, client: IMAPClient, uid: int, target: str) -> None:
+    def _transfer(self, client: IMAPClient, uids: list[int], target: str) -> None:
         # A UID that is gone matches nothing: MOVE, COPY and UID EXPUNGE all answer OK.
         if "MOVE" in self._capabilities:
-            client.move([uid], target)
+            client.move(uids, target)
             return
         if "UIDPLUS" not in self._capabilities:
             # A plain EXPUNGE would also remove messages other clients flagged \Deleted.
             raise MailboxError(f"{self.host} supports neither MOVE nor UIDPLUS; cannot move messages safely")
-        client.copy([uid], target)
-        client.add_flags([uid], [DELETED], silent=True)
-        client.uid_expunge([uid])
+        client.copy(uids, target)
+        client.add_flags(uids, [DELETED], silent=True)
+        client.uid_expunge(uids)

@@ -91,24 +91,24 @@ class MaildirMailbox:
             if data is not None:
                 yield uid, data
 
-    def move(self, uid: int, folder: str) -> None:
+    def move(self, uids: Sequence[int], folder: str) -> None:
         target = self._folder_dir(folder)
-        if target == self._dir:
+        if target == self._dir or not uids:
             return
         try:
             _create_folder(target, is_root=target == self.root)
             with _locked(self._dir):
                 uidlist, files = _sync_locked(self._dir)
-                key = uidlist.keys.get(uid)
-                if key is None:
-                    return
-                if not _rename_into(files[key], self._dir, key, target):
-                    return
-                del uidlist.keys[uid]
+                for uid in uids:
+                    key = uidlist.keys.get(uid)
+                    if key is not None and _rename_into(files[key], self._dir, key, target):
+                        del uidlist.keys[uid]
                 _write(self._dir, uidlist)
         except OSError as exc:
-            raise MailboxError(f"cannot move uid {uid} of {self._name} to {folder}: {exc}") from exc
-        log.debug("moved uid %s of %s to %s", uid, self._name, folder)
+            raise MailboxError(
+                f"cannot move {len(uids)} messages of {self._name} to {folder}: {exc}"
+            ) from exc
+        log.debug("moved %d messages of %s to %s", len(uids), self._name, folder)
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -91,8 +91,13 @@ class SmtpTransport:
             raise TransportError(f"some recipients refused ({_codes(codes)})", permanent=True)
         log.info("reply %s accepted by %s", message_id, self.host)
 
+    def _context(self) -> ssl.SSLContext:
+        # Loading the system's CA certificates takes tens of milliseconds: once per transport, not per send.
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
     def _connect(self) -> smtplib.SMTP:
-        context = self._ssl_context or ssl.create_default_context()
         client: smtplib.SMTP
         if self.security == "ssl":
             client = smtplib.SMTP_SSL(
@@ -100,7 +105,7 @@ class SmtpTransport:
                 self.port,
                 local_hostname=self._local_hostname,
                 timeout=self.timeout,
-                context=context,
+                context=self._context(),
             )
         else:
             client = smtplib.SMTP(
@@ -109,7 +114,7 @@ class SmtpTransport:
         try:
             client.ehlo()
             if self.security == "starttls":
-                client.starttls(context=context)
+                client.starttls(context=self._context())
                 client.ehlo()
             if self.user:
                 client.login(self.user, self._password or "")

@@ -223,13 +223,13 @@ class Ledger:
         session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
         return Claim(ClaimResult.PROCESS, row.id, status)
 
-    def mark_moved(self, message_pk: int, folder: str) -> None:
+    def mark_moved(self, message_pks: Iterable[int], folder: str) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
-            row = session.get(Message, message_pk)
-            if row is None or row.moved_at is not None:
-                return
-            row.moved_at, row.folder = now, folder
-            session.add(
-                Event(message_id=message_pk, at=now, actor="ingest", kind="moved", detail={"folder": folder})
-            )
+            for row in session.scalars(select(Message).where(Message.id.in_(list(message_pks)))):
+                if row.moved_at is not None and row.folder == folder:
+                    continue
+                row.moved_at, row.folder = now, folder
+                session.add(
+                    Event(message_id=row.id, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+                )

@@ -79,7 +79,7 @@ def test_move_creates_the_folder_and_removes_from_inbox(
     keep = dovecot.append("INBOX", message(1))
     moved = dovecot.append("INBOX", message(2))
 
-    mailbox.move(moved, "Mailflow/Processed")
+    mailbox.move([moved], "Mailflow/Processed")
 
     # Dovecot's Maildir++ hierarchy delimiter is "."
     assert "Mailflow.Processed" in dovecot.folders()
@@ -90,9 +90,9 @@ def test_move_creates_the_folder_and_removes_from_inbox(
 
 def test_moving_a_vanished_uid_is_a_no_op(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
     uid = dovecot.append("INBOX", message(1))
-    mailbox.move(uid, "Processed")
+    mailbox.move([uid], "Processed")
 
-    mailbox.move(uid, "Processed")
+    mailbox.move([uid], "Processed")
 
     assert dovecot.folder_count("Processed") == 1
 
@@ -102,7 +102,7 @@ def test_move_into_an_existing_folder(dovecot: DovecotAccount, mailbox: ImapMail
     dovecot.append("Triage", message(0))
     uid = dovecot.append("INBOX", message(1))
 
-    mailbox.move(uid, "Triage")
+    mailbox.move([uid], "Triage")
 
     assert dovecot.folder_count("Triage") == 2
     assert dovecot.folder_count("INBOX") == 0
@@ -121,7 +121,7 @@ def test_move_without_move_capability_expunges_only_that_uid(dovecot: DovecotAcc
         ignore_capabilities={"MOVE"},
     ) as box:
         assert "MOVE" not in box.capabilities
-        box.move(uid, "Processed")
+        box.move([uid], "Processed")
 
     assert dovecot.bodies("Processed") == [message(1)]
     assert dovecot.uids("INBOX") == [flagged]
@@ -132,10 +132,10 @@ def test_move_recreates_a_folder_deleted_behind_its_back(
 ) -> None:
     first = dovecot.append("INBOX", message(1))
     second = dovecot.append("INBOX", message(2))
-    mailbox.move(first, "Processed")
+    mailbox.move([first], "Processed")
     dovecot.client().delete_folder("Processed")
 
-    mailbox.move(second, "Processed")
+    mailbox.move([second], "Processed")
 
     assert dovecot.bodies("Processed") == [message(2)]
 
@@ -171,7 +171,7 @@ def test_idle_times_out_and_ignores_mail_leaving(dovecot: DovecotAccount, mailbo
     uid = dovecot.append("INBOX", message(1))
     with mailbox.clone() as watcher:
         watcher.uidvalidity()
-        mailbox.move(uid, "Processed")
+        mailbox.move([uid], "Processed")
         started = time.monotonic()
         assert watcher.wait_for_new_mail(1.0) is False
         assert time.monotonic() - started >= 0.9
@@ -216,11 +216,11 @@ def test_uid_operations_refuse_after_a_silent_uidvalidity_change(
     with pytest.raises(MailboxError):
         mailbox.list_uids()
     with pytest.raises(MailboxError, match="UIDVALIDITY"):
-        mailbox.move(uid, "Processed")
+        mailbox.move([uid], "Processed")
     assert dovecot.folder_count("INBOX") == 1
 
     mailbox.uidvalidity()
-    mailbox.move(uid, "Processed")
+    mailbox.move([uid], "Processed")
     assert dovecot.folder_count("Processed") == 1
 
 

@@ -17,8 +17,8 @@ def test_is_a_mailbox_with_imap_uid_rules() -> None:
     first = fake.append("INBOX", b"one")
     second = fake.append("INBOX", b"two")
 
-    fake.move(first, "Processed")
-    fake.move(first, "Processed")  # gone: a no-op
+    fake.move([first], "Processed")
+    fake.move([first], "Processed")  # gone: a no-op
     third = fake.append("INBOX", b"three")
 
     assert fake.list_uids() == [second, third]
@@ -48,8 +48,8 @@ def test_fail_next_raises_once() -> None:
     fake.fail_next("move")
 
     with pytest.raises(MailboxError):
-        fake.move(uid, "Processed")
-    fake.move(uid, "Processed")
+        fake.move([uid], "Processed")
+    fake.move([uid], "Processed")
 
     assert fake.messages("Processed") == [b"a"]
 

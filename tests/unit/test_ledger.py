@@ -123,8 +123,8 @@ def test_mark_moved_records_folder_once(sessions):
     clock = Clock()
     book = ledger(sessions, clock)
     claim = book.claim(arrival())
-    book.mark_moved(claim.message_pk, "Processed")
-    book.mark_moved(claim.message_pk, "Processed")
+    book.mark_moved([claim.message_pk], "Processed")
+    book.mark_moved([claim.message_pk], "Processed")
     with sessions() as session:
         assert session.get(Message, claim.message_pk).folder == "Processed"
         assert session.query(Event).filter_by(kind="moved").count() == 1

@@ -77,7 +77,7 @@ def test_move_files_into_a_maildirplus_subfolder(box: MaildirMailbox) -> None:
     keep = box.append("INBOX", message(1))
     moved = box.append("INBOX", message(2))
 
-    box.move(moved, "Archive/Processed")
+    box.move([moved], "Archive/Processed")
 
     folder = box.root / ".Archive.Processed"
     assert (folder / "maildirfolder").exists()
@@ -91,17 +91,17 @@ def test_move_files_into_a_maildirplus_subfolder(box: MaildirMailbox) -> None:
 
 def test_moving_a_vanished_uid_is_a_no_op(box: MaildirMailbox) -> None:
     uid = box.append("INBOX", message(1))
-    box.move(uid, "Processed")
+    box.move([uid], "Processed")
 
-    box.move(uid, "Processed")
-    box.move(999, "Processed")
+    box.move([uid], "Processed")
+    box.move([999], "Processed")
 
     assert len(os.listdir(box.root / ".Processed" / "cur")) == 1
 
 
 def test_uids_are_never_reused(box: MaildirMailbox) -> None:
     first = box.append("INBOX", message(1))
-    box.move(first, "Processed")
+    box.move([first], "Processed")
 
     second = box.append("INBOX", message(2))
 
@@ -145,7 +145,7 @@ def test_wait_counts_mail_that_arrived_before_it_started(box: MaildirMailbox) ->
 def test_wait_ignores_mail_leaving_and_times_out(box: MaildirMailbox) -> None:
     uid = box.append("INBOX", message(1))
     watcher = MaildirMailbox(box.root, poll_interval=0.05)
-    box.move(uid, "Processed")
+    box.move([uid], "Processed")
 
     started = time.monotonic()
     assert watcher.wait_for_new_mail(0.3) is False
@@ -168,7 +168,7 @@ def _worker(root: str, start: int, count: int, barrier: multiprocessing.synchron
         box.list_uids()
     # Both processes race to move everything.
     for uid in box.list_uids():
-        box.move(uid, "Processed")
+        box.move([uid], "Processed")
 
 
 def test_two_processes_share_the_maildir(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_two_processes_share_the_maildir(tmp_path: Path) -> None:
 
     inbox = MaildirMailbox(root)
     for uid in inbox.list_uids():  # whatever one process listed after the other's last move
-        inbox.move(uid, "Processed")
+        inbox.move([uid], "Processed")
     processed = MaildirMailbox(root, folder="Processed")
     bodies = sorted(body for _uid, body in processed.fetch(processed.list_uids()))
     assert bodies == sorted(message(n) for n in [*range(40), *range(100, 140)])
