@@ -164,22 +164,121 @@ def audit_verify(settings: Settings) -> None:
 
 
 @main.command()
+@click.option("--host", help="Address to listen on (default: the web_host setting).")
+@click.option("--port", type=int, help="Port to listen on (default: the web_port setting).")
+@click.option("--with-worker", is_flag=True, help="Also run the mailbox worker in this process.")
+@click.pass_obj
+def web(settings: Settings, host: str | None, port: int | None, with_worker: bool) -> None:
+    """Serve the web desk: triage queue for staff, read-only archive for auditors."""
+    from mailflow.web.serve import serve
+
+    app = _app(settings)
+    try:
+        serve(
+            app,
+            host or settings.web_host,
+            settings.web_port if port is None else port,
+            with_worker=with_worker,
+            announce=lambda line: click.echo(line, err=True),
+        )
+    except MailflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        app.close()
+
+
+@main.group()
+def users() -> None:
+    """Accounts of the web desk."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["staff", "auditor", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_obj
+def users_add(settings: Settings, name: str, role: str, password_stdin: bool) -> None:
+    """Add an account; the password is asked for (or read from stdin), never given as an argument."""
+    from mailflow.web.accounts import add_user
+
+    password = _read_password(password_stdin)
+    app = _app(settings)
+    try:
+        with app.sessions.begin() as session:
+            user = add_user(session, name, role, password, now=app.clock())
+            username = user.username
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        app.close()
+    click.echo(f"added {role} {username}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_obj
+def users_passwd(settings: Settings, name: str, password_stdin: bool) -> None:
+    """Set a new password; the account's open sessions end."""
+    from sqlalchemy.exc import NoResultFound
+
+    from mailflow.web.accounts import set_password
+
+    password = _read_password(password_stdin)
+    app = _app(settings)
+    try:
+        with app.sessions.begin() as session:
+            set_password(session, name, password)
+    except (ValueError, NoResultFound) as exc:
+        raise click.ClickException(str(exc) or f"no user {name!r}") from exc
+    finally:
+        app.close()
+    click.echo(f"password of {name} changed")
+
+
+@main.command()
 @click.option(
     "--from",
     "source",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Seed with the .eml files of this directory instead of the shipped sample mailbox.",
 )
+@click.option(
+    "--serve",
+    "serve_desk",
+    is_flag=True,
+    help="Then start the web desk beside the worker, with demo staff and auditor accounts.",
+)
 @click.pass_obj
-def demo(settings: Settings, source: Path | None) -> None:
+def demo(settings: Settings, source: Path | None, serve_desk: bool) -> None:
     """Seed the embedded mailbox with sample emails, process them, and show what happened."""
     from mailflow.demo import run_demo
 
     try:
         run_demo(settings, source)
+        if serve_desk:
+            from mailflow.web.demo import serve_demo
+
+            serve_demo(settings)
     except MailflowError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":
     main()
+
+
+def _register_model_commands() -> None:
+    from mailflow.evaluation.commands import bench, train_command
+
+    main.add_command(train_command)
+    main.add_command(bench)
+
+
+_register_model_commands()

@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     outbox_backoff_base: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=300.0, gt=0)
 
+    # The web desk (``mailflow web``). No secret key: one is generated once and kept in the data dir.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    secret_key: str | None = Field(default=None, repr=False)
+    session_lifetime: float = Field(default=8 * 3600.0, gt=0)  # seconds from login
+    # Browsers keep Secure cookies on http://localhost too; switch off only behind plain-HTTP proxies.
+    web_secure_cookies: bool = True
+    triage_lease_seconds: float = Field(default=600.0, gt=0)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: float = Field(default=900.0, gt=0)
+
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
         if self.imap_host and self.imap_port is None:
@@ -83,6 +94,10 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "web-secret-key"
 
     @property
     def blobs_dir(self) -> Path:

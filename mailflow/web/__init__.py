@@ -1,0 +1,76 @@
+"""The web desk: a triage queue for staff, a read-only archive for auditors (``mailflow web``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from mailflow.bootstrap import App
+from mailflow.storage.database import make_engine, make_session_factory
+from mailflow.web import security
+from mailflow.web.context import EXTENSION, Desk
+from mailflow.web.forms import LogoutForm
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(app: App, **config: Any) -> Flask:
+    """The Flask application over a wired ``App``; ``config`` overrides Flask settings (tests)."""
+    settings = app.settings
+    app.engine  # noqa: B018 - migrates the schema before the first request
+    archive_engine = make_engine(settings.effective_database_url, read_only=True)
+    web = Flask(
+        __name__,
+        template_folder=str(settings.templates_dir / "web"),
+        static_folder=str(STATIC_DIR),
+        static_url_path="/static",
+    )
+    web.config.update(
+        SECRET_KEY=security.secret_key(settings.secret_key, settings.secret_key_file),
+        SESSION_COOKIE_NAME="mailflow_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.web_secure_cookies,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime),
+        SESSION_REFRESH_EACH_REQUEST=False,
+        REMEMBER_COOKIE_DURATION=timedelta(seconds=0),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which expires itself
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    web.config.update(config)
+    web.extensions[EXTENSION] = Desk(app, make_session_factory(archive_engine))
+    CSRFProtect(web)
+    login_manager = LoginManager(web)
+    security.install(web, login_manager)
+
+    from mailflow.web import admin, archive, auth, dashboard, triage
+
+    for blueprint in (auth.bp, triage.bp, archive.bp, dashboard.bp, admin.bp):
+        web.register_blueprint(blueprint)
+
+    @web.context_processor
+    def globals_() -> dict[str, Any]:
+        return {"logout_form": LogoutForm() if current_user.is_authenticated else None}
+
+    @web.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return render_template("error.html", code=400, message="The form expired. Reload the page."), 400
+
+    for code, message in ((403, "You may not do this."), (404, "Not found."), (401, "Log in first.")):
+        web.register_error_handler(code, _error_page(code, message))
+
+    web.teardown_appcontext(lambda _exc: None)
+    return web
+
+
+def _error_page(code: int, message: str):
+    def handler(_error: Exception):
+        return render_template("error.html", code=code, message=message), code
+
+    return handler

@@ -1,0 +1,108 @@
+"""Accounts of the web desk: argon2 password hashes, roles, and throttled password checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from mailflow.storage.desk_models import ROLES, LoginAttempt, User
+
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,49}")
+MIN_PASSWORD = 10
+_hasher = PasswordHasher()
+# Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class LoginOutcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class Throttle:
+    max_failures: int = 5  # per account within the window
+    window: timedelta = timedelta(minutes=15)
+    max_failures_per_address: int = 20  # one address trying many accounts
+
+
+def check_username(name: str) -> str:
+    name = name.strip().lower()
+    if not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 2-50 characters: lower-case letters, digits, '.', '_' or '-'")
+    return name
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_user(session: Session, username: str, role: str, password: str, *, now: datetime) -> User:
+    """A new account; ValueError for a bad name, role or password, or a name already taken."""
+    username = check_username(username)
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ValueError(f"user {username!r} exists already")
+    user = User(
+        username=username,
+        role=role,
+        password_hash=_hasher.hash(check_password(password)),
+        created_at=now,
+        disabled=False,
+        session_version=1,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    user = session.scalars(select(User).where(User.username == check_username(username))).one()
+    user.password_hash = _hasher.hash(check_password(password))
+    user.session_version += 1
+    return user
+
+
+def authenticate(
+    session: Session, username: str, password: str, *, remote_addr: str, now: datetime, throttle: Throttle
+) -> tuple[LoginOutcome, User | None]:
+    """Check a login and record the attempt; too many recent failures refuse without checking."""
+    name = username.strip().lower()[:100]
+    since = now - throttle.window
+    failures = session.execute(
+        select(
+            func.count().filter(LoginAttempt.username == name),
+            func.count().filter(LoginAttempt.remote_addr == remote_addr),
+        ).where(
+            LoginAttempt.at >= since,
+            LoginAttempt.succeeded.is_(False),
+            or_(LoginAttempt.username == name, LoginAttempt.remote_addr == remote_addr),
+        )
+    ).one()
+    if failures[0] >= throttle.max_failures or failures[1] >= throttle.max_failures_per_address:
+        return LoginOutcome.THROTTLED, None
+    user = session.scalar(select(User).where(User.username == name))
+    ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    ok = ok and not user.disabled  # type: ignore[union-attr]
+    session.add(LoginAttempt(username=name, remote_addr=remote_addr[:64], at=now, succeeded=ok))
+    if ok and user is not None and _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return (LoginOutcome.OK, user) if ok else (LoginOutcome.REFUSED, None)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,100 @@
+"""Admin pages (accounts, model figures) and the auditor's page (the event log's head)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from mailflow.audit import verify_chain
+from mailflow.storage.desk_models import LabelledExample, User
+from mailflow.storage.models import AuditHead, Event
+from mailflow.web.accounts import add_user
+from mailflow.web.context import desk
+from mailflow.web.forms import NewUserForm
+from mailflow.web.security import roles_required
+
+bp = Blueprint("admin", __name__)
+
+
+def model_manifests(directory: Path) -> list[dict[str, Any]]:
+    """Every ``classifiers/model/*.json`` manifest that can be read, newest name first."""
+    found = []
+    for path in sorted(directory.glob("*.json"), reverse=True):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found.append({"file": path.name, "data": data})
+    return found
+
+
+def flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += flat(value, f"{prefix}{key}.")
+        else:
+            rows.append(
+                (
+                    f"{prefix}{key}",
+                    json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value),
+                )
+            )
+    return rows
+
+
+@bp.route("/admin", methods=["GET", "POST"])
+@roles_required("admin")
+def index():
+    d = desk()
+    form = NewUserForm()
+    if form.validate_on_submit():
+        try:
+            with d.sessions.begin() as db:
+                add_user(
+                    db,
+                    form.username.data or "",
+                    form.role.data or "",
+                    form.password.data or "",
+                    now=d.clock(),
+                )
+            d.log(current_user.username, "user_added", None, user=form.username.data, role=form.role.data)
+            flash(f"Account {form.username.data} added.", "ok")
+            return redirect(url_for("admin.index"))
+        except ValueError as exc:
+            flash(str(exc), "error")
+    with d.archive() as db:
+        users = db.scalars(select(User).order_by(User.username)).all()
+        labels = db.scalar(select(func.count()).select_from(LabelledExample)) or 0
+    manifests = [
+        {"file": m["file"], "rows": flat(m["data"])}
+        for m in model_manifests(d.settings.classifiers_dir / "model")
+    ]
+    return render_template("admin.html", users=users, form=form, manifests=manifests, labels=labels)
+
+
+@bp.route("/audit")
+@roles_required("auditor", "admin")
+def audit():
+    d = desk()
+    with d.archive() as db:
+        head = db.get(AuditHead, 1)
+        recent = db.scalars(select(Event).order_by(Event.seq.desc()).limit(50)).all()
+    return render_template("audit.html", head=head, recent=recent, verification=None)
+
+
+@bp.route("/audit/verify")
+@roles_required("auditor", "admin")
+def verify():
+    d = desk()
+    result = verify_chain(d.archive)
+    with d.archive() as db:
+        head = db.get(AuditHead, 1)
+        recent = db.scalars(select(Event).order_by(Event.seq.desc()).limit(50)).all()
+    return render_template("audit.html", head=head, recent=recent, verification=result)

@@ -1,0 +1,171 @@
+"""The archive: every email, searchable and filterable, its history, its documents and its case.
+
+Reads go through the read-only connection; only the log of who looked at what is written, by the
+desk itself, in the chained event log.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask_login import current_user, login_required
+
+from mailflow.stages.parse import parse
+from mailflow.storage.models import AttachmentRecord, Message
+from mailflow.web import search
+from mailflow.web.archive_queries import (
+    PAGE_SIZE,
+    ArchiveFilter,
+    facet_values,
+    list_messages,
+    load_case,
+    load_message,
+    timeline,
+)
+from mailflow.web.context import desk
+from mailflow.web.documents import inline_kind, pdf_page_count, render_image, render_pdf_page
+from mailflow.web.sanitise import FRAME_CSP, frame_document, safe_filename
+
+bp = Blueprint("archive", __name__)
+
+
+def _attachment(message_id: int, position: int) -> AttachmentRecord:
+    with desk().archive() as db:
+        record = db.get(Message, message_id)
+        if record is None:
+            abort(404)
+        found = next((a for a in record.attachments if a.position == position), None)
+        if found is None:
+            abort(404)
+        db.expunge(found)
+        return found
+
+
+def _log_view(message_id: int | None, what: str, **detail: object) -> None:
+    desk().log(current_user.username, "viewed", message_id, what=what, **detail)
+
+
+@bp.route("/archive")
+@login_required
+def index():
+    d = desk()
+    f = ArchiveFilter.from_args(request.args)
+    if f.q:
+        search.index_pending(d.sessions, d.app.blobs)  # so a search never misses an email just settled
+    with d.archive() as db:
+        rows, total = list_messages(db, f)
+        facets = facet_values(db)
+    pages = max(1, -(-total // PAGE_SIZE))
+    return render_template("archive.html", rows=rows, total=total, f=f, facets=facets, pages=pages)
+
+
+def page_data(message_id: int) -> dict[str, object]:
+    """What the detail page of an email shows; shared with the triage page."""
+    with desk().archive() as db:
+        row = load_message(db, message_id)
+        if row is None:
+            abort(404)
+        steps = timeline(db, row)
+        db.expunge_all()
+    attachments = []
+    for record in row.attachments:
+        kind = inline_kind(record.sniffed_type)
+        pages = 0
+        if kind == "pdf":
+            try:
+                pages = pdf_page_count(desk().app.blobs.get(record.sha256))
+            except OSError:
+                kind = None
+        attachments.append({"record": record, "inline": kind, "pages": pages})
+    return {"row": row, "steps": steps, "attachments": attachments}
+
+
+@bp.route("/archive/<int:message_id>")
+@login_required
+def detail(message_id: int):
+    data = page_data(message_id)
+    _log_view(message_id, "email")
+    return render_template("email.html", **data)
+
+
+@bp.route("/archive/<int:message_id>/body")
+@login_required
+def body(message_id: int):
+    with desk().archive() as db:
+        row = db.get(Message, message_id)
+        if row is None:
+            abort(404)
+        sha256 = row.sha256
+    try:
+        parsed = parse(desk().app.blobs.get(sha256))
+        document = frame_document(parsed.html, parsed.text)
+    except Exception:  # shown as unreadable; the .eml download still has it whole
+        document = frame_document(None, "(this email cannot be shown; download the .eml)")
+    _log_view(message_id, "body")
+    response = Response(document, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = FRAME_CSP
+    return response
+
+
+@bp.route("/archive/<int:message_id>/eml")
+@login_required
+def eml(message_id: int):
+    with desk().archive() as db:
+        row = db.get(Message, message_id)
+        if row is None:
+            abort(404)
+        sha256 = row.sha256
+    _log_view(message_id, "original .eml")
+    return send_file(
+        BytesIO(desk().app.blobs.get(sha256)),
+        mimetype="message/rfc822",
+        as_attachment=True,
+        download_name=f"email-{message_id}.eml",
+    )
+
+
+@bp.route("/archive/<int:message_id>/attachments/<int:position>")
+@login_required
+def download(message_id: int, position: int):
+    record = _attachment(message_id, position)
+    _log_view(message_id, "document", attachment=position, how="download")
+    return send_file(
+        BytesIO(desk().app.blobs.get(record.sha256)),
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=safe_filename(record.filename, f"document-{message_id}-{position}"),
+    )
+
+
+@bp.route("/archive/<int:message_id>/attachments/<int:position>/page/<int:page>.png")
+@login_required
+def inline(message_id: int, position: int, page: int):
+    record = _attachment(message_id, position)
+    kind = inline_kind(record.sniffed_type)
+    data = desk().app.blobs.get(record.sha256)
+    try:
+        if kind == "pdf":
+            png = render_pdf_page(data, page)
+        elif kind == "image" and page == 0:
+            png = render_image(data)
+        else:
+            abort(404)
+    except (IndexError, ValueError):
+        abort(404)
+    _log_view(message_id, "document", attachment=position, page=page, how="inline")
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/cases/<reference>")
+@login_required
+def case(reference: str):
+    with desk().archive() as db:
+        found = load_case(db, reference)
+        if found is None:
+            abort(404)
+        db.expunge_all()
+    desk().log(current_user.username, "viewed", None, what="case", case=reference)
+    return render_template("case.html", case=found)

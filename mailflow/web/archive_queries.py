@@ -1,0 +1,213 @@
+"""What the archive pages read: filtered lists, one email with its history, a case."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from mailflow.storage.models import Case, DecisionRecord, Event, Message
+from mailflow.web import search
+
+PAGE_SIZE = 50
+
+
+def latest_decisions() -> Any:
+    """message id → id of its newest decision (a person's decision supersedes the machine's)."""
+    return (
+        select(DecisionRecord.message_id, func.max(DecisionRecord.id).label("last"))
+        .group_by(DecisionRecord.message_id)
+        .subquery()
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveFilter:
+    q: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    category: str = ""
+    action: str = ""
+    status: str = ""
+    case: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> ArchiveFilter:
+        def day(name: str) -> date | None:
+            try:
+                return date.fromisoformat(args.get(name, "").strip())
+            except ValueError:
+                return None
+
+        try:
+            page = max(1, min(10_000, int(args.get("page", "1"))))
+        except ValueError:
+            page = 1
+        return cls(
+            q=args.get("q", "").strip()[:200],
+            date_from=day("from"),
+            date_to=day("to"),
+            category=args.get("category", "").strip()[:60],
+            action=args.get("action", "").strip()[:30],
+            status=args.get("status", "").strip()[:20],
+            case=args.get("case", "").strip()[:40],
+            page=page,
+        )
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        values = {
+            "q": self.q,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "category": self.category,
+            "action": self.action,
+            "status": self.status,
+            "case": self.case,
+            "page": self.page,
+        }
+        values.update(changes)
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    received_at: datetime
+    from_address: str | None
+    subject: str | None
+    status: str
+    category: str | None
+    action: str | None
+    decided_by: str | None
+    case_ref: str | None
+
+
+def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> Select[Any]:
+    if f.q:
+        condition = search.matching(dialect, f.q)
+        if condition is not None:
+            query = query.where(condition)
+    if f.date_from:
+        query = query.where(Message.received_at >= datetime.combine(f.date_from, time(), UTC))
+    if f.date_to:
+        query = query.where(Message.received_at < datetime.combine(f.date_to, time(), UTC) + timedelta(1))
+    if f.category:
+        query = query.where(DecisionRecord.category == f.category)
+    if f.action:
+        query = query.where(DecisionRecord.action == f.action)
+    if f.status:
+        query = query.where(Message.status == f.status)
+    if f.case:
+        query = query.where(Case.reference == f.case.upper())
+    return query
+
+
+def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:
+    dialect = session.get_bind().dialect.name
+    last = latest_decisions()
+    base = (
+        select(Message.id)
+        .outerjoin(last, last.c.message_id == Message.id)
+        .outerjoin(DecisionRecord, DecisionRecord.id == last.c.last)
+        .outerjoin(Case, Case.id == Message.case_id)
+    )
+    base = _filtered(base, f, dialect, last)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    query = base.add_columns(
+        Message.received_at,
+        Message.from_address,
+        Message.subject,
+        Message.status,
+        DecisionRecord.category,
+        DecisionRecord.action,
+        DecisionRecord.decided_by,
+        Case.reference,
+    ).order_by(Message.received_at.desc(), Message.id.desc())
+    rows = session.execute(query.limit(PAGE_SIZE).offset((f.page - 1) * PAGE_SIZE)).all()
+    return [Row(*row) for row in rows], total
+
+
+def load_message(session: Session, message_id: int) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .where(Message.id == message_id)
+        .options(
+            selectinload(Message.attachments),
+            selectinload(Message.decisions),
+            selectinload(Message.replies),
+            selectinload(Message.case),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime
+    actor: str
+    kind: str
+    summary: str
+    hash: str | None = None
+
+
+def _summary(kind: str, d: Mapping[str, Any]) -> str:
+    def reasons() -> str:
+        listed = d.get("reasons") or []
+        return f" — {'; '.join(str(r) for r in listed)}" if listed else ""
+
+    if kind == "classified":
+        model = f", model {d['model']}" if d.get("model") else ""
+        docs = ", ".join(d.get("documents") or []) or "none"
+        return (
+            f"{d.get('category')} ({d.get('confidence')}, {d.get('language')}{model}); "
+            f"documents: {docs}{reasons()}"
+        )
+    if kind == "screened":
+        machine = f"machine mail ({d['machine']}), " if d.get("machine") else ""
+        return f"{machine}sender {d.get('sender')}{reasons()}"
+    if kind == "decided":
+        return f"action {d.get('action')}{reasons()}"
+    if kind == "staff_decided":
+        parts = d.get("parts") or []
+        listed = "; ".join(f"{p.get('category')} → {p.get('action')}" for p in parts)
+        return f"{listed}{' (reply written by hand)' if d.get('hand_reply') else ''}"
+    if kind == "viewed":
+        what = d.get("what", "email")
+        if "attachment" in d:
+            what += f" {d['attachment']}"
+        return f"viewed the {what}"
+    if kind in {"case_opened", "case_joined"}:
+        return f"case {d.get('case')}" + (f" ({d['case_status']})" if d.get("case_status") else "")
+    if kind == "moved":
+        return f"to {d.get('folder')}"
+    if kind == "stored":
+        return f"raw email stored, sha256 {str(d.get('sha256', ''))[:12]}…"
+    return ", ".join(f"{k}: {v}" for k, v in sorted(d.items()))
+
+
+def timeline(session: Session, row: Message) -> list[Step]:
+    steps = [Step(row.received_at, "ingest", "received", f"from the {row.mailbox} mailbox")]
+    events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
+    steps += [Step(e.at, e.actor, e.kind, _summary(e.kind, e.detail or {}), e.hash) for e in events]
+    return steps
+
+
+def load_case(session: Session, reference: str) -> Case | None:
+    return session.scalar(
+        select(Case)
+        .where(Case.reference == reference)
+        .options(selectinload(Case.messages).selectinload(Message.attachments))
+    )
+
+
+def facet_values(session: Session) -> dict[str, list[str]]:
+    """The categories, actions and statuses that occur, for the filter menus."""
+    return {
+        "category": sorted(session.scalars(select(DecisionRecord.category).distinct())),
+        "action": sorted(session.scalars(select(DecisionRecord.action).distinct())),
+        "status": sorted(session.scalars(select(Message.status).distinct())),
+    }

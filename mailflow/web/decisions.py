@@ -1,0 +1,236 @@
+"""A person's decision on a triage item: re-analyse the stored email, act on the decision, record who.
+
+Everything a decision changes is one transaction: the actor's work (documents, case, queued reply),
+the decision record, the labelled example and the events naming the person. The outbox sends the
+reply afterwards, as it does for the worker's own decisions. The email itself stays in the mailbox's
+Triage folder; the ledger says where it went.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+from dataclasses import dataclass, is_dataclass, replace
+from datetime import timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+from sqlalchemy import select
+
+from mailflow.bootstrap import App
+from mailflow.domain import Action, Analysis, Decision, Status
+from mailflow.stages.act import CASE_ACTIONS
+from mailflow.storage.desk_models import LabelledExample
+from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from mailflow.web import leases
+from mailflow.web.hand_reply import hand_written
+
+log = logging.getLogger(__name__)
+STAFF_ACTIONS = tuple(a for a in Action if a is not Action.TRIAGE)
+
+
+class DecisionRefused(Exception):
+    """The decision cannot be made as asked; the message says why, for the person."""
+
+
+@dataclass(frozen=True)
+class Part:
+    category: str
+    action: Action | None = None  # None: the product's channel from the catalogue
+
+
+def channel(app: App, category: str, documents: list[str]) -> tuple[Action, tuple[str, ...]]:
+    """The catalogue's action for a category, asking for documents when none required is attached."""
+    product = app.catalogue.product(category)
+    required = set(product.required_documents)
+    if product.action is Action.FILE and required and not required & set(documents):
+        return Action.REQUEST_DOCUMENTS, product.required_documents
+    return product.action, ()
+
+
+def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: tuple[str, ...]) -> Decision:
+    if part.category not in app.catalogue.products:
+        raise DecisionRefused(f"unknown category {part.category!r}")
+    kinds = [d.kind for d in analysis.extraction.documents]
+    action, missing = channel(app, part.category, kinds)
+    if part.action is not None:
+        action = part.action
+        missing = (
+            app.catalogue.product(part.category).required_documents
+            if action is Action.REQUEST_DOCUMENTS
+            else ()
+        )
+    if action is Action.TRIAGE:
+        raise DecisionRefused(f"{part.category} has no automatic action: choose one, or write the reply")
+    return Decision(
+        category=part.category,
+        action=action,
+        confidence=1.0,
+        language=analysis.decision.language,
+        intents=intents,
+        missing_documents=tuple(missing),
+        reasons=(f"decided by {by}",),
+    )
+
+
+def suggestion(app: App, analysis: Analysis) -> tuple[str, Action | None]:
+    """The machine's best guess made actionable: its category, and that category's channel."""
+    kinds = [d.kind for d in analysis.extraction.documents]
+    action, _ = channel(app, analysis.decision.category, kinds)
+    return analysis.decision.category, None if action is Action.TRIAGE else action
+
+
+def preview(app: App, analysis: Analysis, decision: Decision) -> str:
+    """The text of the reply this decision would send ('' when it sends none)."""
+    if not decision.action.replies:
+        return ""
+    message = analysis.message
+    reply = app.composer.compose(
+        action=decision.action.value,
+        language=decision.language,
+        to_address=message.from_address,
+        to_name=message.from_name,
+        original_subject=message.subject,
+        original_message_id=message.message_id,
+        original_references=message.references,
+        case_ref=f"{app.settings.case_prefix}-NEW" if decision.action in CASE_ACTIONS else None,
+        product=app.product_context(decision.category, decision.language),
+        missing_documents=decision.missing_documents,
+        idempotency_key="preview",
+    )
+    parsed = message_from_bytes(reply.data, policy=policy.default)
+    body = parsed.get_body(("plain",))  # type: ignore[attr-defined]
+    content = body.get_content().replace("\r\n", "\n") if body else ""
+    return f"Subject: {reply.subject}\n\n{content}"
+
+
+@dataclass
+class _PartRow:
+    """Stands in for the email when acting on its second and later requests: each gets its own reply."""
+
+    id: int
+    mailbox: str
+    sha256: str
+    case_id: int | None = None
+
+
+def person_actor(app: App) -> Any:
+    """The worker's actor, without the limits meant for automatic replies.
+
+    "One automatic reply per sender per period" (RFC 3834) is about replies nobody looked at; a
+    person's decision, and each request of a split, gets its reply. Suppressed addresses stay so.
+    """
+    actor = copy.copy(app.actor)
+    limits = getattr(actor, "limits", None)
+    if limits is not None and is_dataclass(limits):
+        actor.limits = replace(limits, sender_period=timedelta(0), hourly_cap=sys.maxsize)
+    return actor
+
+
+def _only_request(analysis: Analysis) -> Analysis:
+    # The documents were stored with the first request; the others only open cases and reply.
+    return replace(
+        analysis,
+        message=replace(analysis.message, attachments=()),
+        extraction=replace(analysis.extraction, documents=()),
+    )
+
+
+def decide_item(app: App, message_id: int, username: str, parts: list[Part], hand_text: str = "") -> Status:
+    """Act on a triage item as ``username`` decided; DecisionRefused when it is not theirs to decide."""
+    if not parts:
+        raise DecisionRefused("nothing was decided")
+    with app.sessions.begin() as session:
+        row = session.get(Message, message_id)
+        if row is None:
+            raise DecisionRefused("no such email")
+        sha256 = row.sha256
+    analysis = app.analyser.analyse(app.blobs.get(sha256))
+    intents = tuple(p.category for p in parts) if len(parts) > 1 else ()
+    decisions = [person_decision(app, analysis, part, username, intents) for part in parts]
+    if hand_text.strip() and not decisions[0].action.replies:
+        raise DecisionRefused(f"action {decisions[0].action.value} sends no reply to write")
+    now = app.clock()
+    actor = person_actor(app)
+    with app.sessions.begin() as session:
+        row = session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one()
+        if row.status != Status.TRIAGE:
+            raise DecisionRefused("this email was decided already")
+        if not leases.holds(session, message_id, username, now=now):
+            raise DecisionRefused("your hold on this email ran out or someone else has it")
+        machine = session.scalar(
+            select(DecisionRecord)
+            .where(DecisionRecord.message_id == message_id)
+            .order_by(DecisionRecord.id.desc())
+        )
+        for index, decision in enumerate(decisions):
+            target: Any = row if index == 0 else _PartRow(row.id, row.mailbox, f"{row.sha256}:{index + 1}")
+            outcome = actor.act(
+                session,
+                target,
+                replace(analysis if index == 0 else _only_request(analysis), decision=decision),
+            )
+            if index and row.case_id is None and target.case_id is not None:
+                row.case_id = target.case_id
+            if index == 0 and hand_text.strip() and outcome.reply_id is not None:
+                reply = session.get_one(Reply, outcome.reply_id)
+                reply.data = hand_written(reply.data, hand_text)
+            session.add(_record(row.id, decision, username, now, analysis.screening.sender_verdict))
+        first = decisions[0]
+        session.add(
+            LabelledExample(
+                message_id=row.id,
+                sha256=row.sha256,
+                category=first.category,
+                action=first.action.value,
+                intents=list(intents),
+                language=first.language,
+                labelled_by=username,
+                labelled_at=now,
+                machine_category=machine.category if machine else None,
+                machine_action=machine.action if machine else None,
+            )
+        )
+        session.add(
+            Event(
+                message_id=row.id,
+                at=now,
+                actor=username,
+                kind="staff_decided",
+                detail={
+                    "parts": [{"category": d.category, "action": d.action.value} for d in decisions],
+                    "hand_reply": bool(hand_text.strip()),
+                    "machine": {"category": machine.category, "action": machine.action} if machine else None,
+                },
+            )
+        )
+        status = Status.IGNORED if all(d.action is Action.IGNORE for d in decisions) else Status.PROCESSED
+        row.status = status
+        leases.release(session, message_id, username)
+    log.info("message %s decided by a person: %s", message_id, status.value)
+    return status
+
+
+def _record(message_id: int, decision: Decision, by: str, now: Any, verdict: str) -> DecisionRecord:
+    return DecisionRecord(
+        message_id=message_id,
+        decided_at=now,
+        decided_by=by,
+        category=decision.category,
+        action=decision.action.value,
+        confidence=decision.confidence,
+        language=decision.language,
+        intents=list(decision.intents),
+        reasons=list(decision.reasons),
+        missing_documents=list(decision.missing_documents),
+        sender_verdict=verdict,
+    )
+
+
+def send_now(app: App) -> None:
+    """Hand the queued replies to the transport now; what fails is retried by the worker."""
+    try:
+        app.outbox.deliver_due()
+    except Exception:
+        log.exception("sending after a desk decision failed; the worker's outbox will retry")

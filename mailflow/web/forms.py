@@ -1,0 +1,37 @@
+"""The desk's forms; Flask-WTF adds and checks the CSRF token of each."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class LoginForm(FlaskForm):
+    username = StringField("User name", validators=[DataRequired(), Length(max=100)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class LogoutForm(FlaskForm):
+    pass
+
+
+class DecideForm(FlaskForm):
+    """One form for every triage outcome; ``outcome`` says which button was used."""
+
+    outcome = HiddenField(validators=[DataRequired()])  # accept | choose | split | spam | hand
+    category = SelectField("Category", validate_choice=False, validators=[Optional()])
+    action = SelectField("Action", validate_choice=False, validators=[Optional()])
+    # split: one "category" or "category:action" per line
+    parts = TextAreaField("Requests", validators=[Optional(), Length(max=2000)])
+    reply_text = TextAreaField("Reply", validators=[Optional(), Length(max=20000)])
+
+
+class ReleaseForm(FlaskForm):
+    pass
+
+
+class NewUserForm(FlaskForm):
+    username = StringField("User name", validators=[DataRequired(), Length(max=50)])
+    role = SelectField("Role", choices=[("staff", "staff"), ("auditor", "auditor"), ("admin", "admin")])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=1000)])

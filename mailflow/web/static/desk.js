@@ -1,0 +1,99 @@
+// Keyboard shortcuts and the live reply preview. Everything works without this file too.
+(function () {
+  "use strict";
+  function typing(event) {
+    var t = event.target;
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+
+  function listKeys(table) {
+    var rows = Array.prototype.slice.call(table.querySelectorAll("tbody tr[data-href]"));
+    if (!rows.length) return;
+    var index = 0;
+    function select(i) {
+      rows[index].classList.remove("selected");
+      index = Math.max(0, Math.min(rows.length - 1, i));
+      rows[index].classList.add("selected");
+      rows[index].scrollIntoView({ block: "nearest" });
+    }
+    select(0);
+    document.addEventListener("keydown", function (event) {
+      if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "j") select(index + 1);
+      else if (event.key === "k") select(index - 1);
+      else if (event.key === "Enter" || event.key === "o") window.location = rows[index].dataset.href;
+      else return;
+      event.preventDefault();
+    });
+  }
+
+  function refreshPreview(box, category, action) {
+    var url = box.dataset.preview + "?category=" + encodeURIComponent(category.value) +
+      "&action=" + encodeURIComponent(action.value);
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (data) { document.getElementById("preview").textContent = data.text; })
+      .catch(function () { document.getElementById("preview").textContent = "(preview unavailable)"; });
+  }
+
+  function itemKeys() {
+    var box = document.getElementById("decide");
+    if (!box) return;
+    var category = document.getElementById("choose-category");
+    var action = document.getElementById("choose-action");
+    [category, action].forEach(function (el) {
+      el.addEventListener("change", function () { refreshPreview(box, category, action); });
+      el.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") { event.preventDefault(); submit("form-choose"); }
+      });
+    });
+    var hand = document.getElementById("hand-text");
+    hand.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        document.getElementById("form-hand").requestSubmit();
+      }
+    });
+    function submit(id) {
+      var form = document.getElementById(id);
+      var button = form.querySelector("button[type=submit]");
+      if (button && !button.disabled) form.requestSubmit();
+    }
+    function open(id, focus) {
+      document.getElementById(id).open = true;
+      document.getElementById(focus).focus();
+    }
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        if (typing(event)) { event.target.blur(); return; }
+        submit("form-release");
+        return;
+      }
+      if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      switch (event.key) {
+        case "a": submit("form-accept"); break;
+        case "m": submit("form-spam"); break;
+        case "c": category.focus(); break;
+        case "x": action.focus(); break;
+        case "d": submit("form-choose"); break;
+        case "s": open("split-box", "split-parts"); break;
+        case "w": open("hand-box", "hand-text"); break;
+        case "j": window.location = "/triage"; break;
+        default: return;
+      }
+      event.preventDefault();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var table = document.querySelector("table.list[data-href], #queue, #results");
+    if (table) listKeys(table);
+    itemKeys();
+    var search = document.getElementById("search");
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "/" || typing(event)) return;
+      event.preventDefault();
+      if (search) search.focus(); else window.location = "/archive";
+    });
+  });
+})();

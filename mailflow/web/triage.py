@@ -1,0 +1,165 @@
+"""The triage queue and the page where a person decides one email."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from mailflow.domain import Action, Analysis
+from mailflow.storage.models import Message
+from mailflow.web import leases
+from mailflow.web.archive import page_data
+from mailflow.web.context import desk
+from mailflow.web.decisions import (
+    STAFF_ACTIONS,
+    DecisionRefused,
+    Part,
+    decide_item,
+    person_decision,
+    preview,
+    send_now,
+    suggestion,
+)
+from mailflow.web.forms import DecideForm, ReleaseForm
+from mailflow.web.security import CHANGERS, roles_required
+from mailflow.web.triage_queries import AGES, QueueFilter, counts, next_after, waiting
+
+bp = Blueprint("triage", __name__)
+
+
+def _analysis(message_id: int) -> Analysis:
+    d = desk()
+    with d.archive() as db:
+        row = db.get(Message, message_id)
+        if row is None:
+            abort(404)
+        sha256 = row.sha256
+    return d.analysis(sha256)
+
+
+@bp.route("/")
+@bp.route("/triage")
+@roles_required(*CHANGERS)
+def queue():
+    d = desk()
+    now = d.clock()
+    with d.archive() as db:
+        items = waiting(db)
+    f = QueueFilter.from_args(request.args)
+    shown = [i for i in items if f.keeps(i, now)]
+    return render_template(
+        "queue.html",
+        items=shown,
+        counts=counts(items, now),
+        f=f,
+        ages=list(AGES),
+        now=now,
+        holders=leases.active(d.archive, now=now),
+    )
+
+
+@bp.route("/triage/<int:message_id>")
+@roles_required(*CHANGERS)
+def item(message_id: int):
+    d = desk()
+    data = page_data(message_id)
+    row = data["row"]
+    held = None
+    if row.status == "triage":  # type: ignore[attr-defined]
+        held = leases.take(d.sessions, message_id, current_user.username, now=d.clock(), lease=d.lease)
+    analysis = _analysis(message_id)
+    category, action = suggestion(d.app, analysis)
+    try:
+        text = preview(d.app, analysis, person_decision(d.app, analysis, Part(category, action), "", ()))
+    except (DecisionRefused, ValueError):
+        text = ""
+    d.log(current_user.username, "viewed", message_id, what="email", where="triage")
+    form = DecideForm()
+    form.category.choices = [(c, c) for c in d.app.catalogue.products]
+    form.action.choices = [("", "catalogue's channel")] + [(a.value, a.value) for a in STAFF_ACTIONS]
+    form.category.data, form.action.data = category, action.value if action else ""
+    form.parts.data = "\n".join(analysis.decision.intents or ())
+    form.reply_text.data = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+    return render_template(
+        "triage_item.html",
+        **data,
+        analysis=analysis,
+        suggested=(category, action),
+        preview_text=text,
+        form=form,
+        release_form=ReleaseForm(),
+        held=held,
+        mine=held is not None and held.username == current_user.username,
+    )
+
+
+@bp.route("/triage/<int:message_id>/preview")
+@roles_required(*CHANGERS)
+def reply_preview(message_id: int):
+    d = desk()
+    analysis = _analysis(message_id)
+    chosen = request.args.get("action", "")
+    try:
+        part = Part(request.args.get("category", ""), Action(chosen) if chosen else None)
+        decision = person_decision(d.app, analysis, part, current_user.username, ())
+        text = preview(d.app, analysis, decision) or f"(no reply: action {decision.action.value})"
+        return {"action": decision.action.value, "text": text}
+    except (DecisionRefused, ValueError, KeyError) as exc:
+        return {"action": "", "text": f"({exc})"}
+
+
+def _parts(form: DecideForm) -> list[Part]:
+    outcome = form.outcome.data
+    if outcome == "spam":
+        return [Part("spam", Action.IGNORE)]
+    if outcome == "split":
+        parts = []
+        for line in (form.parts.data or "").splitlines():
+            fields = line.replace(":", " ").split()
+            if fields:
+                parts.append(Part(fields[0], Action(fields[1]) if len(fields) > 1 else None))
+        if len(parts) < 2:
+            raise DecisionRefused("a split needs two or more requests, one per line")
+        return parts
+    if outcome in {"accept", "choose", "hand"}:
+        action = form.action.data or ""
+        return [Part(form.category.data or "", Action(action) if action else None)]
+    raise DecisionRefused("unknown outcome")
+
+
+@bp.route("/triage/<int:message_id>/decide", methods=["POST"])
+@roles_required(*CHANGERS)
+def decide(message_id: int):
+    d = desk()
+    form = DecideForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with d.archive() as db:
+        before = waiting(db)
+    try:
+        parts = _parts(form)
+        if form.outcome.data == "accept":
+            category, action = suggestion(d.app, _analysis(message_id))
+            parts = [Part(category, action)]
+        hand = form.reply_text.data or "" if form.outcome.data == "hand" else ""
+        status = decide_item(d.app, message_id, current_user.username, parts, hand)
+    except (DecisionRefused, ValueError) as exc:
+        flash(f"Not done: {exc}", "error")
+        return redirect(url_for("triage.item", message_id=message_id))
+    send_now(d.app)
+    flash(f"Email {message_id} decided ({status.value}).", "ok")
+    following = next_after(before, message_id)
+    if following is None:
+        return redirect(url_for("triage.queue"))
+    return redirect(url_for("triage.item", message_id=following))
+
+
+@bp.route("/triage/<int:message_id>/release", methods=["POST"])
+@roles_required(*CHANGERS)
+def release(message_id: int):
+    if not ReleaseForm().validate_on_submit():
+        abort(400)
+    d = desk()
+    with d.sessions.begin() as db:
+        leases.release(db, message_id, current_user.username)
+    return redirect(url_for("triage.queue"))
