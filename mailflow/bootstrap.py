@@ -11,24 +11,29 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.catalogue import Catalogue, load_catalogue
+from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
+from mailflow.learning.artefact import load_model_or_none
 from mailflow.outbox import Outbox, RetryPolicy
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
 from mailflow.replies import ReplyComposer
 from mailflow.runner import Worker
 from mailflow.settings import Settings
-from mailflow.stages.act import Actor
+from mailflow.stages.act import Actor, ReplyLimits
 from mailflow.stages.decide import DecisionPolicy
 from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
+from mailflow.stages.thread import CaseLookup
 from mailflow.storage.blobs import FileBlobStore
 from mailflow.storage.database import make_engine, make_session_factory, migrate
 from mailflow.storage.ledger import Ledger
+from mailflow.storage.models import AttachmentRecord, Case, Message
+from mailflow.thread_tokens import ThreadSigner, load_or_create_key
 
 
 def utc_now() -> datetime:
@@ -39,9 +44,17 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def build_analyser(settings: Settings, catalogue: Catalogue | None = None) -> Analyser:
+def build_analyser(
+    settings: Settings,
+    catalogue: Catalogue | None = None,
+    *,
+    signer: ThreadSigner | None = None,
+    case_lookup: CaseLookup | None = None,
+) -> Analyser:
     """The pure part of the pipeline: what ``classify`` and the worker share."""
     return Analyser(
+        signer=signer,
+        case_lookup=case_lookup,
         catalogue=catalogue or load_catalogue(settings.classifiers_dir),
         language_detector=LanguageDetector(),
         document_rules=load_rules(settings.classifiers_dir / "documents.toml"),
@@ -53,6 +66,8 @@ def build_analyser(settings: Settings, catalogue: Catalogue | None = None) -> An
         own_addresses=frozenset({settings.from_address.rsplit("<", 1)[-1].rstrip(">").strip().lower()}),
         own_domain=settings.message_id_domain,
         default_language=settings.default_language,
+        model=load_model_or_none(settings.effective_model_dir) if settings.use_model else None,
+        model_weight=settings.model_weight,
     )
 
 
@@ -84,8 +99,33 @@ class App:
         return load_catalogue(self.settings.classifiers_dir)
 
     @cached_property
+    def signer(self) -> ThreadSigner:
+        path = self.settings.data_dir / "thread-secret-key"
+        return ThreadSigner(load_or_create_key(self.settings.thread_secret, path))
+
+    @cached_property
     def analyser(self) -> Analyser:
-        return build_analyser(self.settings, self.catalogue)
+        return build_analyser(
+            self.settings, self.catalogue, signer=self.signer, case_lookup=self.case_summary
+        )
+
+    def case_summary(self, reference: str) -> CaseSummary | None:
+        with self.sessions() as session:
+            case = session.scalar(select(Case).where(Case.reference == reference))
+            if case is None:
+                return None
+            kinds = session.scalars(
+                select(AttachmentRecord.kind)
+                .join(Message, Message.id == AttachmentRecord.message_id)
+                .where(Message.case_id == case.id)
+            ).all()
+            return CaseSummary(
+                case.reference or reference,
+                case.category,
+                case.resident_address,
+                case.status,
+                tuple(dict.fromkeys(kinds)),
+            )
 
     @cached_property
     def composer(self) -> ReplyComposer:
@@ -94,6 +134,7 @@ class App:
             from_address=self.settings.from_address,
             message_id_domain=self.settings.message_id_domain,
             default_language=self.settings.default_language,
+            signer=self.signer,
         )
 
     @cached_property
@@ -140,6 +181,10 @@ class App:
             product_context=self.product_context,
             case_prefix=self.settings.case_prefix,
             clock=self.clock,
+            limits=ReplyLimits(
+                sender_period=timedelta(hours=self.settings.reply_sender_period_hours),
+                hourly_cap=self.settings.reply_hourly_cap,
+            ),
         )
 
     def product_context(self, category: str, language: str) -> Mapping[str, Any]:

@@ -139,6 +139,32 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class CaseSummary:
+    """What the archive knows of an existing case, as the pipeline needs it."""
+
+    reference: str
+    category: str
+    resident_address: str
+    status: str
+    documents: tuple[str, ...] = ()  # kinds already on file
+
+
+@dataclass(frozen=True)
+class ThreadContext:
+    """The email answers one of our replies about ``case``, and comes from that case's resident."""
+
+    case: CaseSummary
+
+
+@dataclass(frozen=True)
+class BounceReport:
+    """A delivery-failure report: permanent or not, and which of our replies it returns."""
+
+    hard: bool
+    our_message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Analysis:
     """Everything the pure stages found about one email."""
 
@@ -147,3 +173,5 @@ class Analysis:
     extraction: Extraction
     classification: Classification
     decision: Decision
+    thread: ThreadContext | None = None
+    bounce: BounceReport | None = None

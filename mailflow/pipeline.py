@@ -1,23 +1,59 @@
-"""The pure part of the pipeline: parse → screen → extract → classify → decide, without side effects."""
+"""The pure part of the pipeline: parse → screen → extract → classify → combine → decide, no side effects.
+
+``observe`` runs the stages that read the email (up to the rules' classification and the model's
+input), ``conclude`` those that judge it; ``analyse`` is both. A benchmark observes each email once
+and concludes it with an analyser holding the model of its cross-validation fold.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailflow.catalogue import Catalogue
-from mailflow.domain import Action, Analysis, ParsedMessage
+from mailflow.domain import (
+    Action,
+    Analysis,
+    Classification,
+    Extraction,
+    ParsedMessage,
+    Screening,
+    ThreadContext,
+)
+from mailflow.learning.features import ModelInput, model_input
+from mailflow.learning.model import TrainedModel
+from mailflow.stages.bounces import read_bounce
 from mailflow.stages.classify import classify
+from mailflow.stages.combine import DEFAULT_MODEL_WEIGHT, combine
 from mailflow.stages.decide import DecisionPolicy, decide
 from mailflow.stages.documents import DocumentRules
 from mailflow.stages.extract import extract
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.parse import parse
 from mailflow.stages.screen import screen
+from mailflow.stages.thread import CaseLookup, find_thread, follow_up_classification
+from mailflow.thread_tokens import ThreadSigner
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the stages before classification read from one email."""
+
+    raw: bytes = field(repr=False)
+    message: ParsedMessage
+    screening: Screening
+    extraction: Extraction
+    thread: ThreadContext | None
+    rules: Classification  # the catalogue's rules alone
+    features: ModelInput  # what the learned model reads
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(document.kind for document in self.extraction.documents)
 
 
 @dataclass(frozen=True)
@@ -30,8 +66,16 @@ class Analyser:
     own_addresses: frozenset[str]
     own_domain: str
     default_language: str
+    signer: ThreadSigner | None = None
+    case_lookup: CaseLookup | None = None
+    model: TrainedModel | None = None  # None: the rules alone
+    model_weight: float = DEFAULT_MODEL_WEIGHT
 
     def analyse(self, raw: bytes) -> Analysis:
+        return self.conclude(self.observe(raw))
+
+    def observe(self, raw: bytes) -> Observation:
+        """Everything read from the email itself: the input of both the rules and the model."""
         message = parse(raw)
         screening = screen(
             message, trusted_authserv_id=self.trusted_authserv_id, own_addresses=self.own_addresses
@@ -42,24 +86,44 @@ class Analyser:
             default_language=self.default_language,
             document_rules=self.document_rules,
         )
-        kinds = [document.kind for document in extraction.documents]
-        classification = classify(
+        kinds = tuple(document.kind for document in extraction.documents)
+        thread = None
+        if self.signer is not None and self.case_lookup is not None:
+            thread = find_thread(message, screening, signer=self.signer, lookup=self.case_lookup)
+        in_reply_to_ours = self.answers_our_mail(message)
+        rules = classify(
             extraction.text,
             message.subject,
             kinds,
             screening,
             self.catalogue,
-            in_reply_to_ours=self.answers_our_mail(message),
+            in_reply_to_ours=in_reply_to_ours,
         )
+        features = model_input(
+            message.subject, extraction.text, kinds, screening, in_reply_to_ours=in_reply_to_ours
+        )
+        return Observation(raw, message, screening, extraction, thread, rules, features)
+
+    def conclude(self, seen: Observation) -> Analysis:
+        """Classify (rules and model combined) and decide."""
+        kinds = seen.kinds
+        probabilities = self.model.predict(seen.features) if self.model is not None else None
+        classification = combine(seen.rules, probabilities, seen.screening, weight=self.model_weight)
+        classification = follow_up_classification(classification, seen.thread, kinds)
+        thread = seen.thread
+        on_file = thread.case.documents if thread and thread.case.category == classification.category else ()
         decision = decide(
             classification,
-            language=extraction.language,
-            documents=kinds,
-            screening=screening,
+            language=seen.extraction.language,
+            documents=(*kinds, *on_file),
+            screening=seen.screening,
             catalogue=self.catalogue,
             policy=self.policy,
         )
-        return Analysis(message, screening, extraction, classification, decision)
+        bounce = read_bounce(seen.raw, self.own_domain) if decision.category == "bounce" else None
+        return Analysis(
+            seen.message, seen.screening, seen.extraction, classification, decision, thread, bounce
+        )
 
     def answers_our_mail(self, message: ParsedMessage) -> bool:
         suffix = f"@{self.own_domain.lower()}>"

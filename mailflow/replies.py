@@ -30,6 +30,7 @@ from mailflow.reply_mime import (
     text_tokens,
     verify_header_block,
 )
+from mailflow.thread_tokens import ThreadSigner
 
 REPLY_ACTIONS = ("file", "request_documents", "book", "online", "redirect_info", "redirect_other")
 _CASE_ACTIONS = frozenset({"file", "request_documents"})
@@ -101,10 +102,14 @@ def reply_subject(original: str, case_ref: str | None, fallback: str) -> str:
     return f"Re: {tag}{subject or fallback}"
 
 
-def reply_message_id(idempotency_key: str, domain: str) -> str:
-    """Deterministic, so a reply rendered again for the same email keeps its id."""
+def reply_message_id(idempotency_key: str, domain: str, case_token: str | None = None) -> str:
+    """Deterministic, so a reply rendered again for the same email keeps its id.
+
+    ``case_token`` (see ``mailflow.thread_tokens``) lets an answer in the thread be tied to its case.
+    """
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
-    return f"<mailflow.{digest}@{domain}>"
+    middle = f"{digest}.{case_token}" if case_token else digest
+    return f"<mailflow.{middle}@{domain}>"
 
 
 class ReplyComposer:
@@ -116,6 +121,7 @@ class ReplyComposer:
         message_id_domain: str,
         default_language: str = "nl",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        signer: ThreadSigner | None = None,
     ) -> None:
         """``templates_dir`` is the templates directory or its ``replies`` subdirectory.
 
@@ -140,6 +146,7 @@ class ReplyComposer:
         self._domain = domain
         self._default_language = default_language
         self._clock = clock
+        self._signer = signer
         self._phrases, self._fallback = load_phrases(root / "phrases.toml")
         self._documents = load_documents(root / "documents.toml")
         self._env = Environment(
@@ -218,7 +225,8 @@ class ReplyComposer:
         text = _tidy_text(self._env.get_template(f"{action}.{lang}.txt.j2").render(context))
         html = self._env.get_template(f"{action}.{lang}.html.j2").render(context)
 
-        message_id = reply_message_id(idempotency_key, self._domain)
+        token = self._signer.token(case_ref) if case_ref and self._signer else None
+        message_id = reply_message_id(idempotency_key, self._domain, token)
         in_reply_to = normalise_message_id(original_message_id)
         headers: list[tuple[str, Sequence[str]]] = [
             ("From", self._from_tokens),

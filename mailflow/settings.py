@@ -55,9 +55,19 @@ class Settings(BaseSettings):
     # When true, an email without Authentication-Results from the trusted server counts as failed.
     require_authentication: bool = False
     confidence_threshold: float = Field(default=0.55, ge=0, le=1)
+    # The learned model (``mailflow train``); none there, or use_model off: the catalogue's rules alone.
+    model_dir: Path | None = None  # defaults to <classifiers_dir>/model
+    use_model: bool = True
+    model_weight: float = Field(default=0.4, ge=0, lt=1)  # the model's share of the combined confidence
     default_language: str = "nl"
     case_prefix: str = "MIG"
     booking_base_url: str = "https://stad.gent/afspraak"
+
+    # Loop and abuse protection: one automatic reply per sender per period, and a global hourly cap.
+    reply_sender_period_hours: float = Field(default=24.0, ge=0)
+    reply_hourly_cap: int = Field(default=500, ge=0)
+    # Signs the case references in our Message-IDs; workers on several machines must share it.
+    thread_secret: str | None = Field(default=None, repr=False)
 
     outbox_interval: float = Field(default=5.0, gt=0)
     outbox_max_attempts: int = Field(default=12, ge=1)
@@ -98,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / "web-secret-key"
+
+    @property
+    def effective_model_dir(self) -> Path:
+        return self.model_dir or self.classifiers_dir / "model"
 
     @property
     def blobs_dir(self) -> Path:

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.domain import Action, Analysis
 from mailflow.ports import BlobStore
-from mailflow.storage.models import AttachmentRecord, Case, Event, Message, Reply
+from mailflow.storage.models import (
+    AttachmentRecord,
+    AuditHead,
+    Case,
+    Event,
+    Message,
+    Reply,
+    SuppressedAddress,
+)
 
 CASE_ACTIONS = (Action.FILE, Action.REQUEST_DOCUMENTS)
 
@@ -51,6 +59,14 @@ ProductContext = Callable[[str, str], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
+class ReplyLimits:
+    """RFC 3834's "not too often": one automatic reply per sender per period, and a global hourly cap."""
+
+    sender_period: timedelta = timedelta(hours=24)
+    hourly_cap: int = 500
+
+
+@dataclass(frozen=True)
 class ActOutcome:
     case_ref: str | None
     case_joined: bool
@@ -66,12 +82,14 @@ class Actor:
         product_context: ProductContext,
         case_prefix: str,
         clock: Callable[[], datetime],
+        limits: ReplyLimits = ReplyLimits(),
     ) -> None:
         self.blobs = blobs
         self.composer = composer
         self.product_context = product_context
         self.case_prefix = case_prefix
         self.clock = clock
+        self.limits = limits
 
     def act(self, session: Session, row: Message, analysis: Analysis) -> ActOutcome:
         self._store_documents(session, row, analysis)
@@ -85,8 +103,70 @@ class Actor:
             else:
                 self._complete_case(session, row, case, analysis)
             row.case_id = case.id
-        reply_id = self._queue_reply(session, row, analysis, case) if decision.action.replies else None
+        if analysis.bounce is not None and analysis.bounce.hard:
+            self._suppress_bounced(session, row, analysis.bounce.our_message_ids)
+        reply_id = None
+        if decision.action.replies:
+            refusal = self._reply_refusal(session, analysis.message.from_address)
+            if refusal is None:
+                reply_id = self._queue_reply(session, row, analysis, case)
+            else:
+                session.add(
+                    Event(
+                        message_id=row.id,
+                        at=self.clock(),
+                        actor="act",
+                        kind="reply_withheld",
+                        detail={"reason": refusal},
+                    )
+                )
         return ActOutcome(case.reference if case else None, joined, reply_id)
+
+    def _reply_refusal(self, session: Session, address: str) -> str | None:
+        """Why no automatic reply may go to ``address`` now, or None."""
+        # Serialise this check across workers: every outcome transaction takes the audit head's lock.
+        session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        if session.get(SuppressedAddress, address.lower()) is not None:
+            return "address suppressed after a hard bounce"
+        now = self.clock()
+        recent = session.scalar(
+            select(func.count(Reply.id)).where(
+                Reply.to_address == address.lower(), Reply.created_at > now - self.limits.sender_period
+            )
+        )
+        if recent:
+            return "this sender already had an automatic reply within the period"
+        last_hour = session.scalar(
+            select(func.count(Reply.id)).where(Reply.created_at > now - timedelta(hours=1))
+        )
+        if (last_hour or 0) >= self.limits.hourly_cap:
+            return "the hourly cap of automatic replies is reached"
+        return None
+
+    def _suppress_bounced(self, session: Session, row: Message, our_ids: tuple[str, ...]) -> None:
+        if not our_ids:
+            return
+        now = self.clock()
+        for reply in session.scalars(select(Reply).where(Reply.rfc_message_id.in_(our_ids))):
+            address = reply.to_address.lower()
+            if session.get(SuppressedAddress, address) is None:
+                session.add(
+                    SuppressedAddress(
+                        address=address,
+                        reason="hard bounce of our reply",
+                        since=now,
+                        source_message_id=row.id,
+                    )
+                )
+            session.add(
+                Event(
+                    message_id=reply.message_id,
+                    at=now,
+                    actor="act",
+                    kind="reply_bounced",
+                    detail={"reply": reply.id, "bounce": row.id},
+                )
+            )
 
     def _store_documents(self, session: Session, row: Message, analysis: Analysis) -> None:
         attachments = analysis.message.attachments
@@ -109,24 +189,10 @@ class Actor:
             )
 
     def _thread_case(self, session: Session, analysis: Analysis) -> Case | None:
-        """The case of our own reply this email answers — only for the resident it was sent to."""
-        message = analysis.message
-        if analysis.screening.sender_verdict == "fail":
+        """The case this email answers in its thread (verified by the thread stage), if still on file."""
+        if analysis.thread is None:
             return None
-        thread_ids = [i for i in (message.in_reply_to, *message.references) if i]
-        if not thread_ids:
-            return None
-        case = session.scalar(
-            select(Case)
-            .join(Message, Message.case_id == Case.id)
-            .join(Reply, Reply.message_id == Message.id)
-            .where(Reply.rfc_message_id.in_(thread_ids))
-            .order_by(Case.id.desc())
-            .limit(1)
-        )
-        if case is None or case.resident_address != message.from_address:
-            return None
-        return case
+        return session.scalar(select(Case).where(Case.reference == analysis.thread.case.reference))
 
     def _open_case(self, session: Session, row: Message, analysis: Analysis) -> Case:
         decision = analysis.decision

@@ -19,6 +19,10 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(read_only))
+        if not read_only:
+            # A deferred transaction that reads, then writes after another worker wrote, fails at once
+            # (SQLITE_BUSY_SNAPSHOT); taking the write lock at BEGIN makes workers wait their turn instead.
+            event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     engine = create_engine(url, pool_pre_ping=True)
     if read_only:
@@ -28,6 +32,8 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
 
 def _sqlite_pragmas(read_only: bool):
     def on_connect(dbapi_connection, _record) -> None:
+        if not read_only:
+            dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
         cursor = dbapi_connection.cursor()
         # WAL lets readers (the web UI, exports) work beside the worker; several workers serialise writes.
         cursor.execute("PRAGMA journal_mode=WAL")

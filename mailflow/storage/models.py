@@ -201,3 +201,14 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class SuppressedAddress(Base):
+    """Addresses never to be auto-replied to again (our reply bounced for good)."""
+
+    __tablename__ = "suppressed_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime]
+    source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
