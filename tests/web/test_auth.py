@@ -1,0 +1,149 @@
+"""Accounts, sessions, CSRF, throttling, and the auditor who can change nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+
+from mailflow.storage.desk_models import User
+from mailflow.storage.models import Event, Message
+from mailflow.web import create_app
+from mailflow.web.context import EXTENSION
+from tests.web.conftest import PASSWORD, csrf_token, login
+
+
+def test_pages_need_a_login(web):
+    client = web.test_client()
+    for url in ("/triage", "/archive", "/archive/1", "/dashboard", "/audit", "/admin"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], url
+
+
+def test_wrong_password_is_refused_and_right_one_accepted(web):
+    client = web.test_client()
+    assert login(client, "sam", "not the password").status_code == 401
+    assert login(client, "nobody", PASSWORD).status_code == 401
+    response = login(client, "sam")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/triage")
+
+
+def test_login_is_throttled_after_repeated_failures(web, world):
+    client = web.test_client()
+    for _ in range(world.settings.login_max_failures):
+        assert login(client, "sara", "wrong password!").status_code == 401
+    # Now even the right password is refused until the window has passed.
+    assert login(client, "sara").status_code == 429
+    world.clock.advance(seconds=world.settings.login_window_seconds + 1)
+    assert login(client, "sara").status_code == 302
+
+
+def test_forms_without_the_csrf_token_are_refused(as_user, world):
+    client = as_user("sam")
+    anonymous = create_app(world.app, TESTING=True).test_client()
+    assert anonymous.post("/login", data={"username": "sam", "password": PASSWORD}).status_code == 400
+    message_id = world.ids["renewal"]
+    client.get(f"/triage/{message_id}")
+    response = client.post(f"/triage/{message_id}/decide", data={"outcome": "spam"})
+    assert response.status_code == 400
+    with world.app.sessions() as session:
+        assert session.get_one(Message, message_id).status == "triage"
+
+
+def test_session_cookie_is_secure_httponly_samesite_and_expires(world):
+    secure = create_app(world.app.__class__(world.settings.model_copy(update={"web_secure_cookies": True})))
+    client = secure.test_client()
+    token = csrf_token(client.get("/login").text)
+    response = client.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
+    cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and "mailflow_session" in v)
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert re.search(r"Expires=", cookie)
+
+
+def test_a_session_ends_after_its_lifetime(as_user, web):
+    client = as_user("sam")
+    assert client.get("/triage").status_code == 200
+    with client.session_transaction() as session:
+        session["login_at"] = (
+            datetime.now(UTC).timestamp() - web.extensions[EXTENSION].settings.session_lifetime - 5
+        )
+    response = client.get("/triage")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_logout_ends_the_session(as_user):
+    client = as_user("sam")
+    page = client.get("/archive").text
+    assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 302
+    assert client.get("/archive").status_code == 302
+
+
+def test_a_password_change_ends_older_sessions(as_user, world):
+    from mailflow.web.accounts import set_password
+
+    client = as_user("sam")
+    with world.app.sessions.begin() as session:
+        set_password(session, "sam", "a brand new password")
+    assert client.get("/archive").status_code == 302
+
+
+def state_changing_rules(web):
+    return [
+        rule
+        for rule in web.url_map.iter_rules()
+        if rule.methods
+        and rule.methods - {"GET", "HEAD", "OPTIONS"}
+        and rule.endpoint not in {"auth.login", "auth.logout"}
+    ]
+
+
+def test_every_state_changing_route_refuses_an_auditor(as_user, web, world):
+    client = as_user("audrey")
+    token = csrf_token(client.get("/archive").text)
+    rules = state_changing_rules(web)
+    assert {r.endpoint for r in rules} >= {"triage.decide", "triage.release", "admin.index"}
+    message_id = world.ids["renewal"]
+    for rule in rules:
+        url = rule.build({"message_id": message_id}, append_unknown=False)[1] if rule.arguments else rule.rule
+        for method in sorted(rule.methods - {"GET", "HEAD", "OPTIONS"}):
+            data = {
+                "csrf_token": token,
+                "outcome": "spam",
+                "username": "x1",
+                "role": "admin",
+                "password": PASSWORD * 2,
+            }
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 403, (method, url)
+    with world.app.sessions() as session:
+        assert session.scalar(select(User).where(User.username == "x1")) is None
+        assert not session.scalars(select(Event).where(Event.kind == "staff_decided")).all()
+
+
+def test_the_auditor_sees_no_way_to_change_anything(as_user, world):
+    client = as_user("audrey")
+    for url in (
+        "/triage",
+        f"/triage/{world.ids['renewal']}",
+        f"/triage/{world.ids['renewal']}/preview",
+        "/admin",
+    ):
+        assert client.get(url).status_code == 403, url
+    for url in ("/archive", f"/archive/{world.ids['renewal']}", "/dashboard", "/audit"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        forms = re.findall(r'<form[^>]*method="post"[^>]*action="([^"]*)"', page.text)
+        assert forms == ["/logout"], (url, forms)
+        assert 'href="/triage"' not in page.text
+
+
+def test_the_archive_reads_through_a_connection_that_cannot_write(web):
+    archive = web.extensions[EXTENSION].archive
+    with (
+        archive() as session,
+        pytest.raises(OperationalError, match="readonly|read-only|query_only|attempt to write"),
+    ):
+        session.execute(text("DELETE FROM users"))

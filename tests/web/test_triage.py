@@ -1,0 +1,152 @@
+"""Deciding triage items: accept, choose, split, spam, hand-written replies, and leases."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+from sqlalchemy import select
+
+from mailflow.storage.desk_models import LabelledExample
+from mailflow.storage.labels import iter_labelled_examples
+from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from tests.web.conftest import csrf_token
+
+
+def decide(client, message_id: int, **form: str):
+    page = client.get(f"/triage/{message_id}")
+    assert page.status_code == 200
+    return client.post(f"/triage/{message_id}/decide", data={"csrf_token": csrf_token(page.text), **form})
+
+
+def outcome(world, message_id: int):
+    with world.app.sessions() as session:
+        row = session.get_one(Message, message_id)
+        decisions = session.scalars(
+            select(DecisionRecord).where(DecisionRecord.message_id == message_id)
+        ).all()
+        replies = session.scalars(
+            select(Reply).where(Reply.message_id == message_id).order_by(Reply.id)
+        ).all()
+        events = session.scalars(
+            select(Event).where(Event.message_id == message_id).order_by(Event.seq)
+        ).all()
+        return row, decisions, replies, events
+
+
+def test_queue_lists_waiting_emails_oldest_first_with_why(as_user, world):
+    page = as_user("sam").get("/triage").text
+    positions = [page.find(f'/triage/{world.ids[label]}"') for label in ("renewal", "second", "hostile")]
+    assert all(p > 0 for p in positions) and positions == sorted(positions)
+    assert f'/triage/{world.ids["question"]}"' not in page  # handled automatically
+    assert "unverified sender" in page
+    filtered = as_user("sam").get("/triage?reason=low+confidence").text
+    assert f'/triage/{world.ids["renewal"]}"' not in filtered
+
+
+def test_accepting_the_suggestion_acts_records_the_person_and_sends(as_user, world):
+    message_id = world.ids["renewal"]
+    response = decide(as_user("sam"), message_id, outcome="accept")
+    assert response.status_code == 302
+    row, decisions, replies, events = outcome(world, message_id)
+    assert row.status == "processed"
+    assert decisions[-1].decided_by == "sam" and decisions[-1].category == "card_renewal"
+    assert decisions[-1].action == "book"
+    assert len(replies) == 1 and replies[0].to_address == "amina.el@example.org"
+    assert replies[0].status == "sent"  # the directory transport took it right after the commit
+    assert any(e.kind == "staff_decided" and e.actor == "sam" for e in events)
+    labels = list(iter_labelled_examples(world.app.sessions))
+    assert [(label.message_id, label.category, label.action, label.labelled_by) for label in labels] == [
+        (message_id, "card_renewal", "book", "sam")
+    ]
+    assert labels[0].machine_action == "triage"
+    # Redirected to the next item waiting.
+    assert response.headers["Location"].endswith(f"/triage/{world.ids['second']}")
+
+
+def test_choosing_another_category_and_action(as_user, world):
+    message_id = world.ids["second"]
+    decide(as_user("sam"), message_id, outcome="choose", category="card_lost", action="")
+    _, decisions, replies, _ = outcome(world, message_id)
+    assert (decisions[-1].category, decisions[-1].action) == ("card_lost", "book")
+    assert len(replies) == 1
+
+
+def test_preview_follows_the_chosen_category(as_user, world):
+    client = as_user("sam")
+    message_id = world.ids["renewal"]
+    renewal = client.get(f"/triage/{message_id}/preview?category=card_renewal").json
+    departure = client.get(f"/triage/{message_id}/preview?category=departure_permanent").json
+    assert renewal["action"] == "book" and departure["action"] == "online"
+    assert renewal["text"] != departure["text"] and "Subject:" in renewal["text"]
+    spam = client.get(f"/triage/{message_id}/preview?category=spam").json
+    assert spam["action"] == "ignore" and "no reply" in spam["text"]
+
+
+def test_split_gives_each_request_its_own_reply(as_user, world):
+    message_id = world.ids["renewal"]
+    decide(
+        as_user("sam"),
+        message_id,
+        outcome="split",
+        parts="card_renewal\ninfo_family_reunification redirect_info",
+    )
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "processed"
+    assert [(d.category, d.action) for d in decisions if d.decided_by == "sam"] == [
+        ("card_renewal", "book"),
+        ("info_family_reunification", "redirect_info"),
+    ]
+    assert len(replies) == 2 and len({r.rfc_message_id for r in replies}) == 2
+    with world.app.sessions() as session:
+        label = session.scalars(select(LabelledExample)).one()
+        assert label.intents == ["card_renewal", "info_family_reunification"]
+
+
+def test_marking_as_spam_ignores_without_reply(as_user, world):
+    message_id = world.ids["hostile"]
+    decide(as_user("sam"), message_id, outcome="spam")
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "ignored" and decisions[-1].category == "spam" and not replies
+
+
+def test_a_hand_written_reply_is_sent_as_written(as_user, world):
+    message_id = world.ids["renewal"]
+    text = "Beste mevrouw,\n\nU kunt langskomen op dinsdag.\n\nMet vriendelijke groeten,\nSam"
+    decide(
+        as_user("sam"), message_id, outcome="hand", category="card_renewal", action="book", reply_text=text
+    )
+    _, _, replies, events = outcome(world, message_id)
+    sent = message_from_bytes(replies[0].data, policy=policy.default)
+    assert sent.get_content_type() == "text/plain"
+    assert sent.get_content().replace("\r\n", "\n").strip() == text.strip()
+    assert sent["Auto-Submitted"] is None and sent["In-Reply-To"]
+    assert next(e for e in events if e.kind == "staff_decided").detail["hand_reply"] is True
+
+
+def test_two_people_never_work_the_same_item(as_user, world):
+    message_id = world.ids["renewal"]
+    sam, sara = as_user("sam"), as_user("sara")
+    assert 'id="decide"' in sam.get(f"/triage/{message_id}").text
+    page = sara.get(f"/triage/{message_id}").text
+    assert "sam is working on this" in page and 'id="decide"' not in page
+    response = sara.post(
+        f"/triage/{message_id}/decide", data={"csrf_token": csrf_token(page), "outcome": "spam"}
+    )
+    assert response.status_code == 302
+    assert outcome(world, message_id)[0].status == "triage"
+    # Once sam's lease runs out, sara may take the item over.
+    world.clock.advance(seconds=world.settings.triage_lease_seconds + 1)
+    decide(sara, message_id, outcome="spam")
+    assert outcome(world, message_id)[0].status == "ignored"
+
+
+def test_an_item_decided_already_cannot_be_decided_again(as_user, world):
+    message_id = world.ids["renewal"]
+    client = as_user("sam")
+    page = client.get(f"/triage/{message_id}").text
+    token = csrf_token(page)
+    client.post(f"/triage/{message_id}/decide", data={"csrf_token": token, "outcome": "accept"})
+    client.post(f"/triage/{message_id}/decide", data={"csrf_token": token, "outcome": "spam"})
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "processed" and len(replies) == 1
+    assert [d.decided_by for d in decisions] == ["pipeline", "sam"]
