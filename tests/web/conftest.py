@@ -86,7 +86,7 @@ def build_world(settings: Settings, mails: dict[str, bytes], clock: Clock | None
 def standard_mails() -> dict[str, bytes]:
     return {
         "renewal": emails.renewal_request(),
-        "second": emails.renewal_request(sender="yusuf.k@example.org"),
+        "second": emails.renewal_request(sender="yusuf.k@example.org", name="Yusuf Kaya"),
         "question": emails.information_question(),
         "hostile": emails.hostile_html(),
     }

@@ -53,7 +53,9 @@ def email(
     return message.as_bytes()
 
 
-def renewal_request(sender: str = "amina.el@example.org", dmarc: str = "fail") -> bytes:
+def renewal_request(
+    sender: str = "amina.el@example.org", dmarc: str = "fail", name: str = "Amina El Amrani"
+) -> bytes:
     """A clear card renewal request whose sender failed DMARC: the machine leaves it to a person."""
     return email(
         sender=sender,
@@ -62,7 +64,7 @@ def renewal_request(sender: str = "amina.el@example.org", dmarc: str = "fail") -
         text=(
             "Goedendag,\n\nMijn verblijfskaart vervalt volgende maand en ik heb een uitnodigingsbrief "
             "gekregen om ze te vernieuwen. Ik wil graag mijn verblijfskaart laten vernieuwen.\n\n"
-            "Met vriendelijke groeten,\nAmina El Amrani\n"
+            f"Met vriendelijke groeten,\n{name}\n"
         ),
     )
 

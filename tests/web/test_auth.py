@@ -144,6 +144,6 @@ def test_the_archive_reads_through_a_connection_that_cannot_write(web):
     archive = web.extensions[EXTENSION].archive
     with (
         archive() as session,
-        pytest.raises(OperationalError, match="readonly|read-only|query_only|attempt to write"),
+        pytest.raises(OperationalError, match=r"readonly|read-only|query_only|attempt to write"),
     ):
         session.execute(text("DELETE FROM users"))

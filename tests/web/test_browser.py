@@ -1,0 +1,143 @@
+"""End to end, in a real browser: staff triage by keyboard, the auditor's read-only archive, hostile HTML."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from mailflow.storage.models import Event, Message
+from mailflow.web import create_app
+from tests.web.browser import chromium, served
+from tests.web.conftest import PASSWORD, build_world, desk_settings, standard_mails
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def desk(tmp_path, smtp_server):
+    settings = desk_settings(
+        tmp_path / "data",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_security="none",
+        web_secure_cookies=True,  # as deployed: chromium keeps Secure cookies on http://127.0.0.1
+    )
+    world = build_world(settings, standard_mails())
+    with served(create_app(world.app)) as base:
+        yield world, base
+    world.app.close()
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_staff_triage_by_keyboard_reply_reaches_smtp_and_archive_shows_timeline(browser, desk, smtp_server):
+    world, base = desk
+    page = browser.new_page()
+    log_in(page, base, "sam")
+    assert page.url.endswith("/triage")
+    assert page.locator("#queue tbody tr.selected").count() == 1  # the oldest is ready to open
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/triage/{world.ids['renewal']}")
+    assert page.inner_text("#suggested-category") == "card_renewal"
+    assert page.inner_text("#suggested-action") == "book"
+    assert "afspraak" in page.inner_text("#preview")
+    page.keyboard.press("a")
+    page.wait_for_url(f"{base}/triage/{world.ids['second']}")  # straight on to the next item
+    assert "decided (processed)" in page.inner_text("main")
+
+    received = [r for r in smtp_server.wait_for(1) if r.recipients == ["amina.el@example.org"]]
+    assert len(received) == 1
+    assert "Vernieuwing verblijfskaart" in received[0].message["Subject"]
+
+    page.goto(f"{base}/archive")
+    page.keyboard.press("/")
+    page.keyboard.type("amina")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    rows = page.locator("#results tbody tr[data-href]")
+    assert rows.count() == 1
+    rows.first.locator("a").first.click()
+    page.wait_for_url(f"{base}/archive/{world.ids['renewal']}")
+    timeline = page.inner_text("#timeline")
+    for step in ("received", "classified", "staff decided", "reply queued", "reply sent"):
+        assert step in timeline, step
+    assert "sam" in timeline and "card_renewal → book" in timeline
+
+
+def test_auditor_searches_opens_and_cannot_change_anything(browser, desk):
+    world, base = desk
+    page = browser.new_page()
+    log_in(page, base, "audrey")
+    assert page.url.endswith("/archive")
+    page.fill("#search", "gezinshereniging")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.locator("#results tbody tr[data-href] a").first.click()
+    page.wait_for_url(f"{base}/archive/{world.ids['question']}")
+    assert "Welke documenten" in page.frame_locator("iframe.body").locator("body").inner_text()
+
+    # The UI offers nothing: no triage link, no form but logout, no buttons besides it.
+    assert page.locator("a[href='/triage']").count() == 0
+    assert page.locator("form[method=post]").count() == 1
+    assert page.locator("button").count() == 1
+    for key in ("a", "m", "s", "w", "Escape"):
+        page.keyboard.press(key)
+    assert page.url == f"{base}/archive/{world.ids['question']}"
+
+    # Every attempt made by hand is refused, even with a valid CSRF token of the auditor's session.
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    triage_id = world.ids["renewal"]
+    for url, form in (
+        (f"/triage/{triage_id}/decide", {"outcome": "spam"}),
+        (f"/triage/{triage_id}/decide", {"outcome": "accept"}),
+        (f"/triage/{triage_id}/release", {}),
+        ("/admin", {"username": "eve", "role": "admin", "password": "a long password"}),
+    ):
+        response = page.request.post(f"{base}{url}", form={"csrf_token": token, **form})
+        assert response.status == 403, url
+    for url in ("/triage", f"/triage/{triage_id}", "/admin"):
+        assert page.request.get(f"{base}{url}").status == 403, url
+    with world.app.sessions() as session:
+        assert session.get_one(Message, triage_id).status == "triage"
+        assert not session.scalars(select(Event).where(Event.actor == "audrey", Event.kind != "viewed",
+                                                       Event.kind != "logged_in")).all()  # fmt: skip
+    assert page.goto(f"{base}/audit").ok
+    assert len(page.inner_text("#head-hash").strip()) == 64
+
+
+def test_hostile_html_runs_and_loads_nothing(browser, desk):
+    world, base = desk
+    context = browser.new_context()
+    page = context.new_page()
+    requests, dialogs, console = [], [], []
+    context.on("request", lambda request: requests.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda message: console.append(message.text))
+    log_in(page, base, "sam")
+    for url in (f"/archive/{world.ids['hostile']}", f"/triage/{world.ids['hostile']}"):
+        page.goto(f"{base}{url}")
+        page.wait_for_load_state("networkidle")
+        frame = page.frame_locator("iframe.body")
+        assert "verblijfskaart" in frame.locator("body").inner_text()
+        frame.locator("a", has_text="klik hier").click()
+        page.wait_for_timeout(300)
+        titles = [f.evaluate("document.title") for f in page.frames if f != page.main_frame]
+        assert "SCRIPT-RAN" not in titles
+    hosts = {urlsplit(url).hostname for url in requests}
+    assert hosts == {"127.0.0.1"}, hosts
+    assert dialogs == []
+    assert not [line for line in console if "RAN" in line], console
