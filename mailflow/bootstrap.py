@@ -71,6 +71,16 @@ def build_analyser(
     )
 
 
+def open_mailbox(settings: Settings) -> Mailbox:
+    if settings.uses_embedded_mailbox:
+        from mailflow.adapters.maildir import MaildirMailbox
+
+        return MaildirMailbox.from_settings(settings)
+    from mailflow.adapters.imap import ImapMailbox
+
+    return ImapMailbox.from_settings(settings)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -192,14 +202,13 @@ class App:
             category, language, booking_base_url=self.settings.booking_base_url
         )
 
+    @cached_property
+    def analyser_without_archive(self) -> Analyser:
+        """For previews: no database, so no thread lookups."""
+        return build_analyser(self.settings, self.catalogue)
+
     def open_mailbox(self) -> Mailbox:
-        if self.settings.uses_embedded_mailbox:
-            from mailflow.adapters.maildir import MaildirMailbox
-
-            return MaildirMailbox.from_settings(self.settings)
-        from mailflow.adapters.imap import ImapMailbox
-
-        return ImapMailbox.from_settings(self.settings)
+        return open_mailbox(self.settings)
 
     def make_ingestor(
         self,

@@ -64,9 +64,15 @@ def run(settings: Settings) -> None:
 
 
 @main.command("poll-once")
+@click.option(
+    "--dry-run", is_flag=True, help="Only print what would be done: nothing is stored, moved or sent."
+)
 @click.pass_obj
-def poll_once(settings: Settings) -> None:
+def poll_once(settings: Settings, dry_run: bool) -> None:
     """Process everything waiting in the mailbox, send the replies, then exit."""
+    if dry_run:
+        _dry_run(settings)
+        return
     app = _app(settings)
     try:
         worker = app.worker()
@@ -84,6 +90,47 @@ def poll_once(settings: Settings) -> None:
         f"processed {report.processed} ({counts}); replies sent {delivery.sent}, "
         f"deferred {delivery.retried}, failed {delivery.failed}"
     )
+
+
+def _dry_run(settings: Settings) -> None:
+    from mailflow.bootstrap import build_analyser, open_mailbox
+    from mailflow.preview import dry_run
+
+    try:
+        analyser = build_analyser(settings)
+        mailbox = open_mailbox(settings)
+        try:
+            count = 0
+            for line in dry_run(mailbox, analyser, settings.imap_batch_size):
+                click.echo(line)
+                count += 1
+        finally:
+            mailbox.close()
+    except (MailboxError, ConfigurationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"dry run: {count} emails waiting; nothing was stored, moved or sent")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def preview(settings: Settings, file: Path) -> None:
+    """Print the exact reply (headers and text) mailflow would send to FILE.eml."""
+    from mailflow.bootstrap import App
+    from mailflow.preview import describe, preview_reply, readable
+
+    app = App(settings)
+    try:
+        analysis = app.analyser_without_archive.analyse(file.read_bytes())
+        click.echo(describe(analysis))
+        data = preview_reply(analysis, app.composer, app.product_context, settings.case_prefix)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("")
+    if data is None:
+        click.echo(f"No reply: the action is {analysis.decision.action.value}.")
+    else:
+        click.echo(readable(data).rstrip("\n") + "\n")
 
 
 @main.command()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _OUR_ID = re.compile(
-    r"<mailflow\.[0-9a-f]+\.(?P<ref>[a-z0-9-]+)\.(?P<sig>[0-9a-f]{20})@[^>]+>", re.IGNORECASE
+    r"<mailflow\.[0-9a-f]+\.(?P<ref>[a-z0-9-]+)\.(?P<sig>[0-9a-f]{16})@[^>]+>", re.IGNORECASE
 )
 
 
@@ -26,7 +26,7 @@ class ThreadSigner:
         self._key = key
 
     def _signature(self, case_ref: str) -> str:
-        return hmac.new(self._key, case_ref.upper().encode(), hashlib.sha256).hexdigest()[:20]
+        return hmac.new(self._key, case_ref.upper().encode(), hashlib.sha256).hexdigest()[:16]
 
     def token(self, case_ref: str) -> str:
         """The part of a Message-ID that names ``case_ref`` verifiably."""

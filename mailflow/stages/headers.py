@@ -20,6 +20,7 @@ _BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[qQbB]\?[^?]*\?=)\s+(?==\?)")
 _ASCII = codecs.lookup("ascii").name
 _LATIN_1 = codecs.lookup("latin-1").name
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
+_ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>\s*$")
 _ADDR_SPEC = re.compile(r"[^\s<>\"'(),;:@]+@[^\s<>\"'(),;:@]+")
 
 
@@ -97,7 +98,13 @@ def parse_address(raw: str | None) -> tuple[str, str]:
     if not raw:
         return "", ""
     unfolded = _from_surrogates(re.sub(r"\r?\n(?=[ \t])", "", raw))
-    name, address = parseaddr(unfolded)
+    angle = _ANGLE_ADDRESS.search(unfolded)
+    if angle:
+        # "Name <addr>": the address in brackets is unambiguous, whatever the name holds (":" or "<" in
+        # encoded words confuse parseaddr into taking a forged address from inside the name).
+        name, address = unfolded[: angle.start()].strip(), angle.group(1)
+    else:
+        name, address = parseaddr(unfolded)
     if "@" not in address:
         found = _ADDR_SPEC.search(unfolded)
         name = unfolded.replace(found.group(0), "").strip(' <>"') if found else name
@@ -120,6 +127,9 @@ def message_ids(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
     value = _from_surrogates(raw)
+    if "=?" in value:
+        # Some writers (Python's own email package among them) encode a long id as RFC 2047 words.
+        value = decode_header_value(value)
     found = _MSG_ID.findall(value)
     if not found:
         # Broken senders omit the brackets: take each bare token that looks like an id.
