@@ -17,6 +17,11 @@ import re
 
 from mailflow.domain import ParsedMessage, Screening
 
+# Addresses no person reads: an answer to them is never read, and may start a loop.
+_SYSTEM_SENDERS = re.compile(
+    r"^(no-?reply|do-?not-?reply|noreply-[^@]*|no_reply|bounces?(\+[^@]*)?|auto-?reply|autoresponder)@", re.I
+)
+_ADDRESS_IN = re.compile(r"[^\s<>\"',;]+@[^\s<>\"',;]+")
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)(\+[^@]*)?@", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(warning:\s*)?("
@@ -87,8 +92,21 @@ def _bounce_sender(message: ParsedMessage, _own: frozenset[str]) -> str | None:
 
 
 def _own_mail(message: ParsedMessage, own: frozenset[str]) -> str | None:
-    if message.from_address and message.from_address in {address.lower() for address in own}:
+    ours = {address.lower() for address in own}
+    if message.from_address and message.from_address in ours:
         return "From is one of our own addresses (mail loop)"
+    # Our X-Loop on an incoming email: one of our replies came back, forwarded or auto-answered.
+    if any(
+        _ADDRESS_IN.findall(value.lower()) and set(_ADDRESS_IN.findall(value.lower())) & ours
+        for value in message.header_all("x-loop")
+    ):
+        return "header X-Loop names us (mail loop)"
+    return None
+
+
+def _system_sender(message: ParsedMessage, _own: frozenset[str]) -> str | None:
+    if _SYSTEM_SENDERS.match(message.from_address):
+        return f"system sender {message.from_address.split('@', 1)[0]}"
     return None
 
 
@@ -139,6 +157,7 @@ _CHECKS = (
     ("auto_reply", _auto_reply_subject),
     ("bounce", _null_sender),
     ("spam", _bulk),
+    ("spam", _system_sender),
 )
 
 

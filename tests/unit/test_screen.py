@@ -203,3 +203,26 @@ def test_corpus_machine_headers_are_recognised_and_people_are_never_machines() -
         elif found is not None:
             assert found == row["category"], row["id"]
     assert checked >= 5
+
+
+def test_our_x_loop_on_an_incoming_email_is_a_loop() -> None:
+    from mailflow.stages.parse import parse
+    from mailflow.stages.screen import screen
+
+    raw = (
+        b"From: Resident <r@example.org>\r\nTo: migratie@stad.gent\r\nSubject: Re: your request\r\n"
+        b"X-Loop: migratie@stad.gent\r\nMessage-ID: <x@example.org>\r\n\r\nforwarded back\r\n"
+    )
+    result = screen(parse(raw), trusted_authserv_id=None, own_addresses=frozenset({"migratie@stad.gent"}))
+    assert result.machine_category == "auto_reply"
+    other = screen(parse(raw), trusted_authserv_id=None, own_addresses=frozenset({"loket@other.example"}))
+    assert other.machine_category is None
+
+
+@pytest.mark.parametrize("sender", ["noreply@bank.example", "no-reply@shop.example", "donotreply@x.example"])
+def test_system_senders_are_never_answered(sender: str) -> None:
+    from mailflow.stages.parse import parse
+    from mailflow.stages.screen import screen
+
+    raw = f"From: System <{sender}>\r\nTo: migratie@stad.gent\r\nSubject: Your card\r\n\r\nHello\r\n".encode()
+    assert screen(parse(raw), trusted_authserv_id=None).machine_category == "spam"
