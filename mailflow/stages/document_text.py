@@ -39,9 +39,12 @@ class PageText:
     seconds: float = 0.0  # time spent on OCR
 
 
-def read_document(data: bytes, sniffed_type: str, options: ReaderOptions, *, ocr_enabled: bool) -> PageText:
+def read_document(
+    data: bytes, sniffed_type: str, options: ReaderOptions, *, ocr_enabled: bool, timeout: float | None = None
+) -> PageText:
     """Text of a PDF or an image; never raises for a bad file (the reasons say what went wrong)."""
-    deadline = time.monotonic() + options.timeout_seconds * 0.9
+    # OCR stops a little before the parent's deadline, so that what was read is still returned.
+    deadline = time.monotonic() + (timeout or options.timeout_seconds) * 0.9
     if sniffed_type == "application/pdf":
         return pdf_text(data, options, ocr_enabled=ocr_enabled, deadline=deadline)
     if sniffed_type.startswith("image/"):

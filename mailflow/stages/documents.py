@@ -7,11 +7,7 @@ Tesseract's reading of scans and pictures. Without Tesseract only the file name 
 
 from __future__ import annotations
 
-import atexit
-import logging
 import re
-import shutil
-import threading
 import tomllib
 import unicodedata
 from collections.abc import Iterator
@@ -21,10 +17,9 @@ from pathlib import Path
 
 from mailflow.domain import Attachment, Document
 from mailflow.errors import ConfigurationError
+from mailflow.stages.attachment_reader import read_attachment
 from mailflow.stages.document_text import ReaderOptions
 from mailflow.stages.text_sandbox import TextSandbox
-
-log = logging.getLogger(__name__)
 
 # The document kinds of shared/taxonomy.md.
 DOCUMENT_KINDS = frozenset(
@@ -38,12 +33,14 @@ DOCUMENT_KINDS = frozenset(
     }
 )  # fmt: skip
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "classifiers" / "documents.toml"
-MAX_TEXT_CHARS = 20_000
 MIN_TEXT_LETTERS = 20  # below this a PDF is a scan: its text layer (if any) is noise
 
 _FOLD = str.maketrans({"ı": "i", "ł": "l", "Ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "’": "'"})
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+# OCR reads letters as look-alike digits; inside a word ("HUUROVEREENK0MST", "B1JLAGE") they are letters.
+_DIGIT_IN_WORD = re.compile(r"(?<=[^\W\d_])[01568](?=[^\W\d_])")
+_DIGIT_LOOKALIKES = {"0": "o", "1": "l", "5": "s", "6": "g", "8": "b"}
 
 
 def normalise(text: str, *, split_camel: bool = False) -> str:
@@ -62,6 +59,7 @@ class Cue:
     pattern: re.Pattern[str]
     weight: float
     raw: bool  # matched on the original text rather than the normalised one
+    phrase: str = ""  # the normalised words, for fuzzy matching of OCR text ("" when not a plain phrase)
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,10 @@ class DocumentRules:
     min_filename_score: float = 2.0
     title_chars: int = 250
     title_factor: float = 1.5
+    # OCR misreads letters ("T ERRITOIRE", "gezinssamenstel1ing"): in OCR text, phrases this long or
+    # longer also count when they match this well (rapidfuzz partial ratio, 0-100).
+    fuzzy_min_chars: int = 10
+    fuzzy_min_ratio: float = 90.0
     reader: ReaderOptions = field(default_factory=ReaderOptions)
 
 
@@ -132,28 +134,57 @@ def _compile(cue: str, weight: float, annex: str) -> Cue:
     if not body:
         raise ValueError(f"empty cue {cue!r}")
     ending = r"\w*" if prefix else r"(?!\w)"
-    return Cue(cue, re.compile(rf"(?<!\w){body}{ending}"), float(weight), raw=False)
+    # The annex number must be read exactly ("bijlage 35" is not "bijlage 36"): annex cues are not fuzzy.
+    phrase = "" if "annexword" in words else " ".join(words)
+    return Cue(cue, re.compile(rf"(?<!\w){body}{ending}"), float(weight), raw=False, phrase=phrase)
 
 
 def _matches(
-    cues: tuple[Cue, ...], raw: str, normalised: str, title_chars: int, factor: float
+    cues: tuple[Cue, ...],
+    raw: str,
+    normalised: str,
+    title_chars: int,
+    factor: float,
+    fuzzy: tuple[int, float] | None = None,
 ) -> Iterator[tuple[str, float]]:
-    """Yield (cue label, score) for each cue found; cues near the top of the text weigh more."""
+    """Yield (cue label, score) for each cue found; cues near the top of the text weigh more.
+
+    ``fuzzy`` (min chars, min ratio): long phrases also match approximately, for OCR text.
+    """
     title_norm = len(normalise(raw[:title_chars])) if title_chars else 0
     for cue in cues:
         found = cue.pattern.search(raw if cue.raw else normalised)
-        if found:
-            in_title = found.start() < (title_chars if cue.raw else title_norm)
-            yield cue.label, cue.weight * (factor if in_title else 1.0)
+        label, start = cue.label, found.start() if found else -1
+        if not found and fuzzy and cue.weight > 0 and len(cue.phrase) >= fuzzy[0]:
+            start = _fuzzy_find(cue.phrase, normalised, fuzzy[1])
+            label = f"~{cue.label}"
+        if start >= 0:
+            in_title = start < (title_chars if cue.raw else title_norm)
+            yield label, cue.weight * (factor if in_title else 1.0)
 
 
-def score_kinds(rules: DocumentRules, text: str, filename: str) -> list[tuple[str, float, list[str]]]:
-    """Every kind with a cue found: (kind, score, labels of the cues found), best first."""
-    norm_text = normalise(text)
+def _fuzzy_find(phrase: str, text: str, min_ratio: float) -> int:
+    """Where ``phrase`` appears in ``text`` give or take a few misread letters; -1 when it does not."""
+    from rapidfuzz import fuzz
+
+    found = fuzz.partial_ratio_alignment(phrase, text, score_cutoff=min_ratio)
+    return found.dest_start if found else -1
+
+
+def score_kinds(
+    rules: DocumentRules, text: str, filename: str, *, ocr: bool = False
+) -> list[tuple[str, float, list[str]]]:
+    """Every kind with a cue found: (kind, score, labels of the cues found), best first.
+
+    ``ocr``: the text is an OCR reading, whose long phrases may match approximately ("~" before the label).
+    """
+    # Patterns (raw cues) see the text as read; phrases see OCR's look-alike digits as letters.
+    norm_text = normalise(_DIGIT_IN_WORD.sub(lambda d: _DIGIT_LOOKALIKES[d.group()], text) if ocr else text)
     norm_name = normalise(Path(filename).stem if "." in filename else filename, split_camel=True)
+    fuzzy = (rules.fuzzy_min_chars, rules.fuzzy_min_ratio) if ocr else None
     scored = []
     for kind in rules.kinds:
-        found = list(_matches(kind.content, text, norm_text, rules.title_chars, rules.title_factor))
+        found = list(_matches(kind.content, text, norm_text, rules.title_chars, rules.title_factor, fuzzy))
         found += list(_matches(kind.filename, filename, norm_name, 0, 1.0))
         if found:
             scored.append((kind.kind, sum(score for _, score in found), [label for label, _ in found]))
@@ -165,11 +196,12 @@ def classify_attachment(
 ) -> Document:
     """The attachment's document kind; ``sandbox`` reads PDFs and images (default: a shared worker)."""
     rules = rules or default_rules()
-    text, reasons = attachment_text(attachment, options=rules.reader, sandbox=sandbox)
+    page = read_attachment(attachment, options=rules.reader, sandbox=sandbox)
+    text, reasons = page.text, list(page.reasons)
     has_text = sum(ch.isalpha() for ch in text) >= MIN_TEXT_LETTERS
     if not has_text:
         text = ""
-    scored = score_kinds(rules, text, attachment.filename)
+    scored = score_kinds(rules, text, attachment.filename, ocr=page.ocr_pages > 0)
     threshold = rules.min_score if has_text else rules.min_filename_score
     kind = "other"
     if scored and scored[0][1] >= threshold:
@@ -190,52 +222,6 @@ def classify_attachment(
 def attachment_text(
     attachment: Attachment, *, options: ReaderOptions | None = None, sandbox: TextSandbox | None = None
 ) -> tuple[str, list[str]]:
-    """The text an attachment shows, and reasons saying where it came from or why there is none.
-
-    PDFs and images are read in the sandboxed worker; text files, harmless to decode, here.
-    """
-    sniffed = attachment.sniffed_type
-    if sniffed == "text/plain":
-        data = attachment.payload[: MAX_TEXT_CHARS * 4]
-        try:
-            return data.decode("utf-8")[:MAX_TEXT_CHARS], ["text attachment"]
-        except UnicodeDecodeError:
-            return data.decode("cp1252", errors="replace")[:MAX_TEXT_CHARS], ["text attachment"]
-    if sniffed == "application/pdf" or sniffed.startswith("image/"):
-        sandbox = sandbox or shared_sandbox(options or ReaderOptions())
-        page = sandbox.read(attachment.payload, sniffed, ocr=ocr_available())
-        return page.text, list(page.reasons)
-    return "", [f"{sniffed}: content not read"]
-
-
-_sandboxes: dict[ReaderOptions, TextSandbox] = {}
-_sandboxes_lock = threading.Lock()
-
-
-def shared_sandbox(options: ReaderOptions) -> TextSandbox:
-    """One text worker per set of limits for the whole process, started on first use, stopped at exit."""
-    with _sandboxes_lock:
-        if options not in _sandboxes:
-            if not _sandboxes:
-                atexit.register(close_shared_sandboxes)
-            _sandboxes[options] = TextSandbox(options)
-        return _sandboxes[options]
-
-
-def close_shared_sandboxes() -> None:
-    with _sandboxes_lock:
-        for sandbox in _sandboxes.values():
-            sandbox.close()
-        _sandboxes.clear()
-
-
-@lru_cache(maxsize=1)
-def ocr_available() -> bool:
-    """Whether Tesseract is installed; says so once in the log when it is not."""
-    if shutil.which("tesseract"):
-        return True
-    log.warning(
-        "tesseract not found: images and scanned PDFs are recognised by their file names only "
-        "(install Debian's tesseract-ocr, tesseract-ocr-nld and tesseract-ocr-fra)"
-    )
-    return False
+    """The text an attachment shows, and reasons saying where it came from or why there is none."""
+    page = read_attachment(attachment, options=options, sandbox=sandbox)
+    return page.text, list(page.reasons)

@@ -23,8 +23,10 @@ TESSERACT = "tesseract"
 MIN_LONG_SIDE = 1600
 MAX_LONG_SIDE = 3500
 MAX_SKEW_DEGREES = 15
-# A reading with fewer confident words than this may be sideways or upside down.
+# A reading with fewer confident words than this, or with a smaller share of them, may be sideways or
+# upside down: Tesseract reads a turned page as confident gibberish mixed with unsure words.
 GOOD_READING_WORDS = 6
+GOOD_READING_SHARE = 0.6
 
 
 class OcrError(Exception):
@@ -35,8 +37,13 @@ class OcrError(Exception):
 class Reading:
     text: str
     good_words: int  # words of 3+ letters read with confidence >= 60
+    words: int = 0  # words with 3+ letters, however well read
     rotation: int = 0  # degrees counter-clockwise the image was turned to read it
     skew: float = 0.0
+
+    @property
+    def good(self) -> bool:
+        return self.good_words >= GOOD_READING_WORDS and self.good_words >= GOOD_READING_SHARE * self.words
 
 
 def tesseract_path() -> str | None:
@@ -47,7 +54,7 @@ def read_image(image: Image.Image, *, languages: str, deadline: float) -> Readin
     """The text of one page image, turned upright when it reads better so. Raises OcrError."""
     page, skew = prepare(image)
     reading = _read(page, languages, deadline, rotation=0, skew=skew)
-    if reading.good_words >= GOOD_READING_WORDS:
+    if reading.good:
         return reading
     # Few words: the page may be sideways or upside down (phone photos without EXIF orientation).
     rotations = _osd_rotations(page, deadline)
@@ -56,7 +63,7 @@ def read_image(image: Image.Image, *, languages: str, deadline: float) -> Readin
         candidate = _read(turned, languages, deadline, rotation=rotation, skew=skew)
         if candidate.good_words > reading.good_words:
             reading = candidate
-        if reading.good_words >= GOOD_READING_WORDS:
+        if reading.good:
             break
     return reading
 
@@ -71,7 +78,8 @@ def prepare(image: Image.Image, *, scale: bool = True) -> tuple[Image.Image, flo
     grey = image.convert("L")
     if scale:
         grey = _rescale(grey)
-    grey = flatten_lighting(grey)
+    # Sensor noise and JPEG speckles become stray strokes once binarised; strokes at this size survive.
+    grey = flatten_lighting(grey.filter(ImageFilter.MedianFilter(3)))
     angle = skew_angle(grey)
     if abs(angle) >= 0.5:
         grey = grey.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
@@ -104,7 +112,7 @@ def flatten_lighting(grey: Image.Image) -> Image.Image:
 def skew_angle(grey: Image.Image) -> float:
     """The rotation (degrees) that makes text lines horizontal, by the sharpest row profile."""
     small = grey.copy()
-    small.thumbnail((800, 800))
+    small.thumbnail((600, 600))
     ink = small.point(lambda value: 255 if value < 128 else 0)  # text white on black
     if not ink.getbbox():
         return 0.0
@@ -151,14 +159,14 @@ def _run(args: list[str], image: Image.Image, deadline: float) -> str:
 def _read(image: Image.Image, languages: str, deadline: float, *, rotation: int, skew: float) -> Reading:
     # psm 3: automatic layout, for letters and cards alike; dpi: the pages are scaled to ~300 dpi.
     tsv = _run(["-l", languages, "--psm", "3", "--dpi", "300", "tsv"], image, deadline)
-    text, good = parse_tsv(tsv)
-    return Reading(text=text, good_words=good, rotation=rotation, skew=skew)
+    text, good, words = parse_tsv(tsv)
+    return Reading(text=text, good_words=good, words=words, rotation=rotation, skew=skew)
 
 
-def parse_tsv(tsv: str) -> tuple[str, int]:
-    """Text from Tesseract's TSV (lines kept, blocks apart) and the number of good words."""
+def parse_tsv(tsv: str) -> tuple[str, int, int]:
+    """Text from Tesseract's TSV (lines kept, blocks apart), the numbers of good words and of words."""
     lines: dict[tuple[str, str, str], list[str]] = {}
-    good = 0
+    good = words = 0
     for row in tsv.splitlines()[1:]:
         fields = row.split("\t")
         if len(fields) < 12 or fields[0] != "5" or not fields[11].strip():
@@ -169,14 +177,16 @@ def parse_tsv(tsv: str) -> tuple[str, int]:
             confidence = float(fields[10])
         except ValueError:
             confidence = 0.0
-        good += confidence >= 60 and sum(ch.isalpha() for ch in word) >= 3
+        if sum(ch.isalpha() for ch in word) >= 3:
+            words += 1
+            good += confidence >= 60
     text_lines, previous_block = [], None
-    for (block, _, _), words in lines.items():
+    for (block, _, _), line in lines.items():
         if previous_block is not None and block != previous_block:
             text_lines.append("")
-        text_lines.append(" ".join(words))
+        text_lines.append(" ".join(line))
         previous_block = block
-    return "\n".join(text_lines), good
+    return "\n".join(text_lines), good, words
 
 
 def _osd_rotations(image: Image.Image, deadline: float) -> list[int]:

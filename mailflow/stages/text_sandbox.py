@@ -6,9 +6,9 @@ crafted file may hang, eat memory or crash its process. So they are read by a lo
 kills the worker's whole process group when an attachment overruns its time, or when the worker dies,
 and starts a fresh one for the next attachment.
 
-Protocol, one request at a time: the parent writes a JSON header line ``{"type", "size", "ocr"}`` and
-then ``size`` bytes; the worker answers with one JSON line ``{"text", "reasons", "ocr_pages",
-"seconds"}`` or ``{"error"}``.
+Protocol, one request at a time: the parent writes a JSON header line ``{"type", "size", "ocr",
+"timeout"}`` and then ``size`` bytes; the worker answers with one JSON line ``{"text", "reasons",
+"ocr_pages", "seconds"}`` or ``{"error"}``.
 """
 
 from __future__ import annotations
@@ -46,14 +46,18 @@ class TextSandbox:
         self._jobs = 0
         self._lock = threading.Lock()
 
-    def read(self, data: bytes, sniffed_type: str, *, ocr: bool) -> PageText:
-        """The attachment's text; never raises for a bad attachment: reasons say what went wrong."""
+    def read(self, data: bytes, sniffed_type: str, *, ocr: bool, timeout: float | None = None) -> PageText:
+        """The attachment's text; never raises for a bad attachment: reasons say what went wrong.
+
+        ``timeout`` overrides the options' wall-clock limit for this attachment.
+        """
         if len(data) > MAX_INPUT_BYTES:
             return PageText("", (f"too large to read ({len(data) // 1_000_000} MB)",))
         with self._lock:
             try:
-                return self._ask(data, sniffed_type, ocr)
+                return self._ask(data, sniffed_type, ocr, timeout or self.options.timeout_seconds)
             except _WorkerFailed as exc:
+                log.warning("text worker %s: killed, a fresh one reads the next attachment", exc)
                 self._kill()
                 return PageText("", (f"text extraction {exc}",))
 
@@ -72,19 +76,20 @@ class TextSandbox:
         """The current worker's process id (for tests and diagnostics)."""
         return self._process.pid if self._process and self._process.poll() is None else None
 
-    def _ask(self, data: bytes, sniffed_type: str, ocr: bool) -> PageText:
+    def _ask(self, data: bytes, sniffed_type: str, ocr: bool, timeout: float) -> PageText:
         if self._jobs >= MAX_JOBS_PER_WORKER:
             self._kill()
         process = self._worker()
-        deadline = time.monotonic() + self.options.timeout_seconds
-        header = json.dumps({"type": sniffed_type, "size": len(data), "ocr": ocr}).encode()
+        deadline = time.monotonic() + timeout
+        request = {"type": sniffed_type, "size": len(data), "ocr": ocr, "timeout": timeout}
+        header = json.dumps(request).encode()
         assert process.stdin is not None and process.stdout is not None
         try:
             process.stdin.write(header + b"\n" + data)
             process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise _WorkerFailed("crashed") from exc
-        line = _read_line(process.stdout.fileno(), deadline, self.options.timeout_seconds)
+        line = _read_line(process.stdout.fileno(), deadline, timeout)
         self._jobs += 1
         answer = json.loads(line)
         if "error" in answer:
@@ -177,7 +182,9 @@ def worker_main(argv: list[str]) -> int:
         request = json.loads(header)
         data = requests.read(request["size"])
         try:
-            result = read_document(data, request["type"], options, ocr_enabled=request["ocr"])
+            result = read_document(
+                data, request["type"], options, ocr_enabled=request["ocr"], timeout=request["timeout"]
+            )
             answer = {
                 "text": result.text,
                 "reasons": list(result.reasons),

@@ -1,0 +1,69 @@
+"""The text an attachment shows: text files decoded here, PDFs and images read by the sandboxed worker.
+
+One worker per set of limits serves the whole process: started on first use (never at import),
+stopped at exit. Without Tesseract, images and scans are not OCR'd: one warning says so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shutil
+import threading
+from functools import lru_cache
+
+from mailflow.domain import Attachment
+from mailflow.stages.document_text import MAX_TEXT_CHARS, PageText, ReaderOptions
+from mailflow.stages.text_sandbox import TextSandbox
+
+log = logging.getLogger(__name__)
+
+_sandboxes: dict[ReaderOptions, TextSandbox] = {}
+_sandboxes_lock = threading.Lock()
+
+
+def read_attachment(
+    attachment: Attachment, *, options: ReaderOptions | None = None, sandbox: TextSandbox | None = None
+) -> PageText:
+    """The attachment's text and where it came from; never raises for a bad attachment."""
+    sniffed = attachment.sniffed_type
+    if sniffed == "text/plain":
+        data = attachment.payload[: MAX_TEXT_CHARS * 4]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+        return PageText(text[:MAX_TEXT_CHARS], ("text attachment",))
+    if sniffed == "application/pdf" or sniffed.startswith("image/"):
+        # Even text PDFs go to the worker: pdfium is C code parsing a stranger's file.
+        sandbox = sandbox or shared_sandbox(options or ReaderOptions())
+        return sandbox.read(attachment.payload, sniffed, ocr=ocr_available())
+    return PageText("", (f"{sniffed}: content not read",))
+
+
+def shared_sandbox(options: ReaderOptions) -> TextSandbox:
+    with _sandboxes_lock:
+        if options not in _sandboxes:
+            if not _sandboxes:
+                atexit.register(close_shared_sandboxes)
+            _sandboxes[options] = TextSandbox(options)
+        return _sandboxes[options]
+
+
+def close_shared_sandboxes() -> None:
+    with _sandboxes_lock:
+        for sandbox in _sandboxes.values():
+            sandbox.close()
+        _sandboxes.clear()
+
+
+@lru_cache(maxsize=1)
+def ocr_available() -> bool:
+    """Whether Tesseract is installed; logs one warning, the first time, when it is not."""
+    if shutil.which("tesseract"):
+        return True
+    log.warning(
+        "tesseract not found: images and scanned PDFs are recognised by their file names only "
+        "(install Debian's tesseract-ocr, tesseract-ocr-nld and tesseract-ocr-fra)"
+    )
+    return False
