@@ -8,6 +8,7 @@ so that masking can hide it.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -145,8 +146,20 @@ def find_identifiers(
     ordered += _nrns(text)
     ordered += [Found("pin", span, text[span[0] : span[1]], True) for span in find_pin_codes(text)]
     ordered += [Found("date", d.span, d.value, d.valid, d.date) for d in find_dates(text)]
+    return _without_overlaps(ordered)
+
+
+def _without_overlaps(ordered: list[Found]) -> list[Found]:
+    """The items that overlap none before them, sorted by position."""
+    starts: list[int] = []  # of the kept, non-overlapping spans, sorted
     kept: list[Found] = []
     for item in ordered:
-        if not any(item.span[0] < k.span[1] and k.span[0] < item.span[1] for k in kept):
-            kept.append(item)
-    return sorted(kept, key=lambda f: f.span)
+        start, end = item.span
+        i = bisect.bisect_right(starts, start)
+        before_overlaps = i > 0 and kept[i - 1].span[1] > start
+        after_overlaps = i < len(kept) and kept[i].span[0] < end
+        if before_overlaps or after_overlaps:
+            continue
+        starts.insert(i, start)
+        kept.insert(i, item)
+    return kept

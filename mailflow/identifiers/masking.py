@@ -13,7 +13,7 @@ from mailflow.identifiers.finder import find_identifiers
 from mailflow.identifiers.refs import DEFAULT_CASE_PREFIX
 
 _BIRTH = re.compile(
-    r"(?:born|birth|dob|d\.o\.b\.?|geboren|geboortedatum|geb\.|née?|né\(e\)|naissance)\b[^\n\d]{0,20}$",
+    r"(?:(?:born|birth|dob|geboren|geboortedatum|née?|naissance)\b|geb\.|d\.o\.b\.?|né\(e\))[^\n\d]{0,20}$",
     re.IGNORECASE,
 )
 

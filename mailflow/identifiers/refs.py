@@ -38,25 +38,18 @@ def find_case_refs(text: str, prefix: str = DEFAULT_CASE_PREFIX) -> list[CaseRef
     ]
 
 
-_PIN_WORD = (
-    r"(?:pin|puk|pin-?code|puk-?code|pincode|pukcode|code(?:s)?|codes?\s+(?:pin|puk)"
-    r"|geheime\s+code|code\s+secret|activeringscode|activation\s+code|code\s+d'activation)"
+# Between the keyword and the codes only punctuation and a few small words may stand ("PIN/PUK-code
+# is: 1234 en 12345678"). Each character is either punctuation or part of a whole word, never both, so
+# the pattern cannot backtrack exponentially on long runs of either.
+_KEYWORD = r"(?<![\w-])(?<!post )(?<!zip )(?:pin|puk|pincode|pukcode|pin-code|puk-code|codes?)\b"
+_SMALL_WORDS = (
+    r"pin|puk|code|codes|pincode|pukcode|is|was|est|en|et|and|of|ou|or|de|du|le|la|les|mijn|mon|ma|my"
+    r"|nr|no|n|nummer|number|numéro|numero|secret|secrets|geheime"
 )
-_FILLER = r"(?:\s*(?:[:=#]|is|was|est|:|nr\.?|n°|no\.?|nummer|number|numéro|numero)\s*)*"
-_CODE = r"(?<![\d.,/-])\d{4,8}(?![\d]|[.,/-]\d)"
+_GAP = r"(?:[^\w\n]|\b(?:" + _SMALL_WORDS + r")\b)"
+_CODE = r"(?<!\d)(?<!\d[.,/-])\d{4,8}(?!\d)(?![.,/-]\d)"
 _PIN = re.compile(
-    r"(?<![\w-])"
-    + _PIN_WORD
-    + r"\b(?:\s*(?:/|en|et|and|&|\+)\s*"
-    + _PIN_WORD
-    + r"\b)*"
-    + r"\s*(?:\(\w+\))?"
-    + _FILLER
-    + r"\s*(?P<codes>"
-    + _CODE
-    + r"(?:\s*(?:/|,|;|en|et|and|&|\+|\s)\s*(?:(?:pin|puk)\b\s*[:=]?\s*)?"
-    + _CODE
-    + r")*)",
+    _KEYWORD + _GAP + r"{0,16}?(?P<codes>" + _CODE + r"(?:" + _GAP + r"{1,12}?" + _CODE + r")*)",
     re.IGNORECASE,
 )
 _DIGITS = re.compile(r"\d+")
