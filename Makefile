@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the tests need; other parts append theirs (DEB_PACKAGES += ...).
 DEB_PACKAGES = dovecot-imapd tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
+# The web desk's browser tests drive Debian's chromium through Playwright (no browser download).
+DEB_PACKAGES += chromium
 
-.PHONY: help venv deps test lint format run bench clean print-deb-packages
+.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -16,7 +18,7 @@ help:
 	@echo "make test    ruff, then the whole test suite"
 	@echo "make lint    ruff check and format check"
 	@echo "make format  ruff format"
-	@echo "make run     the demo"
+	@echo "make run     the demo, then the web desk beside the worker"
 	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
 	@echo "make clean   remove the virtualenv, caches and build output"
 
@@ -56,8 +58,13 @@ lint: venv
 format: venv
 	$(BIN)/ruff format mailflow tests benchmarks
 
+# The demo, then the web desk beside the worker (demo logins are printed); Ctrl-C stops both.
 run: venv
-	$(BIN)/mailflow demo
+	$(BIN)/mailflow demo --serve
+
+# Pictures of the web desk for the README, from the demo's data.
+screenshots: deps venv
+	$(BIN)/python docs/web_screenshots.py
 
 bench: deps venv
 	$(BIN)/python -m benchmarks.pipeline

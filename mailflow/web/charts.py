@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -57,7 +58,7 @@ def stacked_bars(title: str, labels: Sequence[str], series: dict[str, Sequence[i
     if not labels:
         return _frame(title, _empty())
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
-    maximum = max(1, max(totals))
+    maximum = 4 * math.ceil(max(1, max(totals)) / 4)  # whole numbers on each of the four grid lines
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / len(labels)
     bars = []
@@ -74,7 +75,8 @@ def stacked_bars(title: str, labels: Sequence[str], series: dict[str, Sequence[i
                 f'height="{h:.1f}" fill="{colours[name]}"><title>{escape(label)} · {escape(name)}: '
                 f"{values[i]}</title></rect>"
             )
-    return _frame(title, _axis(maximum) + "".join(bars) + _x_labels(labels, slot), list(colours.items()))
+    legend = list(colours.items()) if len(series) > 1 else []
+    return _frame(title, _axis(maximum) + "".join(bars) + _x_labels(labels, slot), legend)
 
 
 def line(
@@ -84,7 +86,7 @@ def line(
     known = [v for v in values if v is not None]
     if not labels or not known:
         return _frame(title, _empty())
-    maximum = 1.0 if percent else max(known) * 1.1 or 1.0
+    maximum = 1.0 if percent else max(1.0, max(known) * 1.1)
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / len(labels)
     points, dots = [], []
