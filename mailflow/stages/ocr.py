@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from PIL import Image, ImageFilter, ImageMath, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageMath, ImageOps
 
 TESSERACT = "tesseract"
 # Tesseract reads text best with capital letters some 30 px high; scans and phone pictures of a page
@@ -27,6 +27,10 @@ MAX_SKEW_DEGREES = 15
 # upside down: Tesseract reads a turned page as confident gibberish mixed with unsure words.
 GOOD_READING_WORDS = 6
 GOOD_READING_SHARE = 0.6
+# A page read as fewer words than this (good or bad) has no text to turn upright.
+MIN_TEXT_WORDS = 4
+# Tesseract page segmentation modes: 3 automatic layout, 6 one uniform block of text.
+LAYOUTS = ("3", "6")
 
 
 class OcrError(Exception):
@@ -51,21 +55,31 @@ def tesseract_path() -> str | None:
 
 
 def read_image(image: Image.Image, *, languages: str, deadline: float) -> Reading:
-    """The text of one page image, turned upright when it reads better so. Raises OcrError."""
+    """The text of one page image, turned upright when it reads better so. Raises OcrError.
+
+    Each orientation is read with automatic layout analysis first, then as one block of text: the
+    layout analysis sometimes takes a page with a dark frame or a stamp for a picture and reads nothing.
+    """
     page, skew = prepare(image)
-    reading = _read(page, languages, deadline, rotation=0, skew=skew)
-    if reading.good:
-        return reading
-    # Few words: the page may be sideways or upside down (phone photos without EXIF orientation).
-    rotations = _osd_rotations(page, deadline)
-    for rotation in rotations:
-        turned, skew = prepare(page.rotate(rotation, expand=True), scale=False)
-        candidate = _read(turned, languages, deadline, rotation=rotation, skew=skew)
-        if candidate.good_words > reading.good_words:
-            reading = candidate
-        if reading.good:
-            break
-    return reading
+    best: Reading | None = None
+    orientations: list[tuple[int, Image.Image, float]] = [(0, page, skew)]
+    while orientations:
+        rotation, turned, turned_skew = orientations.pop(0)
+        for layout in LAYOUTS:
+            reading = _read(turned, languages, deadline, layout, rotation=rotation, skew=turned_skew)
+            if best is None or (reading.good_words, reading.words) > (best.good_words, best.words):
+                best = reading
+            if best.good:
+                return best
+        if rotation == 0:
+            if best.words < MIN_TEXT_WORDS:
+                return best  # a picture without text: no orientation will read better
+            # The page may be sideways or upside down (phone photos without EXIF orientation).
+            for angle in _osd_rotations(page, deadline):
+                turned, turned_skew = prepare(page.rotate(angle, expand=True), scale=False)
+                orientations.append((angle, turned, turned_skew))
+    assert best is not None
+    return best
 
 
 def prepare(image: Image.Image, *, scale: bool = True) -> tuple[Image.Image, float]:
@@ -99,11 +113,17 @@ def _rescale(grey: Image.Image) -> Image.Image:
 
 
 def flatten_lighting(grey: Image.Image) -> Image.Image:
-    """Divide by the blurred background: shadows and uneven light on phone photos become white paper."""
+    """Divide by the background: shadows, uneven light and dark surroundings become white paper.
+
+    Phone photos show the page on a table, scans show the scanner's lid: Tesseract takes such dark
+    areas for pictures and skips the text beside them.
+    """
     small = grey.copy()
     small.thumbnail((400, 400))
-    # A closing (max then min) removes the dark text strokes before blurring, leaving only the paper.
-    background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(8))
+    # A closing (max, then min) wipes out the thin text strokes but keeps wide dark areas: what is left
+    # is the paper with its shadows, and whatever lies around it.
+    closing = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
+    background = closing.filter(ImageFilter.GaussianBlur(1.5))
     background = background.resize(grey.size, Image.Resampling.BILINEAR)
     flat = ImageMath.lambda_eval(lambda a: a["img"] * 255 / (a["bg"] + 1), img=grey, bg=background)
     return ImageOps.autocontrast(flat.convert("L"), cutoff=1)
@@ -112,10 +132,15 @@ def flatten_lighting(grey: Image.Image) -> Image.Image:
 def skew_angle(grey: Image.Image) -> float:
     """The rotation (degrees) that makes text lines horizontal, by the sharpest row profile."""
     small = grey.copy()
-    small.thumbnail((600, 600))
-    ink = small.point(lambda value: 255 if value < 128 else 0)  # text white on black
-    if not ink.getbbox():
+    small.thumbnail((800, 800))
+    # Ink is what is darker than the paper around it (a black top-hat): thin strokes, not the wide
+    # dark areas around a photographed page, whose straight edges would otherwise set the angle.
+    paper = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
+    ink = ImageChops.subtract(paper, small).point(lambda value: 255 if value > 40 else 0)
+    box = ink.getbbox()
+    if not box:
         return 0.0
+    ink = ink.crop(box)  # text often fills a corner of the page only
 
     def sharpness(angle: float) -> float:
         turned = ink.rotate(angle, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=0)
@@ -156,9 +181,11 @@ def _run(args: list[str], image: Image.Image, deadline: float) -> str:
     return done.stdout.decode("utf-8", errors="replace")
 
 
-def _read(image: Image.Image, languages: str, deadline: float, *, rotation: int, skew: float) -> Reading:
-    # psm 3: automatic layout, for letters and cards alike; dpi: the pages are scaled to ~300 dpi.
-    tsv = _run(["-l", languages, "--psm", "3", "--dpi", "300", "tsv"], image, deadline)
+def _read(
+    image: Image.Image, languages: str, deadline: float, layout: str = "3", *, rotation: int, skew: float
+) -> Reading:
+    # dpi: the pages were scaled to about 300 dpi (Tesseract's guess from a PNG is often wrong).
+    tsv = _run(["-l", languages, "--psm", layout, "--dpi", "300", "tsv"], image, deadline)
     text, good, words = parse_tsv(tsv)
     return Reading(text=text, good_words=good, words=words, rotation=rotation, skew=skew)
 
