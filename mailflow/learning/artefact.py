@@ -1,0 +1,191 @@
+"""The trained model on disk: plain arrays plus a manifest, checked before use.
+
+A model directory holds ``model.npz`` (vocabularies, IDF weights, weight matrix, intercepts, the
+calibration's inverse temperature — strings and numbers only, read with ``allow_pickle=False``, so
+loading one runs no code) and ``manifest.json``: the file's SHA-256, the artefact format, the feature
+recipe, the versions it was made with, the training corpus and the evaluation figures.
+
+``load_model`` refuses an artefact whose hash, format, feature recipe, scikit-learn major version
+(its tokenisers make the n-grams) or shapes do not match, or that names categories the taxonomy does
+not know; ``load_model_or_none`` turns every such refusal into one warning and ``None``, so that the
+pipeline degrades to the rules instead of stopping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import sklearn
+
+from mailflow.learning.features import FEATURES_VERSION, FeatureSpace
+from mailflow.learning.model import ModelCard, TrainedModel
+from mailflow.taxonomy import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MODEL_FILE = "model.npz"
+MANIFEST_FILE = "manifest.json"
+_ARRAYS = frozenset(
+    {
+        "facts",
+        "words_terms",
+        "words_idf",
+        "chars_terms",
+        "chars_idf",
+        "categories",
+        "weights",
+        "intercepts",
+        "beta",
+    }
+)
+
+
+class ArtefactError(Exception):
+    """The model artefact is missing, damaged or made for other code."""
+
+
+def save_model(model: TrainedModel, directory: Path) -> Path:
+    """Write the model and its manifest (the manifest last, so a half-written model is never loaded)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = model.arrays()
+    arrays["weights"] = arrays["weights"].astype(np.float32)
+    _atomic_write(directory / MODEL_FILE, lambda handle: np.savez_compressed(handle, **arrays))
+    card = model.card
+    manifest = {
+        "format": FORMAT,
+        "file": MODEL_FILE,
+        "sha256": _sha256(directory / MODEL_FILE),
+        "model_version": card.version,
+        "trained_at": card.trained_at,
+        "features_version": card.features_version,
+        "sklearn_version": card.sklearn_version,
+        "numpy_version": np.__version__,
+        "corpus": card.corpus,
+        "categories": list(model.categories),
+        "examples": dict(card.examples),
+        "left_out": dict(card.left_out),
+        "parameters": dict(card.parameters),
+        "evaluation": dict(card.evaluation),
+    }
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(directory / MANIFEST_FILE, lambda handle: handle.write(text.encode()))
+    return directory
+
+
+def load_model(directory: Path) -> TrainedModel:
+    """The model in ``directory``; ArtefactError says what is wrong with it."""
+    manifest = _manifest(directory)
+    path = directory / MODEL_FILE
+    if not path.is_file():
+        raise ArtefactError(f"{path} is missing")
+    if _sha256(path) != manifest["sha256"]:
+        raise ArtefactError(f"{path} does not match the SHA-256 in its manifest (damaged or replaced)")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError) as exc:
+        raise ArtefactError(f"{path} cannot be read: {exc}") from exc
+    return _model(arrays, manifest)
+
+
+def load_model_or_none(directory: Path) -> TrainedModel | None:
+    """The model, or None with a warning: classification then rests on the rules alone."""
+    try:
+        model = load_model(directory)
+    except ArtefactError as exc:
+        log.warning("learned model not used, classifying by the rules alone: %s", exc)
+        return None
+    log.info("learned model %s loaded from %s", model.card.version, directory)
+    return model
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ArtefactError(f"no model at {directory} ({MANIFEST_FILE} missing)") from exc
+    except (OSError, ValueError) as exc:
+        raise ArtefactError(f"{path} is not readable JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ArtefactError(f"{path} is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise ArtefactError(f"artefact format {manifest.get('format')!r}, this code reads format {FORMAT}")
+    if manifest.get("features_version") != FEATURES_VERSION:
+        raise ArtefactError(
+            f"model made with feature recipe {manifest.get('features_version')!r}, "
+            f"this code makes recipe {FEATURES_VERSION}: retrain it"
+        )
+    made_with = str(manifest.get("sklearn_version", ""))
+    if made_with.split(".")[0] != sklearn.__version__.split(".")[0]:
+        raise ArtefactError(f"model made with scikit-learn {made_with or '?'}, this is {sklearn.__version__}")
+    if not isinstance(manifest.get("sha256"), str):
+        raise ArtefactError(f"{path} has no sha256")
+    return manifest
+
+
+def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> TrainedModel:
+    missing = _ARRAYS - set(arrays)
+    if missing:
+        raise ArtefactError(f"model file lacks {', '.join(sorted(missing))}")
+    categories = tuple(str(c) for c in arrays["categories"])
+    unknown = set(categories) - set(CATEGORIES)
+    if unknown:
+        raise ArtefactError(f"model knows categories the taxonomy does not: {', '.join(sorted(unknown))}")
+    if categories != tuple(manifest.get("categories", ())):
+        raise ArtefactError("the model's categories differ from its manifest's")
+    try:
+        features = FeatureSpace.from_arrays(arrays)
+    except ValueError as exc:
+        raise ArtefactError(f"model vocabulary is inconsistent: {exc}") from exc
+    weights, intercepts = arrays["weights"], arrays["intercepts"]
+    if weights.shape != (len(categories), features.size) or intercepts.shape != (len(categories),):
+        raise ArtefactError(
+            f"weights {weights.shape} and intercepts {intercepts.shape} do not fit "
+            f"{len(categories)} categories × {features.size} features"
+        )
+    beta = float(arrays["beta"][0])
+    if not np.isfinite(beta) or not np.all(np.isfinite(weights)):
+        raise ArtefactError("model holds non-finite numbers")
+    card = ModelCard(
+        version=str(manifest.get("model_version", "")),
+        trained_at=str(manifest.get("trained_at", "")),
+        corpus=str(manifest.get("corpus", "")),
+        examples=dict(manifest.get("examples", {})),
+        left_out=dict(manifest.get("left_out", {})),
+        parameters=dict(manifest.get("parameters", {})),
+        evaluation=dict(manifest.get("evaluation", {})),
+        sklearn_version=str(manifest.get("sklearn_version", "")),
+        features_version=int(manifest["features_version"]),
+    )
+    return TrainedModel(features, categories, weights, intercepts.astype(np.float64), beta, card)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,189 @@
+"""The learned classifier: a calibrated linear model over ``features.FeatureSpace``.
+
+Training uses scikit-learn: a linear SVM (fast and strong on sparse text) inside
+``CalibratedClassifierCV`` with temperature scaling, fitted on cross-validated decision values
+(``ensemble=False``: one SVM fitted on every example, one temperature). Temperature scaling has a
+single parameter, which is what a few examples per category can support; it keeps the SVM's ranking
+and only makes its scores honest probabilities.
+
+Serving needs none of scikit-learn's estimators: a trained model is its vocabularies, IDF weights,
+one weight matrix, intercepts and the inverse temperature ``beta``, and its probabilities are
+``softmax(beta · (x·Wᵀ + b))`` — exactly what ``CalibratedClassifierCV.predict_proba`` computes, which
+a test checks. That is what lets the artefact be plain arrays instead of a pickle.
+
+Examples come from any source — labelled corpora today, staff corrections later — as an iterable of
+``Example``. A category with fewer than ``MIN_EXAMPLES`` examples cannot be calibrated and is left
+out (the rules still know it); the model then has no opinion on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+from mailflow.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput
+
+log = logging.getLogger(__name__)
+
+MIN_EXAMPLES = 3
+CALIBRATION_FOLDS = 3
+SVM_C = 1.0
+SEED = 0
+
+
+class TrainingError(ValueError):
+    """The examples cannot make a model (too few, or too few categories)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    input: ModelInput
+    category: str
+    source: str = ""  # where it came from (a file name, a correction id): for reports only
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is and how it was made: written to the artefact's manifest."""
+
+    version: str  # trained-at timestamp + hash of the model's numbers
+    trained_at: str
+    corpus: str
+    examples: Mapping[str, int]  # per category, as trained on
+    left_out: Mapping[str, int] = field(default_factory=dict)  # categories with too few examples
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+    sklearn_version: str = sklearn.__version__
+    features_version: int = FEATURES_VERSION
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    features: FeatureSpace
+    categories: tuple[str, ...]
+    weights: np.ndarray = field(repr=False)  # (categories, features)
+    intercepts: np.ndarray = field(repr=False)  # (categories,)
+    beta: float  # inverse temperature
+    card: ModelCard
+
+    def probabilities(self, inputs: Sequence[ModelInput]) -> np.ndarray:
+        """Calibrated probabilities, one row per input, columns in ``categories`` order."""
+        scores = self.features.transform(inputs) @ self.weights.T + self.intercepts
+        logits = self.beta * np.asarray(scores, dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, item: ModelInput) -> dict[str, float]:
+        row = self.probabilities([item])[0]
+        return {category: float(p) for category, p in zip(self.categories, row, strict=True)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **self.features.to_arrays(),
+            "categories": np.array(self.categories, dtype=str),
+            "weights": self.weights,
+            "intercepts": self.intercepts,
+            "beta": np.array([self.beta], dtype=np.float64),
+        }
+
+    def with_evaluation(self, evaluation: Mapping[str, Any]) -> TrainedModel:
+        return replace(self, card=replace(self.card, evaluation=dict(evaluation)))
+
+
+def train(
+    examples: Iterable[Example],
+    *,
+    corpus: str = "",
+    c: float = SVM_C,
+    now: datetime | None = None,
+) -> TrainedModel:
+    """Fit a model on labelled examples from any source; TrainingError when they cannot make one."""
+    chosen, left_out = _usable(list(examples))
+    counts = Counter(example.category for example in chosen)
+    inputs = [example.input for example in chosen]
+    labels = np.array([example.category for example in chosen])
+    features = FeatureSpace.fit(inputs)
+    matrix = features.transform(inputs)
+    folds = min(CALIBRATION_FOLDS, min(counts.values()))
+    calibrated = CalibratedClassifierCV(
+        LinearSVC(C=c),
+        method="temperature",
+        ensemble=False,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=SEED),
+    )
+    with warnings.catch_warnings():
+        # A few examples per category: liblinear may stop at its iteration limit, harmlessly here.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        calibrated.fit(matrix, labels)
+    (fitted,) = calibrated.calibrated_classifiers_
+    svm, beta = fitted.estimator, float(fitted.calibrators[0].beta_)
+    weights, intercepts = np.asarray(svm.coef_, dtype=np.float32), np.asarray(svm.intercept_)
+    # The SVM was fitted on the calibrator's encoded labels, in the order of ``calibrated.classes_``.
+    if len(svm.classes_) == 2:
+        # A binary SVM has one score; the calibration reads it as the logits (-s, s).
+        weights, intercepts = np.vstack([-weights, weights]), np.concatenate([-intercepts, intercepts])
+    when = now or datetime.now(UTC)
+    model = TrainedModel(
+        features=features,
+        categories=tuple(str(c) for c in calibrated.classes_),
+        weights=weights,
+        intercepts=intercepts.astype(np.float64),
+        beta=beta,
+        card=ModelCard(
+            version="",
+            trained_at=when.isoformat(timespec="seconds"),
+            corpus=corpus,
+            examples=dict(sorted(counts.items())),
+            left_out=left_out,
+            parameters={
+                "model": "LinearSVC + CalibratedClassifierCV(temperature)",
+                "C": c,
+                "calibration_folds": folds,
+                "features": features.size,
+            },
+        ),
+    )
+    version = f"{when:%Y%m%dT%H%M%SZ}-{content_hash(model.arrays())[:12]}"
+    return replace(model, card=replace(model.card, version=version))
+
+
+def content_hash(arrays: Mapping[str, np.ndarray]) -> str:
+    """A hash of the numbers themselves (a file's hash also covers its container's timestamps)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _usable(examples: list[Example]) -> tuple[list[Example], dict[str, int]]:
+    counts = Counter(example.category for example in examples)
+    left_out = {category: n for category, n in sorted(counts.items()) if n < MIN_EXAMPLES}
+    if left_out:
+        log.warning(
+            "left out of the model (fewer than %d examples): %s",
+            MIN_EXAMPLES,
+            ", ".join(f"{category} ({n})" for category, n in left_out.items()),
+        )
+    chosen = [example for example in examples if example.category not in left_out]
+    if len({example.category for example in chosen}) < 2:
+        raise TrainingError(
+            f"a model needs at least two categories with {MIN_EXAMPLES} examples each "
+            f"(got {len(examples)} examples in {len(counts)} categories)"
+        )
+    return chosen, left_out
