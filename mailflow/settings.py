@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # The learned model (``mailflow train``); none there, or use_model off: the catalogue's rules alone.
     model_dir: Path | None = None  # defaults to <classifiers_dir>/model
     use_model: bool = True
-    model_weight: float = Field(default=0.4, ge=0, lt=1)  # the model's share of the combined confidence
+    model_weight: float = Field(default=0.2, ge=0, le=1)  # how far a disagreeing model lowers confidence
     default_language: str = "nl"
     case_prefix: str = "MIG"
     booking_base_url: str = "https://stad.gent/afspraak"

@@ -1,0 +1,1 @@
+"""Measuring classification on labelled emails: corpora, the pipeline run, figures and report."""
