@@ -93,15 +93,23 @@ def fts5_query(query: str) -> str | None:
     return " ".join(f'"{word}"*' for word in words)
 
 
+def tsquery(query: str) -> str | None:
+    """The same for PostgreSQL: every word as a quoted prefix lexeme, all required."""
+    words = _WORD.findall(query.lower())[:MAX_TERMS]
+    if not words:
+        return None
+    return " & ".join(f"'{word}':*" for word in words)
+
+
 def matching(dialect: str, query: str) -> ColumnElement[bool] | None:
     """A condition on ``Message.id`` for the emails matching ``query``; None when it has no words."""
     if dialect == "postgresql":
-        words = " ".join(_WORD.findall(query)[:MAX_TERMS])
-        if not words:
+        expression = tsquery(query)
+        if expression is None:
             return None
         ids = text(
-            "SELECT message_id FROM message_search WHERE document @@ websearch_to_tsquery('simple', :q)"
-        ).bindparams(q=words)
+            "SELECT message_id FROM message_search WHERE document @@ to_tsquery('simple', :q)"
+        ).bindparams(q=expression)
     else:
         expression = fts5_query(query)
         if expression is None:

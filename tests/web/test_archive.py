@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from mailflow.cli import main
 from mailflow.storage.models import Event
 from mailflow.web import create_app
-from mailflow.web.search import fts5_query
+from mailflow.web.search import fts5_query, tsquery
 from tests.web import emails
 from tests.web.conftest import PASSWORD, build_world, desk_settings, login
 
@@ -82,9 +82,11 @@ def test_full_text_search_finds_words_of_the_text_and_filters_combine(as_user, w
     )
 
 
-def test_fts5_query_quotes_every_word():
+def test_search_queries_quote_every_word():
     assert fts5_query('a" OR b*') == '"a"* "OR"* "b"*'
     assert fts5_query("  ") is None
+    assert tsquery("Gezins' & !x | y:*") == "'gezins':* & 'x':* & 'y':*"
+    assert tsquery("--") is None
 
 
 def test_timeline_tells_the_story_and_views_are_logged(as_user, world):
