@@ -33,5 +33,5 @@ class ReleaseForm(FlaskForm):
 
 class NewUserForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired(), Length(max=50)])
-    role = SelectField("Role", choices=[("staff", "staff"), ("auditor", "auditor"), ("admin", "admin")])
+    role = SelectField("Role", choices=["staff", "auditor", "admin"])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=1000)])

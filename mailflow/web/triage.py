@@ -25,6 +25,7 @@ from mailflow.web.security import CHANGERS, roles_required
 from mailflow.web.triage_queries import AGES, QueueFilter, counts, next_after, waiting
 
 bp = Blueprint("triage", __name__)
+AUTO = "auto"  # the action the catalogue gives the chosen category
 
 
 def _analysis(message_id: int) -> Analysis:
@@ -75,9 +76,9 @@ def item(message_id: int):
         text = ""
     d.log(current_user.username, "viewed", message_id, what="email", where="triage")
     form = DecideForm()
-    form.category.choices = [(c, c) for c in d.app.catalogue.products]
-    form.action.choices = [("", "catalogue's channel")] + [(a.value, a.value) for a in STAFF_ACTIONS]
-    form.category.data, form.action.data = category, action.value if action else ""
+    form.category.choices = list(d.app.catalogue.products)
+    form.action.choices = [AUTO, *(a.value for a in STAFF_ACTIONS)]
+    form.category.data, form.action.data = category, action.value if action else AUTO
     form.parts.data = "\n".join(analysis.decision.intents or ())
     form.reply_text.data = text.split("\n\n", 1)[1] if "\n\n" in text else ""
     return render_template(
@@ -98,14 +99,18 @@ def item(message_id: int):
 def reply_preview(message_id: int):
     d = desk()
     analysis = _analysis(message_id)
-    chosen = request.args.get("action", "")
     try:
-        part = Part(request.args.get("category", ""), Action(chosen) if chosen else None)
+        part = Part(request.args.get("category", ""), _action(request.args.get("action", "")))
         decision = person_decision(d.app, analysis, part, current_user.username, ())
         text = preview(d.app, analysis, decision) or f"(no reply: action {decision.action.value})"
         return {"action": decision.action.value, "text": text}
     except (DecisionRefused, ValueError, KeyError) as exc:
         return {"action": "", "text": f"({exc})"}
+
+
+def _action(value: str) -> Action | None:
+    """The chosen action; ``auto`` (or nothing) is the category's channel from the catalogue."""
+    return None if value in ("", AUTO) else Action(value)
 
 
 def _parts(form: DecideForm) -> list[Part]:
@@ -117,13 +122,12 @@ def _parts(form: DecideForm) -> list[Part]:
         for line in (form.parts.data or "").splitlines():
             fields = line.replace(":", " ").split()
             if fields:
-                parts.append(Part(fields[0], Action(fields[1]) if len(fields) > 1 else None))
+                parts.append(Part(fields[0], _action(fields[1]) if len(fields) > 1 else None))
         if len(parts) < 2:
             raise DecisionRefused("a split needs two or more requests, one per line")
         return parts
     if outcome in {"accept", "choose", "hand"}:
-        action = form.action.data or ""
-        return [Part(form.category.data or "", Action(action) if action else None)]
+        return [Part(form.category.data or "", _action(form.action.data or ""))]
     raise DecisionRefused("unknown outcome")
 
 

@@ -147,3 +147,31 @@ def test_the_archive_reads_through_a_connection_that_cannot_write(web):
         pytest.raises(OperationalError, match=r"readonly|read-only|query_only|attempt to write"),
     ):
         session.execute(text("DELETE FROM users"))
+
+
+def test_an_admin_adds_an_account_and_staff_cannot(as_user, web):
+    admin = as_user("ada")
+    page = admin.get("/admin")
+    assert page.status_code == 200 and "Models" in page.text
+    form = {
+        "csrf_token": csrf_token(page.text),
+        "username": "nina",
+        "role": "staff",
+        "password": "a long password",
+    }
+    assert admin.post("/admin", data=form).status_code == 302
+    assert login(web.test_client(), "nina", "a long password").status_code == 302
+    staff = as_user("sam")
+    assert staff.get("/admin").status_code == 403
+    token = csrf_token(staff.get("/archive").text)
+    assert staff.post("/admin", data={**form, "csrf_token": token, "username": "nico"}).status_code == 403
+
+
+def test_model_manifests_are_read_and_flattened(tmp_path):
+    from mailflow.web.admin import flat, model_manifests
+
+    (tmp_path / "manifest.json").write_text('{"version": "2026-12-01", "held_out": {"accuracy": 0.91}}')
+    (tmp_path / "broken.json").write_text("{not json")
+    found = model_manifests(tmp_path)
+    assert [m["file"] for m in found] == ["manifest.json"]
+    assert flat(found[0]["data"]) == [("version", "2026-12-01"), ("held_out.accuracy", "0.91")]

@@ -65,7 +65,7 @@ def test_accepting_the_suggestion_acts_records_the_person_and_sends(as_user, wor
 
 def test_choosing_another_category_and_action(as_user, world):
     message_id = world.ids["second"]
-    decide(as_user("sam"), message_id, outcome="choose", category="card_lost", action="")
+    decide(as_user("sam"), message_id, outcome="choose", category="card_lost", action="auto")
     _, decisions, replies, _ = outcome(world, message_id)
     assert (decisions[-1].category, decisions[-1].action) == ("card_lost", "book")
     assert len(replies) == 1
