@@ -221,10 +221,16 @@ def audit_verify(settings: Settings) -> None:
 @click.pass_obj
 def web(settings: Settings, host: str | None, port: int | None, with_worker: bool) -> None:
     """Serve the web desk: triage queue for staff, read-only archive for auditors."""
+    from sqlalchemy import func, select
+
+    from mailflow.storage.desk_models import User
     from mailflow.web.serve import serve
 
     app = _app(settings)
     try:
+        with app.sessions() as session:
+            if not session.scalar(select(func.count()).select_from(User)):
+                click.echo("No accounts yet: add one with `mailflow users add NAME --role staff`.", err=True)
         serve(
             app,
             host or settings.web_host,

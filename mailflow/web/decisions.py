@@ -173,7 +173,9 @@ def decide_item(app: App, message_id: int, username: str, parts: list[Part], han
             )
             if index and row.case_id is None and target.case_id is not None:
                 row.case_id = target.case_id
-            if index == 0 and hand_text.strip() and outcome.reply_id is not None:
+            if index == 0 and hand_text.strip():
+                if outcome.reply_id is None:  # e.g. the address is suppressed after hard bounces
+                    raise DecisionRefused("no reply may go to this address; nothing was done")
                 reply = session.get_one(Reply, outcome.reply_id)
                 reply.data = hand_written(reply.data, hand_text)
             session.add(_record(row.id, decision, username, now, analysis.screening.sender_verdict))

@@ -150,3 +150,19 @@ def test_an_item_decided_already_cannot_be_decided_again(as_user, world):
     row, decisions, replies, _ = outcome(world, message_id)
     assert row.status == "processed" and len(replies) == 1
     assert [d.decided_by for d in decisions] == ["pipeline", "sam"]
+
+
+def test_a_hand_reply_to_a_suppressed_address_is_refused_whole(as_user, world):
+    from mailflow.storage.models import SuppressedAddress
+
+    message_id = world.ids["renewal"]
+    with world.app.sessions.begin() as session:
+        session.add(
+            SuppressedAddress(address="amina.el@example.org", reason="hard bounce", since=world.clock())
+        )
+    response = decide(
+        as_user("sam"), message_id, outcome="hand", category="card_renewal", action="book", reply_text="Beste"
+    )
+    assert response.headers["Location"].endswith(f"/triage/{message_id}")
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "triage" and not replies and [d.decided_by for d in decisions] == ["pipeline"]
