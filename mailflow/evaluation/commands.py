@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from mailflow.pipeline import Analyser
 
 DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
+AUTHSERV = click.option(
+    "--authserv-id",
+    help="The receiving server whose Authentication-Results count (default: setting trusted_authserv_id).",
+)
 
 
 @click.command("train")
@@ -39,8 +43,15 @@ DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
     show_default=True,
     help="Cross-validation folds for the figures written to the manifest (0: no evaluation).",
 )
+@AUTHSERV
 @click.pass_obj
-def train_command(settings: Settings, directories: tuple[Path, ...], output: Path | None, folds: int) -> None:
+def train_command(
+    settings: Settings,
+    directories: tuple[Path, ...],
+    output: Path | None,
+    folds: int,
+    authserv_id: str | None,
+) -> None:
     """Train the learned model on DIRECTORIES of .eml files with labels.jsonl, and install it."""
     from mailflow.evaluation.metrics import figures
     from mailflow.evaluation.report import as_dict, summary
@@ -48,7 +59,7 @@ def train_command(settings: Settings, directories: tuple[Path, ...], output: Pat
     from mailflow.learning.artefact import save_model
     from mailflow.learning.model import TrainingError, train
 
-    analyser = _analyser(settings, with_model=False)
+    analyser = _analyser(settings, with_model=False, authserv_id=authserv_id)
     observed = _observe(analyser, directories)
     evaluation: dict[str, Any] = {}
     if folds >= 2:
@@ -82,9 +93,15 @@ def bench() -> None:
 @click.option("--cv", "folds", type=click.IntRange(min=2), help="K-fold cross-validation of the model.")
 @click.option("--rules-only", is_flag=True, help="Leave the learned model out.")
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@AUTHSERV
 @click.pass_obj
 def bench_classify(
-    settings: Settings, directory: Path, folds: int | None, rules_only: bool, as_json: bool
+    settings: Settings,
+    directory: Path,
+    folds: int | None,
+    rules_only: bool,
+    as_json: bool,
+    authserv_id: str | None,
 ) -> None:
     """Classify DIRECTORY's labelled emails and report how well (harmful and automation rates, …).
 
@@ -98,7 +115,7 @@ def bench_classify(
 
     if folds and rules_only:
         raise click.UsageError("--cv measures the model: it cannot be combined with --rules-only")
-    analyser = _analyser(settings, with_model=not rules_only and not folds)
+    analyser = _analyser(settings, with_model=not rules_only and not folds, authserv_id=authserv_id)
     observed = _observe(analyser, (directory,))
     run = (
         cross_validate(analyser, observed, folds, progress=_progress) if folds else score(analyser, observed)
@@ -106,7 +123,7 @@ def bench_classify(
     report = as_dict(figures(run.outcomes), run.outcomes, corpus=str(directory), mode=run.mode)
     if run.notes:
         report["notes"] = run.notes
-    if not settings.trusted_authserv_id:
+    if not analyser.trusted_authserv_id:
         report.setdefault("notes", []).append(
             "no trusted_authserv_id configured: DMARC verdicts are not read (rule 2 never applies)"
         )
@@ -118,11 +135,14 @@ def bench_classify(
         click.echo(f"note: {note}")
 
 
-def _analyser(settings: Settings, *, with_model: bool) -> Analyser:
+def _analyser(settings: Settings, *, with_model: bool, authserv_id: str | None) -> Analyser:
     from mailflow.bootstrap import build_analyser
 
+    changes: dict[str, Any] = {"use_model": with_model and settings.use_model}
+    if authserv_id:
+        changes["trusted_authserv_id"] = authserv_id
     try:
-        return build_analyser(settings.model_copy(update={"use_model": with_model and settings.use_model}))
+        return build_analyser(settings.model_copy(update=changes))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
 

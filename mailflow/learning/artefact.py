@@ -181,6 +181,7 @@ def _sha256(path: Path) -> str:
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(descriptor, 0o644)  # mkstemp's 0600 would hide the model from the service's user
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
             handle.flush()

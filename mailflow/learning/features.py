@@ -15,8 +15,9 @@ with another recipe is not loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -79,6 +80,12 @@ class FeatureSpace:
     words: TfidfVectorizer
     chars: TfidfVectorizer
     facts: tuple[str, ...]
+    _fact_index: dict[str, int] = field(init=False, repr=False)
+    _analysers: tuple[Callable[[str], list[str]], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._fact_index = {fact: i for i, fact in enumerate(self.facts)}
+        self._analysers = (self.words.build_analyzer(), self.chars.build_analyzer())
 
     @classmethod
     def fit(cls, inputs: Sequence[ModelInput]) -> FeatureSpace:
@@ -91,19 +98,41 @@ class FeatureSpace:
         facts = tuple(sorted({fact for item in inputs for fact in item.facts}))
         return cls(words=words, chars=chars, facts=facts)
 
+    def row(self, item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
+        """One input's non-zero features as (indices, values): ``transform`` for one email, fast.
+
+        The same numbers as the vectorisers' own ``transform`` (a test holds them to it) without
+        building a sparse matrix, which costs several times more than the arithmetic for one email.
+        """
+        indices: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        offset = 0
+        for vectoriser, analyse in zip((self.words, self.chars), self._analysers, strict=True):
+            vocabulary = vectoriser.vocabulary_
+            counts = Counter(term for term in analyse(item.text) if term in vocabulary)
+            if counts:
+                index = np.fromiter((vocabulary[term] for term in counts), dtype=np.intp, count=len(counts))
+                weight = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+                weight *= vectoriser.idf_[index]
+                indices.append(index + offset)
+                values.append(weight / np.linalg.norm(weight))
+            offset += len(vocabulary)
+        known = sorted({self._fact_index[f] for f in item.facts if f in self._fact_index})
+        indices.append(np.array(known, dtype=np.intp) + offset)
+        values.append(np.full(len(known), FACT_WEIGHT))
+        return np.concatenate(indices), np.concatenate(values)
+
     @property
     def size(self) -> int:
         return len(self.words.vocabulary_) + len(self.chars.vocabulary_) + len(self.facts)
 
     def transform(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
         texts = [item.text for item in inputs]
-        index = {fact: i for i, fact in enumerate(self.facts)}
         rows, cols = [], []
         for row, item in enumerate(inputs):
-            for fact in item.facts:
-                if fact in index:
-                    rows.append(row)
-                    cols.append(index[fact])
+            for column in sorted({self._fact_index[f] for f in item.facts if f in self._fact_index}):
+                rows.append(row)
+                cols.append(column)
         facts = sparse.csr_matrix(
             (np.full(len(rows), FACT_WEIGHT, dtype=np.float32), (rows, cols)),
             shape=(len(inputs), len(self.facts)),

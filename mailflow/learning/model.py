@@ -88,8 +88,11 @@ class TrainedModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def predict(self, item: ModelInput) -> dict[str, float]:
-        row = self.probabilities([item])[0]
-        return {category: float(p) for category, p in zip(self.categories, row, strict=True)}
+        """The calibrated probability of each category for one email."""
+        indices, values = self.features.row(item)
+        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        exp = np.exp(logits - logits.max())
+        return {category: float(p) for category, p in zip(self.categories, exp / exp.sum(), strict=True)}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
