@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import sklearn
+from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
@@ -122,29 +123,13 @@ def train(
     features = FeatureSpace.fit(inputs)
     matrix = features.transform(inputs)
     folds = min(CALIBRATION_FOLDS, min(counts.values()))
-    calibrated = CalibratedClassifierCV(
-        LinearSVC(C=c),
-        method="temperature",
-        ensemble=False,
-        cv=StratifiedKFold(folds, shuffle=True, random_state=SEED),
-    )
-    with warnings.catch_warnings():
-        # A few examples per category: liblinear may stop at its iteration limit, harmlessly here.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        calibrated.fit(matrix, labels)
-    (fitted,) = calibrated.calibrated_classifiers_
-    svm, beta = fitted.estimator, float(fitted.calibrators[0].beta_)
-    weights, intercepts = np.asarray(svm.coef_, dtype=np.float32), np.asarray(svm.intercept_)
-    # The SVM was fitted on the calibrator's encoded labels, in the order of ``calibrated.classes_``.
-    if len(svm.classes_) == 2:
-        # A binary SVM has one score; the calibration reads it as the logits (-s, s).
-        weights, intercepts = np.vstack([-weights, weights]), np.concatenate([-intercepts, intercepts])
+    categories, weights, intercepts, beta = linear_form(fit_calibrated(matrix, labels, c=c, folds=folds))
     when = now or datetime.now(UTC)
     model = TrainedModel(
         features=features,
-        categories=tuple(str(c) for c in calibrated.classes_),
+        categories=categories,
         weights=weights,
-        intercepts=intercepts.astype(np.float64),
+        intercepts=intercepts,
         beta=beta,
         card=ModelCard(
             version="",
@@ -162,6 +147,38 @@ def train(
     )
     version = f"{when:%Y%m%dT%H%M%SZ}-{content_hash(model.arrays())[:12]}"
     return replace(model, card=replace(model.card, version=version))
+
+
+def fit_calibrated(
+    matrix: sparse.csr_matrix, labels: np.ndarray, *, c: float, folds: int
+) -> CalibratedClassifierCV:
+    calibrated = CalibratedClassifierCV(
+        LinearSVC(C=c, random_state=SEED),
+        method="temperature",
+        ensemble=False,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=SEED),
+    )
+    with warnings.catch_warnings():
+        # A few examples per category: liblinear may stop at its iteration limit, harmlessly here.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return calibrated.fit(matrix, labels)
+
+
+def linear_form(
+    calibrated: CalibratedClassifierCV,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, float]:
+    """(categories, weights, intercepts, beta) such that softmax(beta·(x·Wᵀ + b)) = predict_proba(x)."""
+    (fitted,) = calibrated.calibrated_classifiers_
+    svm, beta = fitted.estimator, float(fitted.calibrators[0].beta_)
+    weights, intercepts = (
+        np.asarray(svm.coef_, dtype=np.float32),
+        np.asarray(svm.intercept_, dtype=np.float64),
+    )
+    if len(calibrated.classes_) == 2:
+        # A binary SVM has one score; the calibration reads it as the logits (-s, s).
+        weights, intercepts = np.vstack([-weights, weights]), np.concatenate([-intercepts, intercepts])
+    # The SVM was fitted on the calibrator's encoded labels: its rows follow ``calibrated.classes_``.
+    return tuple(str(c) for c in calibrated.classes_), weights, intercepts, beta
 
 
 def content_hash(arrays: Mapping[str, np.ndarray]) -> str:

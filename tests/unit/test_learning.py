@@ -1,0 +1,253 @@
+"""The learned model: training, calibrated probabilities, the artefact and its refusals."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mailflow.domain import Screening
+from mailflow.learning import artefact
+from mailflow.learning.artefact import ArtefactError, load_model, load_model_or_none, save_model
+from mailflow.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput, model_input
+from mailflow.learning.model import Example, TrainingError, fit_calibrated, linear_form, train
+
+PERSON = Screening(machine_category=None, sender_verdict="pass")
+
+# Small, varied phrasings per category in three languages: enough for a linear model to separate.
+TEXTS = {
+    "card_lost": [
+        "I lost my residence card on the train",
+        "my card was stolen yesterday, I went to the police",
+        "ik ben mijn verblijfskaart verloren",
+        "mijn kaart is gestolen, aangifte gedaan bij de politie",
+        "j'ai perdu ma carte de séjour",
+        "on m'a volé ma carte, déclaration à la police faite",
+    ],
+    "departure_permanent": [
+        "I am leaving Belgium for good next month",
+        "we move back to our country permanently",
+        "ik verhuis definitief naar het buitenland",
+        "ik vertrek voorgoed uit België",
+        "je quitte la Belgique définitivement",
+        "départ définitif vers le Canada en juin",
+    ],
+    "info_students": [
+        "which documents does a student need to register",
+        "I will study at Ghent University, how do I enrol as a student",
+        "ik kom studeren aan de universiteit, hoe schrijf ik me in als student",
+        "welke papieren heeft een student nodig",
+        "je suis étudiant à l'université, comment m'inscrire",
+        "quels documents pour un étudiant étranger",
+    ],
+}
+
+
+def examples(texts: dict[str, list[str]] = TEXTS) -> list[Example]:
+    return [
+        Example(model_input("", text, (), PERSON, in_reply_to_ours=False), category, f"{category}-{i}")
+        for category, phrases in texts.items()
+        for i, text in enumerate(phrases)
+    ]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train(examples(), corpus="synthetic")
+
+
+def ask(text: str, documents: tuple[str, ...] = ()) -> ModelInput:
+    return model_input("", text, documents, PERSON, in_reply_to_ours=False)
+
+
+def test_model_input_normalises_text_and_lists_facts():
+    screening = Screening(machine_category="bounce", sender_verdict="none")
+    item = model_input(
+        "Bijlage 35", "Mijn K-kaart", ("passport", "passport"), screening, in_reply_to_ours=True
+    )
+    assert item.text == "annex 35\nmijn k card"
+    assert item.facts == ("doc:passport", "machine:bounce", "reply:ours")
+
+
+def test_trained_model_recognises_new_phrasings(model):
+    assert set(model.categories) == set(TEXTS)
+    for text, expected in [
+        ("somebody stole my card, I have the police report", "card_lost"),
+        ("ik vertrek definitief naar Spanje", "departure_permanent"),
+        ("comment s'inscrire comme étudiant à l'université", "info_students"),
+    ]:
+        probabilities = model.predict(ask(text))
+        assert max(probabilities, key=probabilities.get) == expected, (text, probabilities)
+        assert sum(probabilities.values()) == pytest.approx(1.0)
+
+
+def test_card_records_what_the_model_was_trained_on(model):
+    card = model.card
+    assert card.examples == {"card_lost": 6, "departure_permanent": 6, "info_students": 6}
+    assert card.corpus == "synthetic"
+    assert card.version.split("-")[0] == card.trained_at.replace("-", "").replace(":", "")[:15] + "Z"
+    assert len(card.version.split("-")[1]) == 12
+
+
+def test_one_email_prediction_equals_the_batch_computation(model):
+    items = [ask("I lost my card"), ask("student", ("passport",)), ask("xyz qqq unknown words")]
+    batch = model.probabilities(items)
+    for item, row in zip(items, batch, strict=True):
+        single = model.predict(item)
+        # The batch path computes features in float32, the single one in float64.
+        assert [single[c] for c in model.categories] == pytest.approx(list(row), abs=1e-6)
+
+
+@pytest.mark.parametrize("categories", [("card_lost", "departure_permanent"), tuple(TEXTS)])
+def test_linear_form_reproduces_calibrated_classifier(categories):
+    chosen = [e for e in examples() if e.category in categories]
+    features = FeatureSpace.fit([e.input for e in chosen])
+    matrix = features.transform([e.input for e in chosen])
+    calibrated = fit_calibrated(matrix, np.array([e.category for e in chosen]), c=1.0, folds=3)
+    names, weights, intercepts, beta = linear_form(calibrated)
+    logits = beta * (matrix @ weights.T + intercepts)
+    ours = np.exp(logits - logits.max(axis=1, keepdims=True))
+    ours /= ours.sum(axis=1, keepdims=True)
+    assert names == tuple(calibrated.classes_)
+    np.testing.assert_allclose(ours, calibrated.predict_proba(matrix), atol=1e-6)
+
+
+def test_categories_with_too_few_examples_are_left_out(caplog):
+    texts = {**TEXTS, "card_defect": ["my chip is broken", "card damaged"]}
+    with caplog.at_level(logging.WARNING):
+        model = train(examples(texts))
+    assert "card_defect" not in model.categories
+    assert model.card.left_out == {"card_defect": 2}
+    assert "card_defect (2)" in caplog.text
+
+
+def test_one_category_cannot_make_a_model():
+    with pytest.raises(TrainingError, match="two categories"):
+        train(examples({"card_lost": TEXTS["card_lost"], "spam": ["buy now"]}))
+
+
+def test_save_and_load_round_trip(model, tmp_path: Path):
+    save_model(model.with_evaluation({"harmful_rate": 0.01}), tmp_path)
+    manifest = json.loads((tmp_path / artefact.MANIFEST_FILE).read_text())
+    assert manifest["model_version"] == model.card.version
+    assert manifest["features_version"] == FEATURES_VERSION
+    assert manifest["evaluation"] == {"harmful_rate": 0.01}
+    assert len(manifest["sha256"]) == 64
+    loaded = load_model(tmp_path)
+    assert loaded.categories == model.categories
+    assert loaded.card.version == model.card.version
+    item = ask("ik ben mijn kaart kwijt")
+    assert loaded.predict(item) == pytest.approx(model.predict(item), abs=1e-6)
+
+
+def _saved(model, directory: Path) -> Path:
+    save_model(model, directory)
+    return directory
+
+
+def _edit_manifest(directory: Path, **changes) -> None:
+    path = directory / artefact.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_corrupted_model_file_is_refused_with_a_warning(model, tmp_path: Path, caplog):
+    directory = _saved(model, tmp_path)
+    data = bytearray((directory / artefact.MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (directory / artefact.MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(ArtefactError, match="SHA-256"):
+        load_model(directory)
+    with caplog.at_level(logging.WARNING):
+        assert load_model_or_none(directory) is None
+    assert "rules alone" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"format": 99}, "format"),
+        ({"features_version": FEATURES_VERSION + 1}, "feature recipe"),
+        ({"sklearn_version": "0.24.2"}, "scikit-learn 0.24.2"),
+        ({"sha256": None}, "sha256"),
+        ({"categories": ["card_lost"]}, "categories differ"),
+    ],
+)
+def test_manifest_mismatch_is_refused(model, tmp_path: Path, changes, message):
+    directory = _saved(model, tmp_path)
+    _edit_manifest(directory, **changes)
+    with pytest.raises(ArtefactError, match=message):
+        load_model(directory)
+
+
+def test_consistent_but_wrong_arrays_are_refused(model, tmp_path: Path):
+    """A replaced model file whose manifest was updated to match still has to make sense."""
+    arrays = model.arrays()
+    arrays["weights"] = arrays["weights"][:, :-1]
+    np.savez_compressed(tmp_path / artefact.MODEL_FILE, **arrays)
+    save_model(model, tmp_path / "good")
+    manifest = json.loads((tmp_path / "good" / artefact.MANIFEST_FILE).read_text())
+    manifest["sha256"] = artefact._sha256(tmp_path / artefact.MODEL_FILE)
+    (tmp_path / artefact.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactError, match="do not fit"):
+        load_model(tmp_path)
+
+
+def test_unknown_category_is_refused(tmp_path: Path):
+    model = train(examples({"card_lost": TEXTS["card_lost"], "not_a_category": TEXTS["info_students"]}))
+    with pytest.raises(ArtefactError, match="not_a_category"):
+        load_model(_saved(model, tmp_path))
+
+
+def test_missing_or_unreadable_artefact(tmp_path: Path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert load_model_or_none(tmp_path / "nowhere") is None
+    assert "no model" in caplog.text
+    (tmp_path / artefact.MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ArtefactError, match="JSON"):
+        load_model(tmp_path)
+
+
+def test_model_file_holds_no_pickled_objects(model, tmp_path: Path):
+    directory = _saved(model, tmp_path)
+    with np.load(directory / artefact.MODEL_FILE, allow_pickle=False) as stored:
+        assert all(stored[name].dtype != object for name in stored.files)
+
+
+SIMPLE_EMAIL = (
+    b"From: Resident <resident@example.org>\r\nTo: migratie@stad.gent\r\nSubject: kaart verloren\r\n"
+    b"Message-ID: <1@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    b"Goedendag, ik ben mijn verblijfskaart verloren. Ik heb aangifte gedaan bij de politie.\r\n"
+)
+
+
+def test_broken_artefact_degrades_the_pipeline_to_the_rules(model, tmp_path: Path, caplog):
+    from mailflow.bootstrap import build_analyser
+    from mailflow.settings import load_settings
+
+    directory = _saved(model, tmp_path / "model")
+    (directory / artefact.MODEL_FILE).write_bytes(b"garbage")
+    settings = load_settings(data_dir=tmp_path, model_dir=directory)
+    with caplog.at_level(logging.WARNING):
+        analyser = build_analyser(settings)
+    assert analyser.model is None
+    assert "rules alone" in caplog.text
+    analysis = analyser.analyse(SIMPLE_EMAIL)
+    assert analysis.decision.category == "card_lost"
+    assert not any(reason.startswith("model") for reason in analysis.decision.reasons)
+
+
+def test_installed_model_takes_part_in_the_analysis(model, tmp_path: Path):
+    from mailflow.bootstrap import build_analyser
+    from mailflow.settings import load_settings
+
+    directory = _saved(model, tmp_path / "model")
+    analyser = build_analyser(load_settings(data_dir=tmp_path, model_dir=directory))
+    assert analyser.model is not None and analyser.model.card.version == model.card.version
+    analysis = analyser.analyse(SIMPLE_EMAIL)
+    assert analysis.decision.category == "card_lost"
+    assert any(reason.startswith("model agrees") for reason in analysis.decision.reasons)
