@@ -21,6 +21,7 @@ from mailflow.learning.artefact import load_model_or_none
 from mailflow.outbox import Outbox, RetryPolicy
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
+from mailflow.processing import Processor
 from mailflow.replies import ReplyComposer
 from mailflow.runner import Worker
 from mailflow.settings import Settings
@@ -206,6 +207,12 @@ class App:
     def analyser_without_archive(self) -> Analyser:
         """For previews: no database, so no thread lookups."""
         return build_analyser(self.settings, self.catalogue)
+
+    @cached_property
+    def processor(self) -> Processor:
+        return Processor(
+            sessions=self.sessions, analyse=self.analyser.analyse, actor=self.actor, clock=self.clock
+        )
 
     def open_mailbox(self) -> Mailbox:
         return open_mailbox(self.settings)

@@ -187,6 +187,55 @@ def archive_export(settings: Settings, jsonl: bool, since: datetime | None) -> N
 
 
 @main.group()
+def quarantine() -> None:
+    """Emails the pipeline could not handle: kept, listed, and processed again on demand."""
+
+
+@quarantine.command("list")
+@click.pass_obj
+def quarantine_list(settings: Settings) -> None:
+    """The quarantined emails with the reason each one is there."""
+    from sqlalchemy import select
+
+    from mailflow.domain import Status
+    from mailflow.storage.models import Message
+
+    app = _app(settings)
+    try:
+        with app.sessions() as session:
+            rows = session.execute(
+                select(Message.id, Message.received_at, Message.from_address, Message.error)
+                .where(Message.status == Status.QUARANTINED)
+                .order_by(Message.id)
+            ).all()
+    finally:
+        app.close()
+    for pk, received_at, sender, error in rows:
+        click.echo(
+            f"{pk}\t{received_at:%Y-%m-%d %H:%M}\t{sender or '?'}\t{(error or '').splitlines()[0][:120]}"
+        )
+    click.echo(f"{len(rows)} quarantined", err=True)
+
+
+@quarantine.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_obj
+def quarantine_retry(settings: Settings, ids: tuple[int, ...]) -> None:
+    """Run the pipeline again on quarantined emails (all of them, or the IDS given), then send replies."""
+    from mailflow.processing import reprocess_quarantined
+
+    app = _app(settings)
+    try:
+        results = reprocess_quarantined(app.processor, app.blobs, only=list(ids) or None)
+        delivery = app.outbox.deliver_due()
+    finally:
+        app.close()
+    for pk, status in results:
+        click.echo(f"{pk}\t{status.value}")
+    click.echo(f"reprocessed {len(results)}; replies sent {delivery.sent}", err=True)
+
+
+@main.group()
 def audit() -> None:
     """Accountability: the hash-chained event log."""
 

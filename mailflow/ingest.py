@@ -20,12 +20,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.domain import Analysis, Status
-from mailflow.errors import UnreadableMessage
 from mailflow.ports import BlobStore, Mailbox
+from mailflow.processing import Processor
 from mailflow.stages.act import Actor
-from mailflow.stages.record import record_decision, record_quarantine
 from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
-from mailflow.storage.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +63,7 @@ class Ingestor:
         self.ledger = ledger
         self.sessions = sessions
         self.blobs = blobs
-        self.analyse = analyse
-        self.actor = actor
+        self.processor = Processor(sessions=sessions, analyse=analyse, actor=actor, clock=clock)
         self.clock = clock
         self.batch_size = batch_size
         self.should_stop = should_stop
@@ -118,43 +115,11 @@ class Ingestor:
             return None
         status = claim.status
         if claim.result is ClaimResult.PROCESS:
-            status = self._process(claim.message_pk, raw)
+            status = self.processor.process(claim.message_pk, raw)
             report.count(status)
         else:
             report.moved_only += 1
         return uid, claim.message_pk, status
-
-    def _process(self, message_pk: int, raw: bytes) -> Status:
-        try:
-            analysis = self.analyse(raw)
-        except UnreadableMessage as exc:
-            return self._quarantine(message_pk, f"unreadable: {exc}")
-        except Exception as exc:  # any bug in a stage must cost one email, never the worker
-            log.exception("message %s: analysis failed", message_pk)
-            return self._quarantine(message_pk, f"analysis failed: {type(exc).__name__}: {exc}")
-        try:
-            with self.sessions.begin() as session:
-                row = session.get_one(Message, message_pk)
-                self.actor.act(session, row, analysis)
-                record_decision(session, row, analysis, now=self.clock())
-        except Exception as exc:
-            log.exception("message %s: acting on the decision failed", message_pk)
-            return self._quarantine(message_pk, f"action failed: {type(exc).__name__}: {exc}")
-        decision = analysis.decision
-        log.info(
-            "message %s: %s → %s (%.2f)",
-            message_pk,
-            decision.category,
-            decision.action.value,
-            decision.confidence,
-        )
-        return decision.status
-
-    def _quarantine(self, message_pk: int, reason: str) -> Status:
-        with self.sessions.begin() as session:
-            record_quarantine(session, session.get_one(Message, message_pk), reason, now=self.clock())
-        log.warning("message %s quarantined", message_pk)
-        return Status.QUARANTINED
 
     def _move_all(self, outcomes: list[tuple[int, int, Status]]) -> None:
         """One MOVE per target folder for a whole batch, then one ledger transaction."""

@@ -17,11 +17,45 @@ from typing import Protocol
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.domain import Action, Status
 from mailflow.errors import TransportError
 from mailflow.ports import ReplyTransport
-from mailflow.storage.models import Event, Reply
+from mailflow.storage.models import DecisionRecord, Event, Message, Reply
 
 log = logging.getLogger(__name__)
+
+
+def hold_for_triage(session: Session, message_pk: int, reason: str, now: datetime) -> None:
+    """A reply that did not reach the resident puts its email back before a person."""
+    message = session.get(Message, message_pk)
+    if message is None:
+        return
+    last = session.scalar(
+        select(DecisionRecord)
+        .where(DecisionRecord.message_id == message_pk)
+        .order_by(DecisionRecord.id.desc())
+    )
+    message.status = Status.TRIAGE
+    session.add(
+        DecisionRecord(
+            message_id=message_pk,
+            decided_at=now,
+            decided_by="outbox",
+            category=last.category if last else "unclear",
+            action=Action.TRIAGE.value,
+            confidence=last.confidence if last else 0.0,
+            language=last.language if last else "nl",
+            intents=list(last.intents) if last else [],
+            reasons=[reason],
+            missing_documents=[],
+            sender_verdict=last.sender_verdict if last else "none",
+        )
+    )
+    session.add(
+        Event(
+            message_id=message_pk, at=now, actor="outbox", kind="held_for_triage", detail={"reason": reason}
+        )
+    )
 
 
 class ConfirmingTransport(Protocol):
@@ -153,6 +187,8 @@ class Outbox:
                     detail={"reply": reply_id, "attempts": reply.attempts, "error": str(exc)[:300]},
                 )
             )
+            if give_up:
+                hold_for_triage(session, message_pk, f"reply not delivered: {str(exc)[:200]}", now)
         log.warning(
             "reply %s for message %s not sent (%s): %s",
             reply_id,
@@ -181,6 +217,7 @@ class Outbox:
                 else:
                     reply.status = "unconfirmed"
                     unresolved += 1
+                    hold_for_triage(session, reply.message_id, "reply not delivered: send interrupted", now)
                 reply.lease_until = None
                 session.add(
                     Event(

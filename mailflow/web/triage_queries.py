@@ -20,6 +20,7 @@ REASONS = {
     "rule 3": "several requests",
     "rule 4": "low confidence",
     "not recognised": "unrecognised attachment",
+    "reply not delivered": "reply not delivered",
 }
 AGES = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "3d": timedelta(days=3), "7d": timedelta(days=7)}
 

@@ -162,3 +162,17 @@ def test_interrupted_send_resolved_by_a_transport_that_knows(sessions, delivered
     box.deliver_due()
     assert status(sessions, reply_id) == expected
     assert len(transport.sent) == sends
+
+
+def test_a_reply_that_fails_for_good_puts_its_email_in_triage(sessions):
+    clock, transport = Clock(), RecordingTransport()
+    transport.failures = [TransportError("550 no such user", permanent=True)]
+    reply_id = queue_reply(sessions, clock)
+    outbox(sessions, transport, clock).deliver_due()
+    with sessions() as session:
+        reply = session.get(Reply, reply_id)
+        message = session.get(Message, reply.message_id)
+        assert message.status == "triage"
+        [decision] = message.decisions
+        assert decision.action == "triage" and decision.decided_by == "outbox"
+        assert "reply not delivered" in decision.reasons[0]

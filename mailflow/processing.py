@@ -1,0 +1,84 @@
+"""Analyse one stored email and commit its outcome, or quarantine it: shared by ingest and reprocessing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailflow.domain import Analysis, Status
+from mailflow.errors import UnreadableMessage
+from mailflow.ports import BlobStore
+from mailflow.stages.act import Actor
+from mailflow.stages.record import record_decision, record_quarantine
+from mailflow.storage.models import Event, Message
+
+log = logging.getLogger(__name__)
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        analyse: Callable[[bytes], Analysis],
+        actor: Actor,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.analyse = analyse
+        self.actor = actor
+        self.clock = clock
+
+    def process(self, message_pk: int, raw: bytes) -> Status:
+        try:
+            analysis = self.analyse(raw)
+        except UnreadableMessage as exc:
+            return self._quarantine(message_pk, f"unreadable: {exc}")
+        except Exception as exc:  # any bug in a stage must cost one email, never the worker
+            log.exception("message %s: analysis failed", message_pk)
+            return self._quarantine(message_pk, f"analysis failed: {type(exc).__name__}: {exc}")
+        try:
+            with self.sessions.begin() as session:
+                row = session.get_one(Message, message_pk)
+                self.actor.act(session, row, analysis)
+                record_decision(session, row, analysis, now=self.clock())
+        except Exception as exc:
+            log.exception("message %s: acting on the decision failed", message_pk)
+            return self._quarantine(message_pk, f"action failed: {type(exc).__name__}: {exc}")
+        decision = analysis.decision
+        log.info(
+            "message %s: %s → %s (%.2f)",
+            message_pk,
+            decision.category,
+            decision.action.value,
+            decision.confidence,
+        )
+        return decision.status
+
+    def _quarantine(self, message_pk: int, reason: str) -> Status:
+        with self.sessions.begin() as session:
+            record_quarantine(session, session.get_one(Message, message_pk), reason, now=self.clock())
+        log.warning("message %s quarantined", message_pk)
+        return Status.QUARANTINED
+
+
+def reprocess_quarantined(
+    processor: Processor, blobs: BlobStore, *, only: list[int] | None = None, actor: str = "cli"
+) -> list[tuple[int, Status]]:
+    """Run the pipeline again on quarantined emails (after a fix); returns where each one ended."""
+    with processor.sessions() as session:
+        query = select(Message.id, Message.sha256).where(Message.status == Status.QUARANTINED)
+        if only:
+            query = query.where(Message.id.in_(only))
+        rows = session.execute(query.order_by(Message.id)).all()
+    results = []
+    for pk, sha256 in rows:
+        with processor.sessions.begin() as session:
+            session.get_one(Message, pk).status = Status.RECEIVED
+            session.add(Event(message_id=pk, at=processor.clock(), actor=actor, kind="reprocess", detail={}))
+        results.append((pk, processor.process(pk, blobs.get(sha256))))
+    return results
