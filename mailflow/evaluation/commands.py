@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mailflow.evaluation.run import Observed
     from mailflow.pipeline import Analyser
 
+HEADLINE = ("harmful_rate", "automation_rate", "category_accuracy")
 DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
 AUTHSERV = click.option(
     "--authserv-id",
@@ -55,7 +56,7 @@ def train_command(
     """Train the learned model on DIRECTORIES of .eml files with labels.jsonl, and install it."""
     from mailflow.evaluation.metrics import figures
     from mailflow.evaluation.report import as_dict, summary
-    from mailflow.evaluation.run import cross_validate, examples
+    from mailflow.evaluation.run import cross_validate, examples, score
     from mailflow.learning.artefact import save_model
     from mailflow.learning.model import TrainingError, train
 
@@ -63,10 +64,23 @@ def train_command(
     observed = _observe(analyser, directories)
     evaluation: dict[str, Any] = {}
     if folds >= 2:
+        corpus = _names(directories)
         run = cross_validate(analyser, observed, folds, progress=_progress)
-        report = as_dict(figures(run.outcomes), run.outcomes, corpus=_names(directories), mode=run.mode)
-        evaluation = summary(report)
+        report = as_dict(figures(run.outcomes), run.outcomes, corpus=corpus, mode=run.mode)
+        rules = score(analyser, observed)
+        baseline = as_dict(figures(rules.outcomes), rules.outcomes, corpus=corpus, mode=rules.mode)
+        evaluation = summary(report) | {
+            "rules_only": {
+                key: baseline[key] for key in ("harmful_rate", "automation_rate", "category_accuracy")
+            },
+            "settings": {
+                "model_weight": analyser.model_weight,
+                "confidence_threshold": analyser.policy.confidence_threshold,
+                "trusted_authserv_id": analyser.trusted_authserv_id,
+            },
+        }
         click.echo(_figures_line(report), err=True)
+        click.echo(_figures_line(baseline), err=True)
     try:
         model = train(examples(observed), corpus=_describe(directories, len(observed)))
     except TrainingError as exc:
