@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     templates_dir: Path = PROJECT_ROOT / "templates"
     classifiers_dir: Path = PROJECT_ROOT / "classifiers"
 
-    trusted_authserv_id: str | None = None
+    # The counter's receiving server (stad.gent); only its Authentication-Results are believed.
+    trusted_authserv_id: str | None = "mx.stad.gent"
     # When true, an email without Authentication-Results from the trusted server counts as failed.
     require_authentication: bool = False
     confidence_threshold: float = Field(default=0.55, ge=0, le=1)
