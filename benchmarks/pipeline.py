@@ -109,6 +109,8 @@ def main() -> None:
                 "MAILFLOW_SMTP_SECURITY": "none",
                 "MAILFLOW_DATA_DIR": str(root / "data"),
                 "MAILFLOW_TRUSTED_AUTHSERV_ID": "mx.stad.gent",
+                # Every email comes from another resident: lift the hourly cap so every reply is sent.
+                "MAILFLOW_REPLY_HOURLY_CAP": str(2 * args.count),
             }
         )
         pipeline_s, peak_kib, output = run_pipeline(env)
