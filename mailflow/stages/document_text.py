@@ -71,6 +71,7 @@ def pdf_text(data: bytes, options: ReaderOptions, *, ocr_enabled: bool, deadline
     parts: list[str] = []
     reasons: list[str] = []
     scanned = ocr_done = 0
+    started = time.monotonic()
     try:
         for index in range(min(len(pdf), options.max_pages)):
             page = pdf[index]
@@ -106,7 +107,8 @@ def pdf_text(data: bytes, options: ReaderOptions, *, ocr_enabled: bool, deadline
         reasons.insert(0, f"pdf without text layer (scan), {why}: file name only")
     elif not reasons:
         reasons.append("pdf text")
-    return PageText(text, tuple(reasons), ocr_pages=ocr_done)
+    seconds = time.monotonic() - started if ocr_done else 0.0
+    return PageText(text, tuple(reasons), ocr_pages=ocr_done, seconds=seconds)
 
 
 def _ocr_page(page, options: ReaderOptions, deadline: float) -> str:  # page: pypdfium2.PdfPage

@@ -164,11 +164,26 @@ def _matches(
 
 
 def _fuzzy_find(phrase: str, text: str, min_ratio: float) -> int:
-    """Where ``phrase`` appears in ``text`` give or take a few misread letters; -1 when it does not."""
+    """Where ``phrase`` appears in ``text`` give or take a few misread letters; -1 when it does not.
+
+    Besides the overall likeness, each word must be there: a short word exactly ("declaration de vol"
+    is not "declaration de depart"), a longer one nearly (OCR may split it: "t erritoire").
+    """
     from rapidfuzz import fuzz
 
     found = fuzz.partial_ratio_alignment(phrase, text, score_cutoff=min_ratio)
-    return found.dest_start if found else -1
+    if not found:
+        return -1
+    start = text.rfind(" ", 0, found.dest_start) + 1
+    end = text.find(" ", found.dest_end)
+    window = text[start : len(text) if end < 0 else end].split()
+    for word in phrase.split():
+        if len(word) <= 3:
+            if word not in window:
+                return -1
+        elif not any(fuzz.ratio(word, seen) >= 75 for seen in window):
+            return -1
+    return found.dest_start
 
 
 def score_kinds(

@@ -23,10 +23,12 @@ TESSERACT = "tesseract"
 MIN_LONG_SIDE = 1600
 MAX_LONG_SIDE = 3500
 MAX_SKEW_DEGREES = 15
-# A reading with fewer confident words than this, or with a smaller share of them, may be sideways or
-# upside down: Tesseract reads a turned page as confident gibberish mixed with unsure words.
+# A good reading has most of its words (3+ letters) read with confidence; a sideways or upside-down
+# page reads as a few confident bits of gibberish among many unsure ones.
+MIN_GOOD_WORDS = 3
 GOOD_READING_WORDS = 6
 GOOD_READING_SHARE = 0.6
+SHORT_READING_SHARE = 0.8  # for readings with fewer than GOOD_READING_WORDS good words
 # A page read as fewer words than this (good or bad) has no text to turn upright.
 MIN_TEXT_WORDS = 4
 # Tesseract page segmentation modes: 3 automatic layout, 6 one uniform block of text.
@@ -47,7 +49,9 @@ class Reading:
 
     @property
     def good(self) -> bool:
-        return self.good_words >= GOOD_READING_WORDS and self.good_words >= GOOD_READING_SHARE * self.words
+        # Short texts (a label, a card) need a larger share: three lucky words of gibberish are not rare.
+        share = GOOD_READING_SHARE if self.good_words >= GOOD_READING_WORDS else SHORT_READING_SHARE
+        return self.good_words >= MIN_GOOD_WORDS and self.good_words >= share * self.words
 
 
 def tesseract_path() -> str | None:
@@ -59,27 +63,38 @@ def read_image(image: Image.Image, *, languages: str, deadline: float) -> Readin
 
     Each orientation is read with automatic layout analysis first, then as one block of text: the
     layout analysis sometimes takes a page with a dark frame or a stamp for a picture and reads nothing.
+    At most seven Tesseract runs; when time runs out, the best reading so far is the answer.
     """
     page, skew = prepare(image)
-    best: Reading | None = None
-    orientations: list[tuple[int, Image.Image, float]] = [(0, page, skew)]
-    while orientations:
-        rotation, turned, turned_skew = orientations.pop(0)
-        for layout in LAYOUTS:
-            reading = _read(turned, languages, deadline, layout, rotation=rotation, skew=turned_skew)
-            if best is None or (reading.good_words, reading.words) > (best.good_words, best.words):
-                best = reading
+    best = _read(page, languages, deadline, LAYOUTS[0], rotation=0, skew=skew)
+    if best.good:
+        return best
+    try:
+        best = _better(best, _read(page, languages, deadline, LAYOUTS[1], rotation=0, skew=skew))
+        if best.good or best.words < MIN_TEXT_WORDS:
+            return best  # read, or a picture without text that no turning will make readable
+        # The page may be sideways or upside down (phone photos without EXIF orientation).
+        plan = _orientation_plan(page, deadline)
+        turned: dict[int, tuple[Image.Image, float]] = {}
+        for rotation, layout in plan:
+            if rotation not in turned:
+                turned[rotation] = prepare(page.rotate(rotation, expand=True), scale=False)
+            candidate, candidate_skew = turned[rotation]
+            reading = _read(candidate, languages, deadline, layout, rotation=rotation, skew=candidate_skew)
+            best = _better(best, reading)
             if best.good:
-                return best
-        if rotation == 0:
-            if best.words < MIN_TEXT_WORDS:
-                return best  # a picture without text: no orientation will read better
-            # The page may be sideways or upside down (phone photos without EXIF orientation).
-            for angle in _osd_rotations(page, deadline):
-                turned, turned_skew = prepare(page.rotate(angle, expand=True), scale=False)
-                orientations.append((angle, turned, turned_skew))
-    assert best is not None
+                break
+    except OcrError:
+        pass  # out of time, or Tesseract choked on one variant: the best reading so far will do
     return best
+
+
+def _better(best: Reading, other: Reading) -> Reading:
+    # Confident words weighted by their share: a turned page's gibberish has some, but a small share.
+    def score(reading: Reading) -> float:
+        return reading.good_words**2 / max(1, reading.words)
+
+    return other if score(other) > score(best) else best
 
 
 def prepare(image: Image.Image, *, scale: bool = True) -> tuple[Image.Image, float]:
@@ -123,7 +138,8 @@ def flatten_lighting(grey: Image.Image) -> Image.Image:
     # A closing (max, then min) wipes out the thin text strokes but keeps wide dark areas: what is left
     # is the paper with its shadows, and whatever lies around it.
     closing = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
-    background = closing.filter(ImageFilter.GaussianBlur(1.5))
+    # Blurred well, or the speckles of a noisy photo would pass into the background and back out.
+    background = closing.filter(ImageFilter.GaussianBlur(8))
     background = background.resize(grey.size, Image.Resampling.BILINEAR)
     flat = ImageMath.lambda_eval(lambda a: a["img"] * 255 / (a["bg"] + 1), img=grey, bg=background)
     return ImageOps.autocontrast(flat.convert("L"), cutoff=1)
@@ -216,17 +232,21 @@ def parse_tsv(tsv: str) -> tuple[str, int, int]:
     return "\n".join(text_lines), good, words
 
 
-def _osd_rotations(image: Image.Image, deadline: float) -> list[int]:
-    """Rotations worth trying, Tesseract's orientation guess first; all three when it has none."""
+def _orientation_plan(image: Image.Image, deadline: float) -> list[tuple[int, str]]:
+    """(rotation, layout) readings worth trying: Tesseract's orientation guess first, in both layouts.
+
+    The guess only sets the order: on noisy pages it is often wrong, so the other orientations are
+    read too (once each) and the readings compared.
+    """
     try:
         osd = _run(["--psm", "0"], image, deadline)
     except OcrError:
-        osd = ""
-    guess = None
-    for line in osd.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Rotate" and value.strip().isdigit():
-            # Tesseract says how far to turn clockwise; Pillow turns counter-clockwise.
-            guess = (360 - int(value.strip())) % 360
-    others = [angle for angle in (90, 270, 180) if angle != guess]
-    return ([guess] if guess else []) + others
+        osd = ""  # too little text for the detection, usually
+    fields = dict(line.split(":", 1) for line in osd.splitlines() if ":" in line)
+    try:
+        # Tesseract says how far to turn clockwise; Pillow turns counter-clockwise.
+        guess = (360 - int(fields["Rotate"].strip())) % 360
+    except (KeyError, ValueError):
+        guess = 0
+    plan = [(guess, layout) for layout in LAYOUTS] if guess else []
+    return plan + [(rotation, LAYOUTS[0]) for rotation in (90, 270, 180) if rotation != guess]

@@ -153,6 +153,7 @@ def test_document_photos_of_our_own_are_recognised(sandbox: TextSandbox) -> None
             document = classify_attachment(attachment, rules, sandbox=sandbox)
             results.append((kind, damage, document.kind))
     wrong = [result for result in results if result[0] != result[2]]
+    print(f"own document photos: {len(results) - len(wrong)}/{len(results)} recognised")
     assert len(wrong) <= len(results) // 8, wrong
 
 
@@ -192,6 +193,16 @@ def test_multi_page_tiff_frames_are_read(sandbox: TextSandbox) -> None:
     frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
     page = sandbox.read(buffer.getvalue(), "image/tiff", ocr=True)
     assert "Loonbrief" in page.text and "PASSPORT" in page.text and page.ocr_pages == 2
+
+
+def test_iphone_heic_photos_are_read(sandbox: TextSandbox) -> None:
+    pytest.importorskip("pillow_heif").register_heif_opener()
+    buffer = io.BytesIO()
+    render(DOCUMENTS["rental_contract"], "DejaVuSans.ttf", 28, (250, 248, 240)).save(buffer, format="HEIF")
+    attachment = make_attachment(1, "IMG_4821.HEIC", "image/heic", buffer.getvalue())
+    assert attachment.sniffed_type in ("image/heic", "image/heif")
+    document = classify_attachment(attachment, sandbox=sandbox)
+    assert document.kind == "rental_contract", document.reasons
 
 
 def test_ocr_runs_out_of_time_without_hanging(tesseract: str) -> None:

@@ -78,6 +78,12 @@ def test_fuzzy_matching_never_changes_an_annex_number() -> None:
     assert best("BIJLAGE 35\nKoninkrijk Belgie", ocr_text=True) == "annex35"
 
 
+def test_an_approximate_phrase_keeps_its_short_words() -> None:
+    # "declaration de depart" is close to the police's "declaration de vol" but for its last word.
+    text = "Commune de Gand\nDECLARATION DE DEPART\nNom: X"
+    assert best(text, ocr_text=True) == "other"
+
+
 def test_short_words_are_never_matched_approximately() -> None:
     # "visum" and "visa" are short passport_stamp cues; "vijsum" must not count for them.
     assert best("vijsum stenpel", ocr_text=True) == "other"
