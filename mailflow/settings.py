@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     model_dir: Path | None = None  # defaults to <classifiers_dir>/model
     use_model: bool = True
     model_weight: float = Field(default=0.2, ge=0, le=1)  # how far a disagreeing model lowers confidence
+    # Retraining (``mailflow train``, and the worker's nightly job at ``retrain_at``, the worker machine's
+    # local time): these labelled corpora plus the staff's decisions. A new model is installed only when
+    # it is at least as good as the installed one on held-out emails.
+    training_corpora: list[Path] = Field(default_factory=lambda: _default_corpora())
+    retrain_enabled: bool = True
+    retrain_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     default_language: str = "nl"
     case_prefix: str = "MIG"
     booking_base_url: str = "https://stad.gent/afspraak"
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then values passed in (those read from the TOML file).
         return env_settings, init_settings
+
+
+def _default_corpora() -> list[Path]:
+    """The shipped dev corpus beside the project, when it is there (a checkout, not an installed package)."""
+    corpus = PROJECT_ROOT.parent / "shared" / "corpus" / "dev"
+    return [corpus] if (corpus / "labels.jsonl").is_file() else []
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

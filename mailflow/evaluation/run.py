@@ -120,7 +120,11 @@ def attachment_format(attachment: Attachment) -> str:
 
 
 def _observe(analyser: Analyser, email: LabelledEmail) -> Observed:
-    raw = email.path.read_bytes()
+    return observe_raw(analyser, email, email.path.read_bytes())
+
+
+def observe_raw(analyser: Analyser, email: LabelledEmail, raw: bytes) -> Observed:
+    """One labelled email whose bytes come from elsewhere than ``email.path`` (the blob store)."""
     started = time.perf_counter()
     try:
         seen = analyser.observe(raw)

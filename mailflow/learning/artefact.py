@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 MODEL_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
+HISTORY_DIR = "history"  # the manifests of models since replaced, one per version
 _ARRAYS = frozenset(
     {
         "facts",
@@ -76,9 +77,26 @@ def save_model(model: TrainedModel, directory: Path) -> Path:
         "parameters": dict(card.parameters),
         "evaluation": dict(card.evaluation),
     }
+    if card.trained_on:
+        manifest["trained_on"] = list(card.trained_on)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     _atomic_write(directory / MANIFEST_FILE, lambda handle: handle.write(text.encode()))
     return directory
+
+
+def archive_manifest(directory: Path) -> Path | None:
+    """Keep the installed model's manifest as ``history/<version>.json`` before it is replaced."""
+    source = directory / MANIFEST_FILE
+    try:
+        text = source.read_text(encoding="utf-8")
+        version = str(json.loads(text).get("model_version") or "unversioned")
+    except (OSError, ValueError, AttributeError):
+        return None  # nothing (readable) installed: nothing to keep
+    history = directory / HISTORY_DIR
+    history.mkdir(exist_ok=True)
+    target = history / f"{Path(version).name}.json"
+    _atomic_write(target, lambda handle: handle.write(text.encode()))
+    return target
 
 
 def load_model(directory: Path) -> TrainedModel:
@@ -164,6 +182,7 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
         left_out=dict(manifest.get("left_out", {})),
         parameters=dict(manifest.get("parameters", {})),
         evaluation=dict(manifest.get("evaluation", {})),
+        trained_on=tuple(str(digest) for digest in manifest.get("trained_on", ())),
         sklearn_version=str(manifest.get("sklearn_version", "")),
         features_version=int(manifest["features_version"]),
     )

@@ -67,6 +67,9 @@ class ModelCard:
     left_out: Mapping[str, int] = field(default_factory=dict)  # categories with too few examples
     parameters: Mapping[str, Any] = field(default_factory=dict)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    # Short SHA-256 digests of the emails trained on: a later retraining can then tell which
+    # held-out emails this model has seen (its figures on those would flatter it).
+    trained_on: tuple[str, ...] = ()
     sklearn_version: str = sklearn.__version__
     features_version: int = FEATURES_VERSION
 
@@ -106,6 +109,9 @@ class TrainedModel:
 
     def with_evaluation(self, evaluation: Mapping[str, Any]) -> TrainedModel:
         return replace(self, card=replace(self.card, evaluation=dict(evaluation)))
+
+    def with_trained_on(self, digests: Iterable[str]) -> TrainedModel:
+        return replace(self, card=replace(self.card, trained_on=tuple(sorted(set(digests)))))
 
 
 def train(
