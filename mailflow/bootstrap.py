@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailflow.catalogue import Catalogue, load_catalogue
 from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
-from mailflow.learning.artefact import load_model_or_none
+from mailflow.learning.artefact import ArtefactError, load_model, load_model_or_none
+from mailflow.learning.reload import ModelWatch
 from mailflow.outbox import Outbox, RetryPolicy
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
@@ -35,6 +37,8 @@ from mailflow.storage.database import make_engine, make_session_factory, migrate
 from mailflow.storage.ledger import Ledger
 from mailflow.storage.models import AttachmentRecord, Case, Message
 from mailflow.thread_tokens import ThreadSigner, load_or_create_key
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -115,10 +119,30 @@ class App:
         return ThreadSigner(load_or_create_key(self.settings.thread_secret, path))
 
     @cached_property
+    def model_watch(self) -> ModelWatch:
+        return ModelWatch(self.settings.effective_model_dir)
+
+    @cached_property
     def analyser(self) -> Analyser:
+        self.model_watch  # noqa: B018 — the stamp must predate the model read below
         return build_analyser(
             self.settings, self.catalogue, signer=self.signer, case_lookup=self.case_summary
         )
+
+    def refresh_model(self) -> bool:
+        """Swap in a newly installed model (retrained here or by another worker); True if swapped."""
+        if not self.settings.use_model or not self.model_watch.changed():
+            return False
+        try:
+            model = load_model(self.settings.effective_model_dir)
+        except ArtefactError as exc:
+            log.warning("new model not loaded, the current one stays: %s", exc)
+            return False
+        # One attribute assignment: a running analysis keeps the analyser it started with.
+        self.__dict__["analyser"] = replace(self.analyser, model=model)
+        self.__dict__.pop("processor", None)
+        log.info("learned model %s now in use", model.card.version)
+        return True
 
     def case_summary(self, reference: str) -> CaseSummary | None:
         with self.sessions() as session:
@@ -223,6 +247,7 @@ class App:
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Ingestor:
+        self.refresh_model()
         return Ingestor(
             mailbox=mailbox,
             ledger=self.ledger,
@@ -243,7 +268,16 @@ class App:
             outbox=self.outbox,
             poll_interval=self.settings.poll_interval,
             outbox_interval=self.settings.outbox_interval,
+            nightly=self.nightly_retrain
+            if self.settings.retrain_enabled and self.settings.use_model
+            else None,
+            nightly_at=self.settings.retrain_at,
         )
+
+    def nightly_retrain(self) -> None:
+        from mailflow.evaluation.nightly import nightly_retrain
+
+        nightly_retrain(self)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

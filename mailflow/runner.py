@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from mailflow.errors import MailboxError
 from mailflow.ingest import Ingestor, IngestReport
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 POLL_JOB = "poll"
 OUTBOX_JOB = "outbox"
+RETRAIN_JOB = "retrain"
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Worker:
         poll_interval: float,
         outbox_interval: float,
         idle_slice: float = 5.0,
+        nightly: Callable[[], None] | None = None,
+        nightly_at: str = "02:30",
     ) -> None:
         self.open_mailbox = open_mailbox
         self.make_ingestor = make_ingestor
@@ -63,6 +67,8 @@ class Worker:
         self.poll_interval = poll_interval
         self.outbox_interval = outbox_interval
         self.idle_slice = idle_slice
+        self.nightly = nightly
+        self.nightly_at = nightly_at
         self.stop_event = threading.Event()
 
     def cycle(self) -> CycleResult:
@@ -97,6 +103,17 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
+        if self.nightly is not None:
+            hour, minute = (int(part) for part in self.nightly_at.split(":"))
+            scheduler.add_job(
+                self._scheduled_nightly,
+                # No timezone given: APScheduler 3 reads the machine's local zone, as retrain_at means.
+                CronTrigger(hour=hour, minute=minute),
+                id=RETRAIN_JOB,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
         scheduler.start()
         log.info("worker started")
         try:
@@ -140,6 +157,14 @@ class Worker:
             return
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
+
+    def _scheduled_nightly(self) -> None:
+        if self.nightly is None or self.stop_event.is_set():
+            return
+        try:
+            self.nightly()
+        except Exception:
+            log.exception("nightly job failed")
 
     def _scheduled_delivery(self) -> None:
         try:

@@ -49,6 +49,35 @@ def flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
+def shown(data: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as the page shows it: the digests of the emails trained on only counted."""
+    if isinstance(data.get("trained_on"), list):
+        data = data | {"trained_on": f"{len(data['trained_on'])} emails (digests in the manifest)"}
+    return data
+
+
+def promotion_summary(data: dict[str, Any]) -> dict[str, str]:
+    """One line per model of the history: when, on what, and its held-out figures against its predecessor."""
+    promotion = (data.get("evaluation") or {}).get("promotion") or {}
+
+    def figure(key: str) -> str:
+        def one(side: str) -> str:
+            value = ((promotion.get(side) or {}).get(key) or {}).get("value")
+            return "—" if value is None else f"{value:.1%}"
+
+        return f"{one('candidate')} (was {one('previous')})"
+
+    return {
+        "version": str(data.get("model_version", "")),
+        "trained_at": str(data.get("trained_at", "")),
+        "corpus": str(data.get("corpus", "")),
+        "harmful": figure("harmful_rate"),
+        "automation": figure("automation_rate"),
+        "category": figure("category_accuracy"),
+        "reason": str(promotion.get("reason", "installed before promotions were recorded")),
+    }
+
+
 @bp.route("/admin", methods=["GET", "POST"])
 @roles_required("admin")
 def index():
@@ -72,11 +101,15 @@ def index():
     with d.archive() as db:
         users = db.scalars(select(User).order_by(User.username)).all()
         labels = db.scalar(select(func.count()).select_from(LabelledExample)) or 0
+    model_dir = d.settings.effective_model_dir
     manifests = [
-        {"file": m["file"], "rows": flat(m["data"])}
-        for m in model_manifests(d.settings.classifiers_dir / "model")
+        {"file": m["file"], "rows": flat(shown(m["data"])), "promotion": promotion_summary(m["data"])}
+        for m in model_manifests(model_dir)
     ]
-    return render_template("admin.html", users=users, form=form, manifests=manifests, labels=labels)
+    history = [promotion_summary(m["data"]) for m in model_manifests(model_dir / "history")]
+    return render_template(
+        "admin.html", users=users, form=form, manifests=manifests, history=history, labels=labels
+    )
 
 
 @bp.route("/audit")
