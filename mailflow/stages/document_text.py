@@ -148,7 +148,9 @@ def image_text(data: bytes, options: ReaderOptions, *, deadline: float) -> PageT
                     texts.append(reading.text)
                     skew, rotation = skew or reading.skew, rotation or reading.rotation
     except ocr.OcrError as exc:
-        return PageText("\n".join(texts), (f"image: OCR failed ({exc}), no OCR text",))
+        # Frames read before the failure still count.
+        reason = f"image: OCR failed ({exc})" + ("" if texts else ", no OCR text")
+        return PageText("\n".join(texts)[:MAX_TEXT_CHARS], (reason,), ocr_pages=len(texts))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return PageText("", ("image too large to read, no OCR text: file name only",))
     except Exception as exc:  # UnidentifiedImageError, truncated files, decoder errors

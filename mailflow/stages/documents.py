@@ -216,15 +216,18 @@ def classify_attachment(
     has_text = sum(ch.isalpha() for ch in text) >= MIN_TEXT_LETTERS
     if not has_text:
         text = ""
-    scored = score_kinds(rules, text, attachment.filename, ocr=page.ocr_pages > 0)
-    threshold = rules.min_score if has_text else rules.min_filename_score
+    ocr = page.ocr_pages > 0
+    scored = score_kinds(rules, text, attachment.filename, ocr=ocr)
+    # A picture whose reading names no document (a photo, a blurred card) leaves it to the file name.
+    says_nothing = not has_text or (ocr and not score_kinds(rules, text, "", ocr=True))
+    threshold = rules.min_filename_score if says_nothing else rules.min_score
     kind = "other"
     if scored and scored[0][1] >= threshold:
         kind = scored[0][0]
-        source = "content" if has_text else "file name"
+        source = "file name" if says_nothing else "content"
         reasons.append(f"{source} cues for {kind}: {', '.join(scored[0][2][:5])} (score {scored[0][1]:.1f})")
     else:
-        reasons.append("no document kind recognised" + ("" if has_text else " from the file name"))
+        reasons.append("no document kind recognised" + (" from the file name" if says_nothing else ""))
     return Document(
         filename=attachment.filename,
         kind=kind,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from io import BytesIO
 
 from PIL import Image, ImageChops, ImageFilter, ImageMath, ImageOps
 
@@ -54,16 +54,13 @@ class Reading:
         return self.good_words >= MIN_GOOD_WORDS and self.good_words >= share * self.words
 
 
-def tesseract_path() -> str | None:
-    return shutil.which(TESSERACT)
-
-
 def read_image(image: Image.Image, *, languages: str, deadline: float) -> Reading:
     """The text of one page image, turned upright when it reads better so. Raises OcrError.
 
     Each orientation is read with automatic layout analysis first, then as one block of text: the
     layout analysis sometimes takes a page with a dark frame or a stamp for a picture and reads nothing.
-    At most seven Tesseract runs; when time runs out, the best reading so far is the answer.
+    At most seven Tesseract runs (orientation detection included); when time runs out, the best
+    reading so far is the answer.
     """
     page, skew = prepare(image)
     best = _read(page, languages, deadline, LAYOUTS[0], rotation=0, skew=skew)
@@ -173,8 +170,6 @@ def _run(args: list[str], image: Image.Image, deadline: float) -> str:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise OcrError("no time left for OCR")
-    from io import BytesIO
-
     buffer = BytesIO()
     image.save(buffer, format="PNG")
     # One thread per Tesseract: its OpenMP threads slow small pages down and defeat the memory limit.

@@ -60,6 +60,10 @@ class TextSandbox:
                 log.warning("text worker %s: killed, a fresh one reads the next attachment", exc)
                 self._kill()
                 return PageText("", (f"text extraction {exc}",))
+            except OSError as exc:  # no worker could be started (no memory, no processes left)
+                log.error("text worker cannot start: %s", exc)
+                self._kill()
+                return PageText("", (f"text extraction unavailable: {type(exc).__name__}",))
 
     def close(self) -> None:
         with self._lock:
@@ -91,7 +95,10 @@ class TextSandbox:
             raise _WorkerFailed("crashed") from exc
         line = _read_line(process.stdout.fileno(), deadline, timeout)
         self._jobs += 1
-        answer = json.loads(line)
+        try:
+            answer = json.loads(line)
+        except ValueError as exc:
+            raise _WorkerFailed("answered garbage") from exc
         if "error" in answer:
             # The worker survived but may be in a bad state (MemoryError): start afresh next time.
             self._kill()

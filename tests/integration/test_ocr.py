@@ -195,6 +195,16 @@ def test_multi_page_tiff_frames_are_read(sandbox: TextSandbox) -> None:
     assert "Loonbrief" in page.text and "PASSPORT" in page.text and page.ocr_pages == 2
 
 
+def test_a_picture_that_names_no_document_leaves_it_to_the_file_name(sandbox: TextSandbox) -> None:
+    # What a blurred photo of a card often reads as: letters, but no word of any document.
+    gibberish = "Kbvr Tzqm\nWxolp Jhqe Frum\nVosk Ybbe Zrat Plom"
+    data = jpeg(render(gibberish, "DejaVuSans.ttf", 30, (255, 255, 255)), 85)
+    for name, kind in [("paspoort_achterkant.jpg", "passport"), ("IMG_2291.jpg", "other")]:
+        document = classify_attachment(make_attachment(1, name, "image/jpeg", data), sandbox=sandbox)
+        assert document.kind == kind, document.reasons
+        assert document.reasons[0].startswith("image: OCR")
+
+
 def test_iphone_heic_photos_are_read(sandbox: TextSandbox) -> None:
     pytest.importorskip("pillow_heif").register_heif_opener()
     buffer = io.BytesIO()
