@@ -29,7 +29,7 @@ MIN_GOOD_WORDS = 3
 GOOD_READING_WORDS = 6
 GOOD_READING_SHARE = 0.6
 SHORT_READING_SHARE = 0.8  # for readings with fewer than GOOD_READING_WORDS good words
-# A page read as fewer words than this (good or bad) has no text to turn upright.
+# A page read as fewer words than this (good or bad) is turned only as Tesseract's orientation guess says.
 MIN_TEXT_WORDS = 4
 # Tesseract page segmentation modes: 3 automatic layout, 6 one uniform block of text.
 LAYOUTS = ("3", "6")
@@ -59,7 +59,7 @@ def read_image(image: Image.Image, *, languages: str, deadline: float) -> Readin
 
     Each orientation is read with automatic layout analysis first, then as one block of text: the
     layout analysis sometimes takes a page with a dark frame or a stamp for a picture and reads nothing.
-    At most seven Tesseract runs (orientation detection included); when time runs out, the best
+    At most eight Tesseract runs (orientation detection included); when time runs out, the best
     reading so far is the answer.
     """
     page, skew = prepare(image)
@@ -68,10 +68,17 @@ def read_image(image: Image.Image, *, languages: str, deadline: float) -> Readin
         return best
     try:
         best = _better(best, _read(page, languages, deadline, LAYOUTS[1], rotation=0, skew=skew))
-        if best.good or best.words < MIN_TEXT_WORDS:
-            return best  # read, or a picture without text that no turning will make readable
-        # The page may be sideways or upside down (phone photos without EXIF orientation).
-        plan = _orientation_plan(page, deadline)
+        if best.good:
+            return best
+        # The page may be sideways or upside down (phone photos without EXIF orientation). Tesseract's
+        # guess comes first (or both sideways turns when the lines run up and down); the others are
+        # read too only when there are words to read: the guess is often wrong on noisy pages, but a
+        # photo without text needs no turning.
+        guess = _orientation_guess(page, deadline)
+        first = [guess] if guess else [90, 270] if lines_run_vertically(page) else []
+        plan = [(rotation, layout) for rotation in first for layout in LAYOUTS]
+        if best.words >= MIN_TEXT_WORDS:
+            plan += [(rotation, LAYOUTS[0]) for rotation in (90, 270, 180) if rotation not in first]
         turned: dict[int, tuple[Image.Image, float]] = {}
         for rotation, layout in plan:
             if rotation not in turned:
@@ -142,28 +149,49 @@ def flatten_lighting(grey: Image.Image) -> Image.Image:
     return ImageOps.autocontrast(flat.convert("L"), cutoff=1)
 
 
-def skew_angle(grey: Image.Image) -> float:
-    """The rotation (degrees) that makes text lines horizontal, by the sharpest row profile."""
+def _ink(grey: Image.Image, size: int) -> Image.Image:
+    """Text strokes, white on black, at most ``size`` pixels wide, cropped to where there are any."""
     small = grey.copy()
-    small.thumbnail((800, 800))
+    small.thumbnail((size, size))
     # Ink is what is darker than the paper around it (a black top-hat): thin strokes, not the wide
     # dark areas around a photographed page, whose straight edges would otherwise set the angle.
     paper = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
     ink = ImageChops.subtract(paper, small).point(lambda value: 255 if value > 40 else 0)
     box = ink.getbbox()
-    if not box:
+    return ink.crop(box) if box else ink  # text often fills a corner of the page only
+
+
+def _profile_sharpness(ink: Image.Image, angle: float = 0.0) -> float:
+    """How sharply the rows alternate between ink and paper: high when text lines run horizontally."""
+    turned = ink.rotate(angle, resample=Image.Resampling.BILINEAR, expand=angle % 90 == 0, fillcolor=0)
+    rows = turned.resize((1, turned.height), Image.Resampling.BOX).tobytes()
+    return float(sum((a - b) ** 2 for a, b in itertools.pairwise(rows)))
+
+
+def skew_angle(grey: Image.Image) -> float:
+    """The rotation (degrees) that makes text lines horizontal, by the sharpest row profile."""
+    ink = _ink(grey, 800)
+    if not ink.getbbox():
         return 0.0
-    ink = ink.crop(box)  # text often fills a corner of the page only
 
     def sharpness(angle: float) -> float:
-        turned = ink.rotate(angle, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=0)
-        rows = turned.resize((1, turned.height), Image.Resampling.BOX).tobytes()
-        return float(sum((a - b) ** 2 for a, b in itertools.pairwise(rows)))
+        return _profile_sharpness(ink, angle)
 
     coarse = max(range(-MAX_SKEW_DEGREES, MAX_SKEW_DEGREES + 1), key=sharpness)
     fine = max((coarse + step / 4 for step in range(-4, 5)), key=sharpness)
     # Ties between angles mean no text lines to speak of: leave the image alone.
     return fine if sharpness(fine) > sharpness(0) * 1.05 else 0.0
+
+
+def lines_run_vertically(grey: Image.Image) -> bool:
+    """Whether the page's text lines run up and down (a page photographed sideways)."""
+    ink = _ink(grey, 800)
+    if not ink.getbbox():
+        return False
+    # Per row or column, so that a tall or a wide crop does not win by its length alone.
+    across = _profile_sharpness(ink) / ink.height
+    down = _profile_sharpness(ink, 90) / ink.width
+    return down > 2 * across
 
 
 def _run(args: list[str], image: Image.Image, deadline: float) -> str:
@@ -227,21 +255,15 @@ def parse_tsv(tsv: str) -> tuple[str, int, int]:
     return "\n".join(text_lines), good, words
 
 
-def _orientation_plan(image: Image.Image, deadline: float) -> list[tuple[int, str]]:
-    """(rotation, layout) readings worth trying: Tesseract's orientation guess first, in both layouts.
-
-    The guess only sets the order: on noisy pages it is often wrong, so the other orientations are
-    read too (once each) and the readings compared.
-    """
+def _orientation_guess(image: Image.Image, deadline: float) -> int:
+    """Tesseract's guess of the counter-clockwise turn that makes the page upright; 0 without one."""
     try:
         osd = _run(["--psm", "0"], image, deadline)
     except OcrError:
-        osd = ""  # too little text for the detection, usually
+        return 0  # too little text for the detection, usually
     fields = dict(line.split(":", 1) for line in osd.splitlines() if ":" in line)
     try:
         # Tesseract says how far to turn clockwise; Pillow turns counter-clockwise.
-        guess = (360 - int(fields["Rotate"].strip())) % 360
+        return (360 - int(fields["Rotate"].strip())) % 360
     except (KeyError, ValueError):
-        guess = 0
-    plan = [(guess, layout) for layout in LAYOUTS] if guess else []
-    return plan + [(rotation, LAYOUTS[0]) for rotation in (90, 270, 180) if rotation != guess]
+        return 0

@@ -132,6 +132,14 @@ def test_skew_is_measured_from_the_text_lines(angle: float) -> None:
     assert ocr.skew_angle(page) == 0.0
 
 
+@pytest.mark.parametrize("turn", [90, 270])
+def test_a_sideways_page_is_told_from_an_upright_one(turn: int) -> None:
+    page = text_image(["Verblijfskaart van een familielid", "Naam: X  Voornaam: Y"] * 4)
+    assert ocr.lines_run_vertically(page.rotate(turn, expand=True))
+    assert not ocr.lines_run_vertically(page)
+    assert not ocr.lines_run_vertically(Image.new("L", (400, 300), 255))
+
+
 def test_a_blank_image_has_no_skew_and_survives_preparation() -> None:
     blank = Image.new("RGB", (300, 200), "white")
     prepared, skew = ocr.prepare(blank)
