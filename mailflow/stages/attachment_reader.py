@@ -1,7 +1,9 @@
 """The text an attachment shows: text files decoded here, PDFs and images read by the sandboxed worker.
 
 One worker per set of limits serves the whole process: started on first use (never at import),
-stopped at exit. Without Tesseract, images and scans are not OCR'd: one warning says so.
+stopped at exit. Without Tesseract, images and scans are not OCR'd: one warning says so. What the
+worker read is remembered (in memory, a few hundred attachments) by content digest: the same scan
+comes back in replies and forwards, and OCR takes a second a page.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import atexit
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 
 from mailflow.domain import Attachment
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 
 _sandboxes: dict[ReaderOptions, TextSandbox] = {}
 _sandboxes_lock = threading.Lock()
+CACHE_ENTRIES = 256
+_read_cache: OrderedDict[tuple[str, str, ReaderOptions, bool], PageText] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def read_attachment(
@@ -37,7 +43,20 @@ def read_attachment(
     if sniffed == "application/pdf" or sniffed.startswith("image/"):
         # Even text PDFs go to the worker: pdfium is C code parsing a stranger's file.
         sandbox = sandbox or shared_sandbox(options or ReaderOptions())
-        return sandbox.read(attachment.payload, sniffed, ocr=ocr_available())
+        ocr = ocr_available()
+        key = (attachment.sha256, sniffed, sandbox.options, ocr)
+        with _cache_lock:
+            if key in _read_cache:
+                _read_cache.move_to_end(key)
+                return _read_cache[key]
+        page = sandbox.read(attachment.payload, sniffed, ocr=ocr)
+        # A worker that timed out or crashed may do better another time (on a less busy machine).
+        if not page.reasons or not page.reasons[0].startswith("text extraction"):
+            with _cache_lock:
+                _read_cache[key] = page
+                while len(_read_cache) > CACHE_ENTRIES:
+                    _read_cache.popitem(last=False)
+        return page
     return PageText("", (f"{sniffed}: content not read",))
 
 

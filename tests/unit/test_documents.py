@@ -264,6 +264,16 @@ def test_without_tesseract_images_fall_back_to_their_names_with_one_warning(
     assert len(warnings) == 1
 
 
+def test_an_attachment_seen_before_is_not_read_again() -> None:
+    attachment = make_attachment(1, "loon.pdf", "application/pdf", pdf("Loonbrief april\nNetto 1 900 EUR"))
+    with TextSandbox(ReaderOptions(timeout_seconds=20, max_pages=2)) as worker:
+        first = attachment_reader.read_attachment(attachment, sandbox=worker)
+        worker.close()  # a second reading would have to start a new worker
+        again = attachment_reader.read_attachment(attachment, sandbox=worker)
+        assert again == first and "Loonbrief" in again.text
+        assert worker.pid is None
+
+
 def test_text_attachments_stay_in_process() -> None:
     started = time.monotonic()
     attachment = make_attachment(1, "a.txt", "text/plain", b"Loonbrief\nBruto\nNetto")
