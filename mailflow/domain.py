@@ -105,10 +105,20 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Identifier:
+    """An identifier found in the email: its kind, whether its check digits hold, and its masked form."""
+
+    kind: str  # nrn | card | mrz | case_ref | pin | date
+    valid: bool
+    masked: str
+
+
+@dataclass(frozen=True)
 class Extraction:
     documents: tuple[Document, ...]
     language: str
     text: str  # the resident's own text, for the classifier (never logged)
+    identifiers: tuple[Identifier, ...] = ()
 
 
 @dataclass(frozen=True)

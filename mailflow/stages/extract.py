@@ -1,4 +1,4 @@
-"""extract: the resident's own text, its language, and the kind of each attached document.
+"""extract: the resident's own text, its language, the kind of each attached document, its identifiers.
 
 The language is read from what the resident wrote: the body without quoted history and signatures;
 only when that says too little, from the subject with it (unless the subject is a reply's or a
@@ -7,7 +7,8 @@ forward's), then from forwarded mail, and finally the mailbox's default language
 
 from __future__ import annotations
 
-from mailflow.domain import Extraction, ParsedMessage
+from mailflow.domain import Extraction, Identifier, ParsedMessage
+from mailflow.identifiers import find_identifiers, mask
 from mailflow.stages.documents import DocumentRules, classify_attachment, default_rules
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.text import clean_subject, resident_text
@@ -35,4 +36,12 @@ def extract(
         default_language,
     )
     documents = tuple(classify_attachment(attachment, rules) for attachment in message.attachments)
-    return Extraction(documents=documents, language=language, text=text)
+    return Extraction(documents=documents, language=language, text=text, identifiers=identifiers_in(text))
+
+
+def identifiers_in(text: str) -> tuple[Identifier, ...]:
+    """Register and card numbers, MRZ lines, PIN codes, case references and dates: validated, kept masked."""
+    return tuple(
+        Identifier(found.kind, found.valid, mask(text[found.span[0] : found.span[1]]))
+        for found in find_identifiers(text)
+    )

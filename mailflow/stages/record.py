@@ -52,6 +52,8 @@ def record_decision(session: Session, row: Message, analysis: Analysis, *, now: 
                     "confidence": round(classification.confidence, 4),
                     "language": analysis.extraction.language,
                     "documents": [d.kind for d in analysis.extraction.documents],
+                    # Which identifiers were found and whether they hold: never their values.
+                    "identifiers": [[i.kind, i.valid] for i in analysis.extraction.identifiers],
                     "reasons": list(classification.reasons),
                 },
             ),

@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable
 
 import nh3
+
+from mailflow.identifiers.masking import mask
 
 # Rendering only: no forms, media, frames or anything that loads or runs.
 TAGS = frozenset(nh3.ALLOWED_TAGS) - {"area", "map"}
@@ -66,15 +67,9 @@ def _fallback_mask(text: str) -> str:
     return _LONG_NUMBER.sub(lambda m: "•" * max(0, len(m.group()) - 2) + m.group()[-2:], text)
 
 
-def _masker() -> Callable[[str], str]:
-    try:  # the identifier-aware masking, where that part of mailflow is installed
-        from mailflow.identifiers.masking import mask
-    except ImportError:
-        return _fallback_mask
-    return lambda text: _fallback_mask(mask(text))
-
-
-mask_identifiers = _masker()
+def mask_identifiers(text: str) -> str:
+    """Identifiers masked by their rules, then any long run of digits those rules did not claim."""
+    return _fallback_mask(mask(text))
 
 
 def frame_document(html_body: str | None, text_body: str) -> str:

@@ -290,3 +290,17 @@ def test_corpus_document_kind_accuracy_on_text_pdfs() -> None:
                 total += 1
                 right += classify_attachment(attachment, rules).kind == expected
     assert total > 20 and right / total >= 0.9
+
+
+def test_identifiers_are_extracted_validated_and_kept_masked(detector) -> None:
+    from mailflow.stages.parse import parse
+
+    raw = (
+        b"From: R <r@example.org>\r\nTo: migratie@stad.gent\r\nSubject: adres\r\n"
+        b"Message-ID: <i@example.org>\r\n\r\n"
+        b"Goeiedag, mijn rijksregisternummer is 85.07.30-033.28 en mijn dossier MIG-2026-000123.\r\n"
+    )
+    extraction = extract(parse(raw), language_detector=detector)
+    kinds = {i.kind: i for i in extraction.identifiers}
+    assert kinds["nrn"].valid and "85.07.30" not in kinds["nrn"].masked and kinds["nrn"].masked.endswith("28")
+    assert kinds["case_ref"].masked == "MIG-2026-000123"
