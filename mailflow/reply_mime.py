@@ -13,7 +13,8 @@ import quopri
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
-from email import message_from_bytes, policy
+from email import policy
+from email.parser import BytesHeaderParser
 
 # Directional overrides and marks can make a subject read differently from what it says.
 _INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
@@ -176,7 +177,7 @@ def verify_header_block(data: bytes, expected: Collection[str]) -> None:
     wanted = sorted(name.lower() for name in expected)
     if sorted(names) != wanted:
         raise UnsafeHeaderError(f"header names {sorted(names)} differ from the expected {wanted}")
-    parsed = message_from_bytes(data, policy=policy.default)
+    parsed = BytesHeaderParser(policy=policy.default).parsebytes(data)  # the headers are what is checked
     if sorted(key.lower() for key in parsed) != wanted:
         raise UnsafeHeaderError("the email parser sees other headers than were written")
     for key, value in parsed.items():
