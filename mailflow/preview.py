@@ -12,7 +12,7 @@ from mailflow.domain import Analysis
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox
 from mailflow.replies import ReplyComposer
-from mailflow.stages.act import CASE_ACTIONS
+from mailflow.stages.act import CASE_ACTIONS, compose_reply
 
 ProductContext = Callable[[str, str], Mapping[str, Any]]
 
@@ -31,17 +31,12 @@ def preview_reply(
             if analysis.thread
             else f"{case_prefix}-{datetime.now(UTC).year}-000000"
         )
-    reply = composer.compose(
-        action=decision.action.value,
-        language=decision.language,
-        to_address=message.from_address,
-        to_name=message.from_name,
-        original_subject=message.subject,
-        original_message_id=message.message_id,
-        original_references=message.references,
+    reply = compose_reply(
+        composer,
+        message,
+        decision,
         case_ref=case_ref,
         product=product_context(decision.category, decision.language),
-        missing_documents=decision.missing_documents,
         idempotency_key=f"preview:{message.message_id}",
     )
     return reply.data

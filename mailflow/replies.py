@@ -108,7 +108,7 @@ def reply_message_id(idempotency_key: str, domain: str, case_token: str | None =
     ``case_token`` (see ``mailflow.thread_tokens``) lets an answer in the thread be tied to its case.
     """
     # Short enough that "In-Reply-To: <id>" fits one line: clients then never fold or encode it.
-    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:16 if case_token else 32]
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[: 16 if case_token else 32]
     middle = f"{digest}.{case_token}" if case_token else digest
     return f"<mailflow.{middle}@{domain}>"
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailflow.domain import Action, Analysis
+from mailflow.domain import Action, Analysis, Decision, ParsedMessage
 from mailflow.ports import BlobStore
 from mailflow.storage.models import (
     AttachmentRecord,
@@ -56,6 +56,31 @@ class Composer(Protocol):
 
 
 ProductContext = Callable[[str, str], Mapping[str, Any]]
+
+
+def compose_reply(
+    composer: Composer,
+    message: ParsedMessage,
+    decision: Decision,
+    *,
+    case_ref: str | None,
+    product: Mapping[str, Any],
+    idempotency_key: str,
+) -> ComposedReply:
+    """The reply to ``message`` for ``decision``: always to its sender, in the decision's language."""
+    return composer.compose(
+        action=decision.action.value,
+        language=decision.language,
+        to_address=message.from_address,
+        to_name=message.from_name,
+        original_subject=message.subject,
+        original_message_id=message.message_id,
+        original_references=message.references,
+        case_ref=case_ref,
+        product=product,
+        missing_documents=decision.missing_documents,
+        idempotency_key=idempotency_key,
+    )
 
 
 @dataclass(frozen=True)
@@ -228,17 +253,12 @@ class Actor:
     def _queue_reply(self, session: Session, row: Message, analysis: Analysis, case: Case | None) -> int:
         message, decision = analysis.message, analysis.decision
         key = f"reply:{row.mailbox}:{row.sha256}"
-        reply = self.composer.compose(
-            action=decision.action.value,
-            language=decision.language,
-            to_address=message.from_address,
-            to_name=message.from_name,
-            original_subject=message.subject,
-            original_message_id=message.message_id,
-            original_references=message.references,
+        reply = compose_reply(
+            self.composer,
+            message,
+            decision,
             case_ref=case.reference if case else None,
             product=self.product_context(decision.category, decision.language),
-            missing_documents=decision.missing_documents,
             idempotency_key=key,
         )
         now = self.clock()

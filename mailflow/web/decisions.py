@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from mailflow.bootstrap import App
 from mailflow.domain import Action, Analysis, Decision, Status
-from mailflow.stages.act import CASE_ACTIONS
+from mailflow.stages.act import CASE_ACTIONS, compose_reply
 from mailflow.storage.desk_models import LabelledExample
 from mailflow.storage.models import DecisionRecord, Event, Message, Reply
 from mailflow.web import leases
@@ -86,17 +86,12 @@ def preview(app: App, analysis: Analysis, decision: Decision) -> str:
     if not decision.action.replies:
         return ""
     message = analysis.message
-    reply = app.composer.compose(
-        action=decision.action.value,
-        language=decision.language,
-        to_address=message.from_address,
-        to_name=message.from_name,
-        original_subject=message.subject,
-        original_message_id=message.message_id,
-        original_references=message.references,
+    reply = compose_reply(
+        app.composer,
+        message,
+        decision,
         case_ref=f"{app.settings.case_prefix}-NEW" if decision.action in CASE_ACTIONS else None,
         product=app.product_context(decision.category, decision.language),
-        missing_documents=decision.missing_documents,
         idempotency_key="preview",
     )
     parsed = message_from_bytes(reply.data, policy=policy.default)

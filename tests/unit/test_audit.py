@@ -40,9 +40,7 @@ def test_events_are_chained_in_the_order_written(engine):
         assert [e.seq for e in events] == list(range(1, 11))
         assert [e.kind for e in events] == [f"k{i}" for i in range(10)]
         assert events[0].prev_hash == GENESIS
-        assert all(
-            later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events)
-        )
+        assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
         assert session.get(AuditHead, 1).hash == events[-1].hash
     result = verify_chain(sessions)
     assert result.ok and result.checked == 10 and result.head_hash == events[-1].hash
