@@ -5,10 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests need; other parts append theirs (DEB_PACKAGES += ...).
-DEB_PACKAGES = dovecot-imapd tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
-# The web desk's browser tests drive Debian's chromium through Playwright (no browser download).
-DEB_PACKAGES += chromium
+# Debian packages mailflow itself uses: OCR of photographed and scanned documents.
+RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
+# And those the tests need: a real IMAP server, and Debian's chromium for the browser tests (driven
+# through Playwright, no browser download).
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
+# `make deps` installs these; `make run` asks only for RUN_PACKAGES.
+PACKAGES ?= $(DEB_PACKAGES)
 
 .PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages
 
@@ -32,10 +35,10 @@ $(STAMP): pyproject.toml
 
 deps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \
-		echo "No dpkg: install the equivalents of $(DEB_PACKAGES) yourself." >&2; exit 0; \
+		echo "No dpkg: install the equivalents of $(PACKAGES) yourself." >&2; exit 0; \
 	fi; \
 	missing=""; \
-	for package in $(DEB_PACKAGES); do \
+	for package in $(PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -60,6 +63,7 @@ format: venv
 
 # The demo, then the web desk beside the worker (demo logins are printed); Ctrl-C stops both.
 run: venv
+	@$(MAKE) --no-print-directory deps PACKAGES="$(RUN_PACKAGES)"
 	$(BIN)/mailflow demo --serve
 
 # Pictures of the web desk for the README, from the demo's data.
