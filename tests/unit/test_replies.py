@@ -13,44 +13,14 @@ from typing import Any
 
 import pytest
 
+from mailflow import taxonomy
 from mailflow.errors import ConfigurationError
 from mailflow.replies import LANGUAGES, REPLY_ACTIONS, OutgoingReply, ReplyComposer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 FIXED_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CASE = "MIG-2026-000123"
-# The document kinds of the taxonomy (taxonomy.md, "Document kinds recognised in attachments").
-DOCUMENT_KINDS = [
-    "passport",
-    "passport_stamp",
-    "identity_card",
-    "residence_card",
-    "orange_card",
-    "boarding_pass",
-    "annex18",
-    "annex35",
-    "appeal_proof",
-    "annex12_police",
-    "annex26",
-    "annex46",
-    "annex49",
-    "annex3bis",
-    "cgrs_decision",
-    "birth_certificate",
-    "marriage_certificate",
-    "court_decision",
-    "naturalisation_decree",
-    "employment_contract",
-    "rental_contract",
-    "payslip",
-    "household_composition",
-    "pin_puk_letter",
-    "invitation_letter",
-    "order_to_leave",
-    "decision_letter",
-    "photo",
-    "other",
-]
+DOCUMENT_KINDS = sorted(taxonomy.DOCUMENT_KINDS)
 PRODUCTS: dict[str, dict[str, Any]] = {
     "file": {"title": "Return after absence"},
     "request_documents": {"title": "Return after absence"},
