@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
 from mailflow.errors import TransportError
+from mailflow.storage.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +41,9 @@ class DirectoryTransport:
         target = self.path_for(message_id)
         if target.exists():
             return
-        temporary = self.directory / f".{target.name}.{secrets.token_hex(8)}.tmp"
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Replies carry personal data: readable by the service account only.
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(message)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            finally:
-                temporary.unlink(missing_ok=True)
-            _fsync_directory(self.directory)
+            write_atomically(target, message)
         except OSError as exc:
             raise TransportError(f"cannot write reply {message_id} to the outbox directory: {exc}") from exc
         log.info("reply %s written to %s", message_id, target.name)
@@ -63,11 +51,3 @@ class DirectoryTransport:
     def was_delivered(self, message_id: str) -> bool:
         """Writing is atomic, so the file's presence tells for certain whether a send completed."""
         return self.path_for(message_id).exists()
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
