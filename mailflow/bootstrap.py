@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailflow.catalogue import Catalogue, load_catalogue
+from mailflow.classification.catalogue import Catalogue, load_catalogue
+from mailflow.classification.learning.artefact import ArtefactError, load_model, load_model_or_none
+from mailflow.classification.learning.reload import ModelWatch
 from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
-from mailflow.learning.artefact import ArtefactError, load_model, load_model_or_none
-from mailflow.learning.reload import ModelWatch
 from mailflow.outbox import Outbox, RetryPolicy
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport

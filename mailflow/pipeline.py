@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailflow.catalogue import Catalogue
+from mailflow.classification.catalogue import Catalogue
+from mailflow.classification.combine import DEFAULT_MODEL_WEIGHT, combine
+from mailflow.classification.learning.features import ModelInput, model_input
+from mailflow.classification.learning.model import TrainedModel
+from mailflow.classification.rules import classify
 from mailflow.domain import (
     Action,
     Analysis,
@@ -22,11 +26,7 @@ from mailflow.domain import (
     Screening,
     ThreadContext,
 )
-from mailflow.learning.features import ModelInput, model_input
-from mailflow.learning.model import TrainedModel
 from mailflow.stages.bounces import read_bounce
-from mailflow.stages.classify import classify
-from mailflow.stages.combine import DEFAULT_MODEL_WEIGHT, combine
 from mailflow.stages.decide import DecisionPolicy, decide
 from mailflow.stages.documents import DocumentRules
 from mailflow.stages.extract import extract

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailflow.classification.taxonomy import CATEGORIES
 from mailflow.domain import Action
-from mailflow.taxonomy import CATEGORIES
 
 LABELS_FILE = "labels.jsonl"
 _ACTIONS = frozenset(action.value for action in Action)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from mailflow.classification.learning.model import MIN_EXAMPLES, TrainedModel, TrainingError, train
 from mailflow.evaluation.metrics import Ratio, automation_rate, harmful_rate
 from mailflow.evaluation.run import Observed, examples, score
-from mailflow.learning.model import MIN_EXAMPLES, TrainedModel, TrainingError, train
 from mailflow.pipeline import Analyser
 
 log = logging.getLogger(__name__)

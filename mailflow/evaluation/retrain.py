@@ -19,18 +19,18 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.classification.learning.artefact import archive_manifest, load_model_or_none, save_model
+from mailflow.classification.learning.model import TrainedModel
+from mailflow.classification.taxonomy import CATEGORIES
 from mailflow.domain import Action
 from mailflow.evaluation.corpus import LabelledEmail, read_corpora
 from mailflow.evaluation.metrics import figures
 from mailflow.evaluation.promotion import Verdict, evaluate_candidate, promotion_record
 from mailflow.evaluation.report import as_dict, summary
 from mailflow.evaluation.run import Observed, cross_validate, observe_all, observe_raw, score
-from mailflow.learning.artefact import archive_manifest, load_model_or_none, save_model
-from mailflow.learning.model import TrainedModel
 from mailflow.pipeline import Analyser
 from mailflow.storage.labels import iter_labelled_examples
 from mailflow.storage.models import Event
-from mailflow.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import numpy as np
 import pypdfium2
 from sklearn.model_selection import StratifiedKFold
 
+from mailflow.classification.learning.model import Example, TrainedModel, TrainingError, train
 from mailflow.domain import Attachment
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Outcome
-from mailflow.learning.model import Example, TrainedModel, TrainingError, train
 from mailflow.pipeline import Analyser, Observation
 
 log = logging.getLogger(__name__)

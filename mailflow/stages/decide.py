@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailflow.catalogue import Catalogue
+from mailflow.classification.catalogue import Catalogue
+from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Action, Classification, Decision, Screening
-from mailflow.taxonomy import MACHINE_CATEGORIES
 
 UNRECOGNISED = "other"  # the document kind of an attachment nothing could be read from
 

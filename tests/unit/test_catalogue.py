@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mailflow.catalogue import load_catalogue
-from mailflow.cues import compile_cue, normalise
-from mailflow.domain import Action
-from mailflow.errors import ConfigurationError
-from mailflow.settings import PROJECT_ROOT
-from mailflow.taxonomy import (
+from mailflow.classification.catalogue import load_catalogue
+from mailflow.classification.cues import compile_cue, normalise
+from mailflow.classification.taxonomy import (
     BOOKING_CATEGORIES,
     CATEGORIES,
     EMAIL_CATEGORIES,
@@ -20,6 +17,9 @@ from mailflow.taxonomy import (
     MACHINE_CATEGORIES,
     REPLY_LANGUAGES,
 )
+from mailflow.domain import Action
+from mailflow.errors import ConfigurationError
+from mailflow.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "classifiers"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.catalogue import load_catalogue
+from mailflow.classification.catalogue import load_catalogue
+from mailflow.classification.rules import classify
 from mailflow.domain import Screening
 from mailflow.settings import PROJECT_ROOT
-from mailflow.stages.classify import classify
 
 VERIFIED = Screening(machine_category=None, sender_verdict="pass")
 

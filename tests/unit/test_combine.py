@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mailflow.classification.combine import combine
 from mailflow.domain import Classification, Screening
-from mailflow.stages.combine import combine
 
 PERSON = Screening(machine_category=None, sender_verdict="pass")
 

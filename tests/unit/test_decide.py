@@ -6,9 +6,9 @@ from types import MappingProxyType
 
 import pytest
 
-from mailflow.catalogue import Catalogue, Product
+from mailflow.classification.catalogue import Catalogue, Product
+from mailflow.classification.markers import Markers
 from mailflow.domain import Action, Classification, Screening
-from mailflow.markers import Markers
 from mailflow.stages.decide import DecisionPolicy, decide
 
 TITLE = MappingProxyType({"nl": "t", "fr": "t", "en": "t"})

@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mailflow.classification.learning import artefact
+from mailflow.classification.learning.artefact import (
+    ArtefactError,
+    load_model,
+    load_model_or_none,
+    save_model,
+)
+from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput, model_input
+from mailflow.classification.learning.model import Example, TrainingError, fit_calibrated, linear_form, train
 from mailflow.domain import Screening
-from mailflow.learning import artefact
-from mailflow.learning.artefact import ArtefactError, load_model, load_model_or_none, save_model
-from mailflow.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput, model_input
-from mailflow.learning.model import Example, TrainingError, fit_calibrated, linear_form, train
 
 PERSON = Screening(machine_category=None, sender_verdict="pass")
 

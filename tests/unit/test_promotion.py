@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from mailflow.classification.learning.model import MIN_EXAMPLES
 from mailflow.evaluation import promotion
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Ratio
 from mailflow.evaluation.promotion import Scores, at_least_as_good, evaluate_candidate, held_out_split
 from mailflow.evaluation.run import Observed
-from mailflow.learning.model import MIN_EXAMPLES
 from mailflow.web.admin import promotion_summary
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mailflow import taxonomy
+from mailflow.classification import taxonomy
 from mailflow.errors import ConfigurationError
 from mailflow.replies import LANGUAGES, REPLY_ACTIONS, OutgoingReply, ReplyComposer
 

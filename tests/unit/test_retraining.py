@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from mailflow.bootstrap import App, build_analyser
+from mailflow.classification.learning.artefact import HISTORY_DIR, load_model, save_model
+from mailflow.classification.learning.features import model_input
+from mailflow.classification.learning.model import Example, train
 from mailflow.domain import Screening
 from mailflow.evaluation.nightly import claim_night, nightly_retrain
 from mailflow.evaluation.promotion import at_least_as_good
 from mailflow.evaluation.retrain import Retrained, record_result, retrain
-from mailflow.learning.artefact import HISTORY_DIR, load_model, save_model
-from mailflow.learning.features import model_input
-from mailflow.learning.model import Example, train
 from mailflow.runner import Worker
 from mailflow.settings import Settings
 from mailflow.storage.database import make_engine, make_session_factory, migrate

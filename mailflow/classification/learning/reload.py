@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mailflow.learning.artefact import MANIFEST_FILE
+from mailflow.classification.learning.artefact import MANIFEST_FILE
 
 Stamp = tuple[int, int, int] | None
 

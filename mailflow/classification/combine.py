@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mailflow.classification.taxonomy import UNCLEAR
 from mailflow.domain import Classification, Screening
-from mailflow.taxonomy import UNCLEAR
 
 DEFAULT_MODEL_WEIGHT = 0.2
 # Below this, ``unclear`` from the rules means no cue of any kind matched: they have no opinion.

@@ -4,7 +4,7 @@ Which channel handles a category (file by email, book an appointment, an online 
 documents it needs, where its link points and which words announce it are business rules the city
 changes from time to time, so they live in these files: changing a product's channel is editing its
 file. ``<classifiers>/markers.toml`` holds the vocabulary that is not about one product (see
-``mailflow.markers``). Everything is validated at start-up; any problem is a ``ConfigurationError``
+``classification.markers``). Everything is validated at start-up; any problem is a ``ConfigurationError``
 naming the file and the field.
 """
 
@@ -19,11 +19,17 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from mailflow.cues import Cue, FieldError, check_weight, cue_tables
+from mailflow.classification.cues import Cue, FieldError, check_weight, cue_tables
+from mailflow.classification.markers import Markers, parse_markers
+from mailflow.classification.taxonomy import (
+    CATEGORIES,
+    CUE_LANGUAGES,
+    DOCUMENT_KINDS,
+    PRODUCT_ACTIONS,
+    REPLY_LANGUAGES,
+)
 from mailflow.domain import Action
 from mailflow.errors import ConfigurationError
-from mailflow.markers import Markers, parse_markers
-from mailflow.taxonomy import CATEGORIES, CUE_LANGUAGES, DOCUMENT_KINDS, PRODUCT_ACTIONS, REPLY_LANGUAGES
 
 # Evidence an attached required document gives its product when the file names no other weight.
 REQUIRED_DOCUMENT_WEIGHT = 2.0

@@ -1,7 +1,7 @@
 """What the learned model reads of an email, and the numbers it turns that into.
 
 The model sees what the rules see, produced by the same pipeline stages (parse → screen → extract): the
-resident's own text and the subject, both through ``mailflow.cues.normalise`` (accents, card letters,
+resident's own text and the subject, both through ``classification.cues.normalise`` (accents, card letters,
 annex numbers, phone shorthand spelled one way), the kinds of the attached documents and a few
 screening facts. Training and serving build their input with the one function ``model_input``, so a
 model never sees text prepared differently from what it was trained on.
@@ -23,7 +23,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from mailflow.cues import normalise
+from mailflow.classification.cues import normalise
 from mailflow.domain import Screening
 
 FEATURES_VERSION = 1

@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import sklearn
 
-from mailflow.learning.features import FEATURES_VERSION, FeatureSpace
-from mailflow.learning.model import ModelCard, TrainedModel
-from mailflow.taxonomy import CATEGORIES
+from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace
+from mailflow.classification.learning.model import ModelCard, TrainedModel
+from mailflow.classification.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mailflow.catalogue import Catalogue, Product
-from mailflow.cues import Cue, normalise
-from mailflow.domain import Classification, Screening
-from mailflow.markers import Markers
-from mailflow.taxonomy import (
+from mailflow.classification.catalogue import Catalogue, Product
+from mailflow.classification.cues import Cue, normalise
+from mailflow.classification.markers import Markers
+from mailflow.classification.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
     OTHER_SERVICE,
@@ -29,6 +28,7 @@ from mailflow.taxonomy import (
     STATUS_FOLLOWUP,
     UNCLEAR,
 )
+from mailflow.domain import Classification, Screening
 
 MACHINE_CONFIDENCE = 0.99
 # What ``unclear`` scores before its own cues: a category needs more evidence than this to win.

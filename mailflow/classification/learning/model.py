@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-from mailflow.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput
+from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput
 
 log = logging.getLogger(__name__)
 

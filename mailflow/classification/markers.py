@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from mailflow.cues import Cue, FieldError, check_weight, cue_tables, normalise
-from mailflow.taxonomy import CUE_LANGUAGES
+from mailflow.classification.cues import Cue, FieldError, check_weight, cue_tables, normalise
+from mailflow.classification.taxonomy import CUE_LANGUAGES
 
 _KEYS = frozenset({"question", "request", "question_mark", "also", "persons"})
 _PERSON_KEYS = frozenset({"self", "conjunctions", "possessives", "relatives", "several"})
