@@ -226,3 +226,38 @@ def test_system_senders_are_never_answered(sender: str) -> None:
 
     raw = f"From: System <{sender}>\r\nTo: migratie@stad.gent\r\nSubject: Your card\r\n\r\nHello\r\n".encode()
     assert screen(parse(raw), trusted_authserv_id=None).machine_category == "spam"
+
+
+@pytest.mark.parametrize(
+    ("headers", "filter_name"),
+    [
+        ({"X-Spam-Flag": "YES"}, "SpamAssassin"),
+        ({"X-Spam-Status": "Yes, score=8.1 required=5.0 tests=HTML_MESSAGE"}, "SpamAssassin"),
+        ({"X-Rspamd-Action": "add header"}, "Rspamd"),
+        ({"X-Rspamd-Action": "rewrite subject"}, "Rspamd"),
+        ({"X-Spamd-Result": "default: True [16.20 / 15.00]; R_SPF_FAIL(1.00)"}, "Rspamd"),
+        ({"X-MS-Exchange-Organization-SCL": "6"}, "Microsoft 365"),
+        ({"X-Forefront-Antispam-Report": "CIP:203.0.113.9;CTRY:NL;LANG:en;SCL:9;SRV:;IPV:NLI;"}, "SCL 9"),
+    ],
+)
+def test_the_receiving_servers_spam_verdict_is_honoured(headers: dict[str, str], filter_name: str) -> None:
+    screening = screen(message(**headers), trusted_authserv_id=TRUSTED)
+    assert screening.machine_category == "spam"
+    assert any(filter_name in reason for reason in screening.reasons)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Spam-Flag": "NO"},
+        {"X-Spam-Status": "No, score=-2.1 required=5.0"},
+        {"X-Rspamd-Action": "no action"},
+        {"X-Rspamd-Action": "greylist"},
+        {"X-Spamd-Result": "default: False [1.20 / 15.00]"},
+        {"X-MS-Exchange-Organization-SCL": "1"},
+        {"X-MS-Exchange-Organization-SCL": "-1"},
+        {"X-Forefront-Antispam-Report": "CIP:203.0.113.9;CTRY:BE;SCL:1;SFV:NSPM"},
+    ],
+)
+def test_a_clean_spam_verdict_is_no_machine_mail(headers: dict[str, str]) -> None:
+    assert screen(message(**headers), trusted_authserv_id=TRUSTED).machine_category is None
