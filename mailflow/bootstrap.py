@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailflow.classification.catalogue import Catalogue, load_catalogue
 from mailflow.classification.learning.artefact import ArtefactError, load_model, load_model_or_none
 from mailflow.classification.learning.reload import ModelWatch
+from mailflow.classification.word_vectors import load_word_vectors
 from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
 from mailflow.outbox import Outbox, RetryPolicy
@@ -72,7 +73,7 @@ def build_analyser(
         own_domain=settings.message_id_domain,
         default_language=settings.default_language,
         model=load_model_or_none(settings.effective_model_dir) if settings.use_model else None,
-        model_weight=settings.model_weight,
+        word_vectors=load_word_vectors(settings.effective_word_vectors_dir),
     )
 
 

@@ -127,6 +127,12 @@ class Classification:
     confidence: float
     intents: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    # The catalogue rules' evidence per category (scores above zero) and their question/request
+    # balance (> 0: rather a question): what the learned model reads of the rules.
+    scores: tuple[tuple[str, float], ...] = ()
+    balance: float = 0.0
+    intent: str = ""  # what is asked: request, question, status, cancel, nothing, machine, several
+    topic: str = ""  # what it is about: the product family of the catalogue
 
 
 @dataclass(frozen=True)

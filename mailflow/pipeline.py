@@ -8,15 +8,16 @@ and concludes it with an analyser holding the model of its cross-validation fold
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mailflow.classification.catalogue import Catalogue
-from mailflow.classification.combine import DEFAULT_MODEL_WEIGHT, combine
+from mailflow.classification.combine import combine
 from mailflow.classification.learning.features import ModelInput, model_input
 from mailflow.classification.learning.model import TrainedModel
 from mailflow.classification.rules import classify
+from mailflow.classification.word_vectors import WordVectors
 from mailflow.domain import (
     Action,
     Analysis,
@@ -69,7 +70,7 @@ class Analyser:
     signer: ThreadSigner | None = None
     case_lookup: CaseLookup | None = None
     model: TrainedModel | None = None  # None: the rules alone
-    model_weight: float = DEFAULT_MODEL_WEIGHT
+    word_vectors: WordVectors | None = None  # what a newly trained model reads words with
 
     def analyse(self, raw: bytes) -> Analysis:
         return self.conclude(self.observe(raw))
@@ -100,15 +101,15 @@ class Analyser:
             in_reply_to_ours=in_reply_to_ours,
         )
         features = model_input(
-            message.subject, extraction.text, kinds, screening, in_reply_to_ours=in_reply_to_ours
+            message.subject, extraction.text, kinds, screening, in_reply_to_ours=in_reply_to_ours, rules=rules
         )
         return Observation(raw, message, screening, extraction, thread, rules, features)
 
     def conclude(self, seen: Observation) -> Analysis:
         """Classify (rules and model combined) and decide."""
         kinds = seen.kinds
-        probabilities = self.model.predict(seen.features) if self.model is not None else None
-        classification = combine(seen.rules, probabilities, seen.screening, weight=self.model_weight)
+        prediction = self.model.predict_all(seen.features) if self.model is not None else None
+        classification = combine(seen.rules, prediction, seen.screening, self.catalogue)
         classification = follow_up_classification(classification, seen.thread, kinds)
         thread = seen.thread
         on_file = thread.case.documents if thread and thread.case.category == classification.category else ()
@@ -118,12 +119,17 @@ class Analyser:
             documents=(*kinds, *on_file),
             screening=seen.screening,
             catalogue=self.catalogue,
-            policy=self.policy,
+            policy=self.policy_for_model(),
         )
         bounce = read_bounce(seen.raw, self.own_domain) if decision.category == "bounce" else None
         return Analysis(
             seen.message, seen.screening, seen.extraction, classification, decision, thread, bounce
         )
+
+    def policy_for_model(self) -> DecisionPolicy:
+        """The decision policy with the confidence each action needs, as chosen for the installed model."""
+        thresholds = self.model.card.thresholds if self.model is not None else {}
+        return replace(self.policy, action_thresholds=thresholds) if thresholds else self.policy
 
     def answers_our_mail(self, message: ParsedMessage) -> bool:
         suffix = f"@{self.own_domain.lower()}>"
@@ -144,6 +150,9 @@ def classify_file(analyser: Analyser, path: Path) -> dict[str, Any]:
             "language": analyser.default_language,
             "documents": [],
             "intents": [],
+            "intent": "",
+            "topic": "",
+            "why_not_automated": f"not analysable: {type(exc).__name__}",
             "reasons": [f"not analysable: {type(exc).__name__}: {str(exc)[:200]}"],
         }
     decision = analysis.decision
@@ -155,5 +164,8 @@ def classify_file(analyser: Analyser, path: Path) -> dict[str, Any]:
         "language": decision.language,
         "documents": [document.kind for document in analysis.extraction.documents],
         "intents": list(decision.intents),
+        "intent": analysis.classification.intent,
+        "topic": analysis.classification.topic,
+        "why_not_automated": decision.reasons[-1] if decision.action is Action.TRIAGE else None,
         "reasons": list(decision.reasons),
     }

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # The learned model (``mailflow train``); none there, or use_model off: the catalogue's rules alone.
     model_dir: Path | None = None  # defaults to <classifiers_dir>/model
     use_model: bool = True
-    model_weight: float = Field(default=0.2, ge=0, le=1)  # how far a disagreeing model lowers confidence
+    word_vectors_dir: Path | None = None  # defaults to <classifiers_dir>/embeddings
     # Retraining (``mailflow train``, and the worker's nightly job at ``retrain_at``, the worker machine's
     # local time): these labelled corpora plus the staff's decisions. A new model is installed only when
     # it is at least as good as the installed one on held-out emails.
@@ -121,6 +121,10 @@ class Settings(BaseSettings):
         return self.model_dir or self.classifiers_dir / "model"
 
     @property
+    def effective_word_vectors_dir(self) -> Path:
+        return self.word_vectors_dir or self.classifiers_dir / "embeddings"
+
+    @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "blobs"
 
@@ -156,9 +160,14 @@ class Settings(BaseSettings):
 
 
 def _default_corpora() -> list[Path]:
-    """The shipped dev corpus beside the project, when it is there (a checkout, not an installed package)."""
-    corpus = PROJECT_ROOT.parent / "shared" / "corpus" / "dev"
-    return [corpus] if (corpus / "labels.jsonl").is_file() else []
+    """The corpora ``make corpora`` builds, and the shared dev corpus beside the project, when there."""
+    built = PROJECT_ROOT / "storage" / "corpora"
+    candidates = [
+        PROJECT_ROOT.parent / "shared" / "corpus" / "dev",
+        built / "training",
+        built / "spamassassin-train",
+    ]
+    return [corpus for corpus in candidates if (corpus / "labels.jsonl").is_file()]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

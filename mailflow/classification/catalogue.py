@@ -27,6 +27,7 @@ from mailflow.classification.taxonomy import (
     DOCUMENT_KINDS,
     PRODUCT_ACTIONS,
     REPLY_LANGUAGES,
+    intent_of,
 )
 from mailflow.domain import Action
 from mailflow.errors import ConfigurationError
@@ -51,8 +52,10 @@ _KEYS = frozenset(
         "negative_cues",
         "related_requests",
         "same_request_as",
+        "topic",
     }
 )
+_TOPIC = re.compile(r"[a-z][a-z_]*")
 _PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -77,6 +80,12 @@ class Product:
     related_requests: tuple[str, ...] = ()
     # Asked together with these, it is still one request (an annex 35 is one, extended or new).
     same_request_as: tuple[str, ...] = ()
+    # What it is about, across questions and requests (the product family): "cards", "asylum", …
+    topic: str = ""
+
+    @property
+    def intent(self) -> str:
+        return intent_of(self.category)
 
     def link_for(self, booking_base_url: str) -> str | None:
         """The link a reply gives: the booking page of ``product_id``, else the fixed ``link``."""
@@ -180,6 +189,9 @@ def _product(raw: dict[str, Any]) -> Product:
         raise FieldError("link", f"{link!r} is not an https:// address")
     if Action(action) in _LINKED_ACTIONS and product_id is None and link is None:
         raise FieldError("link", f"a {action!r} product needs a 'product_id' or a 'link'")
+    topic = raw.get("topic")
+    if not (isinstance(topic, str) and _TOPIC.fullmatch(topic)):
+        raise FieldError("topic", f"{topic!r} is not a topic name (lower-case letters and '_')")
     document_cues = raw.get("document_cues", {})
     if not isinstance(document_cues, dict):
         raise FieldError("document_cues", "must be a table of document kind = weight")
@@ -201,6 +213,7 @@ def _product(raw: dict[str, Any]) -> Product:
         negative_cues=cue_tables(raw.get("negative_cues", {}), "negative_cues", CUE_LANGUAGES),
         related_requests=_categories(raw.get("related_requests", []), "related_requests"),
         same_request_as=_categories(raw.get("same_request_as", []), "same_request_as"),
+        topic=topic,
     )
 
 

@@ -1,61 +1,130 @@
-"""Combine: the catalogue's rules and the learned model, one classification with one confidence.
+"""Combine: one classification — category, intent, topic, several requests, confidence — from what
+the catalogue's rules and the learned model found.
 
-The rules carry the catalogue's knowledge of every category; the model only what its examples showed
-(a few hundred emails so far). Measured on emails neither was written or trained on, the model is
-right far less often than the rules where both speak, but its calibrated probabilities are honest
-where the rules find nothing at all. Hence three cases:
+The model reads the rules' evidence among its features (``learning.features``), so where it exists it
+has the last word on the category: it has learnt on emails the rules were never tuned on how far each
+piece of evidence can be trusted. Its confidence is the category's calibrated probability, lowered
+when the intent or topic heads disagree with that category: an email the model reads as a question
+but files as a request, or about cards but files under asylum, is one it does not understand, and
+such an email must go to a person rather than get a wrong reply.
 
-- **the rules abstain** (``unclear`` without any evidence of its own, confidence 0): the model's best
-  guess and its calibrated probability decide, the decision threshold applying as always;
-- **the model agrees** (its best guess is the rules' category): the rules' verdict stands. Agreement
-  does not raise the confidence: two weak signals that agree are often wrong together, and a verdict
-  the rules thought doubtful goes to a person;
-- **the model disagrees**: a linear opinion pool lowers the rules' confidence,
-  (1 − w)·r + w·m(category), so a doubtful verdict of the rules goes to triage while a confident one
-  stands. The weight ``w`` (setting ``model_weight``) can grow as the model learns from more emails.
+Several requests come from the model's several-requests head and the rules' own finding together:
+the rules name which requests (one per person), the head says whether there really are several.
 
-The rules keep what the model cannot judge: machine mail recognised by the screening, the several
-requests of ``intents``, and categories the model was not trained on. The reasons are the rules'
-with the model's opinion added.
+Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from mailflow.classification.taxonomy import UNCLEAR
+from mailflow.classification.catalogue import Catalogue
+from mailflow.classification.learning.model import Prediction
+from mailflow.classification.taxonomy import MACHINE_CATEGORIES, STATUS_FOLLOWUP, UNCLEAR, intent_of
 from mailflow.domain import Classification, Screening
 
-DEFAULT_MODEL_WEIGHT = 0.2
-# Below this, ``unclear`` from the rules means no cue of any kind matched: they have no opinion.
-ABSTAIN_BELOW = 0.05
+# The several-requests head's probability above which an email asks for several things; or this
+# lower one when the rules also found several requests.
+SEVERAL = 0.5
+SEVERAL_WITH_RULES = 0.15
+# A second category is one of the several requests when the model gives it this much probability.
+SECOND_REQUEST = 0.15
+_NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
 
 def combine(
     rules: Classification,
-    model: Mapping[str, float] | None,
+    prediction: Prediction | None,
     screening: Screening,
-    *,
-    weight: float = DEFAULT_MODEL_WEIGHT,
+    catalogue: Catalogue,
 ) -> Classification:
-    """The rules' classification with the model's probabilities (``None``: no model) taken into account."""
-    if not model or screening.machine_category is not None:
-        return rules
-    guess = max(model, key=model.__getitem__)
-    if rules.category == UNCLEAR and rules.confidence < ABSTAIN_BELOW and not rules.intents:
-        note = f"model: p={model[guess]:.2f} for {guess} (the rules found nothing)"
-        return Classification(guess, round(model[guess], 4), (), (*rules.reasons, note))
-    if rules.category not in model:
-        return _with(rules, rules.confidence, f"model: not trained on {rules.category}")
-    if guess == rules.category:
-        return _with(rules, rules.confidence, f"model agrees: p={model[guess]:.2f}")
-    pooled = (1.0 - weight) * rules.confidence + weight * model[rules.category]
-    note = (
-        f"model disagrees: p={model[guess]:.2f} for {guess}, p={model[rules.category]:.2f} "
-        f"for {rules.category}"
+    """The classification of one email (``prediction`` None: no model, the rules alone)."""
+    if prediction is None or screening.machine_category is not None:
+        topic = catalogue.product(rules.category).topic
+        return _with(rules, intent=intent_of(rules.category), topic=topic)
+    probabilities = prediction.categories
+    best = max(probabilities, key=probabilities.__getitem__)
+    product = catalogue.product(best)
+    intent, topic = _top(prediction.intent) or product.intent, _top(prediction.topic) or product.topic
+    confidence = probabilities[best]
+    reasons = [f"model: {best} p={confidence:.2f}"]
+    agreeing = _agreement(prediction, product.intent, product.topic)
+    if agreeing < confidence:
+        reasons.append(f"intent or topic unsure: p={agreeing:.2f}")
+        confidence = agreeing
+    rule_note = (
+        f"rules agree ({rules.category})"
+        if rules.category == best
+        else f"rules say {rules.category} ({rules.confidence:.2f})"
     )
-    return _with(rules, min(rules.confidence, pooled), note)
+    reasons.append(rule_note)
+    reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
+    intents = several_requests(best, rules.intents, prediction, catalogue)
+    if not intents and prediction.several > 0:
+        # Acting on one request of several harms: it counts against acting at all.
+        confidence *= 1.0 - prediction.several
+    if intents:
+        intent = "several"
+        reasons.append(f"several requests: {', '.join(intents)} (p={prediction.several:.2f})")
+    return Classification(
+        category=best,
+        confidence=round(confidence, 4),
+        intents=intents,
+        reasons=tuple(reasons),
+        scores=rules.scores,
+        balance=rules.balance,
+        intent=intent,
+        topic=topic,
+    )
 
 
-def _with(rules: Classification, confidence: float, note: str) -> Classification:
-    return Classification(rules.category, round(confidence, 4), rules.intents, (*rules.reasons, note))
+def several_requests(
+    best: str, found_by_rules: Sequence[str], prediction: Prediction, catalogue: Catalogue
+) -> tuple[str, ...]:
+    """The requests of an email that asks for several things, or () when it asks for one."""
+    if best in _NEVER_SEVERAL:
+        return ()
+    by_rules = len(found_by_rules) > 1 and best in found_by_rules
+    if prediction.several < (SEVERAL_WITH_RULES if by_rules else SEVERAL):
+        return ()
+    if by_rules:
+        return tuple(found_by_rules)
+    others = [
+        category
+        for category, p in sorted(prediction.categories.items(), key=lambda item: -item[1])
+        if category != best
+        and p >= SECOND_REQUEST
+        and category not in _NEVER_SEVERAL
+        and best not in catalogue.product(category).same_request_as
+        and category not in catalogue.product(best).same_request_as
+    ]
+    if others:
+        return (best, others[0])
+    return (best, best)  # one request, for several persons
+
+
+def _agreement(prediction: Prediction, intent: str, topic: str) -> float:
+    """How far the intent and topic heads agree with a category's own intent and topic."""
+    values = [1.0]
+    if prediction.intent:
+        values.append(prediction.intent.get(intent, 0.0))
+    if prediction.topic:
+        values.append(prediction.topic.get(topic, 0.0))
+    return min(values)
+
+
+def _top(probabilities: Mapping[str, float]) -> str:
+    return max(probabilities, key=probabilities.__getitem__) if probabilities else ""
+
+
+def _with(rules: Classification, *, intent: str, topic: str) -> Classification:
+    return Classification(
+        rules.category,
+        rules.confidence,
+        rules.intents,
+        rules.reasons,
+        rules.scores,
+        rules.balance,
+        "several" if len(rules.intents) > 1 else intent,
+        topic,
+    )

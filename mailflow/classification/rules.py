@@ -120,8 +120,14 @@ def classify(
     reasons = evidence[best].reasons or ["no cue matched" if len(candidates) == 1 else "nothing stood out"]
     if intents:
         reasons = [*reasons, f"several requests: {', '.join(intents)}"]
+    scores = tuple(sorted((c, round(e.score, 3)) for c, e in evidence.items() if e.score > 0))
     return Classification(
-        category=best, confidence=round(confidence, 4), intents=intents, reasons=tuple(reasons)
+        category=best,
+        confidence=round(confidence, 4),
+        intents=intents,
+        reasons=tuple(reasons),
+        scores=scores,
+        balance=mode.balance,
     )
 
 

@@ -102,3 +102,17 @@ REPLY_LANGUAGES: tuple[str, ...] = ("nl", "fr", "en")
 CUE_LANGUAGES: frozenset[str] = frozenset(
     {"any", "nl", "fr", "en", "de", "tr", "ar", "es", "pl", "ro", "pt", "it", "bg", "ru", "uk"}
 )
+
+
+# What an email asks, whatever it is about: the intent of each category.
+INTENTS: tuple[str, ...] = ("request", "question", "status", "cancel", "nothing", "machine")
+
+
+def intent_of(category: str) -> str:
+    if category in INFO_CATEGORIES:
+        return "question"
+    if category in MACHINE_CATEGORIES:
+        return "machine"
+    return {STATUS_FOLLOWUP: "status", UNCLEAR: "nothing", "appointment_cancel": "cancel"}.get(
+        category, "request"
+    )

@@ -161,6 +161,10 @@ def bench_classify(
         cross_validate(analyser, observed, folds, progress=_progress) if folds else score(analyser, observed)
     )
     report = as_dict(figures(run.outcomes), run.outcomes, corpus=str(directory), mode=run.mode)
+    if analyser.model is not None and analyser.model.card.thresholds:
+        report["operating_point"] = dict(analyser.model.card.thresholds)
+    elif folds:
+        report["operating_point"] = None  # each fold's model chose its own on its training part
     if run.notes:
         report["notes"] = run.notes
     if not analyser.trusted_authserv_id:

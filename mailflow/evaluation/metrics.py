@@ -17,6 +17,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from mailflow.domain import Action
+from mailflow.evaluation.risk import Point
+from mailflow.stages.decide import action_group
+
 TRIAGE = "triage"
 IGNORE = "ignore"
 OWN_LANGUAGES = ("nl", "fr", "en")
@@ -38,8 +42,11 @@ class Outcome:
     # Per attachment, in order: (expected kind, found kind, format: "text_pdf" | "image" | "other").
     documents: tuple[tuple[str, str, str], ...] = ()
     milliseconds: float = 0.0
+    confidence: float = 0.0
     attachments: int = 0
     model_category: str | None = None  # the model's own best guess, when a model was used
+    # How it would have been handled had no action needed any confidence (with a model only).
+    unthresholded: Point | None = None
 
     @property
     def automated(self) -> bool:
@@ -58,6 +65,17 @@ class Outcome:
         if self.expected_action == TRIAGE or self.action != self.expected_action:
             return False
         return self.action == IGNORE or self.category == self.expected_category
+
+
+def as_point(outcome: Outcome) -> Point:
+    """An outcome as a point of a risk–coverage curve."""
+    return Point(
+        group=action_group(Action(outcome.action)) if outcome.action != TRIAGE else "",
+        confidence=outcome.confidence,
+        harmful=outcome.harmful,
+        correct=outcome.correct_automation,
+        automatable=outcome.expected_action != TRIAGE,
+    )
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from mailflow.classification.learning.model import MIN_EXAMPLES, TrainedModel, TrainingError, train
+from mailflow.classification.learning.model import MIN_EXAMPLES, TrainedModel, TrainingError
 from mailflow.evaluation.metrics import Ratio, automation_rate, harmful_rate
-from mailflow.evaluation.run import Observed, examples, score
+from mailflow.evaluation.run import Observed, fit, score
 from mailflow.pipeline import Analyser
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,10 @@ def evaluate_candidate(
         return Verdict(False, reason, empty, empty, 0, 0, None)
     training, held = held_out_split(observed)
     held_observed = [observed[i] for i in held]
-    candidate = train(examples([observed[i] for i in training]), corpus=f"{corpus} (training part)", now=now)
+    candidate = fit(analyser, [observed[i] for i in training], corpus=f"{corpus} (training part)", now=now)
     candidate_scores = measure(analyser, candidate, held_observed)
-    current_scores = measure(analyser, _baseline(current, observed, training, held, known), held_observed)
+    baseline = _baseline(analyser, current, observed, training, held, known)
+    current_scores = measure(analyser, baseline, held_observed)
     if current is not None and current_scores.mode != f"model {current.card.version}":
         current_scores = replace(current_scores, mode=f"model {current.card.version}'s examples, re-fitted")
     if not held:
@@ -157,11 +158,12 @@ def evaluate_candidate(
         promote, reason = at_least_as_good(candidate_scores, current_scores)
     if force and not promote:
         promote, reason = True, f"forced (otherwise kept: {reason})"
-    model = train(examples(observed), corpus=corpus, now=now) if promote else None
+    model = fit(analyser, observed, corpus=corpus, now=now) if promote else None
     return Verdict(promote, reason, candidate_scores, current_scores, len(held), len(training), model)
 
 
 def _baseline(
+    analyser: Analyser,
     current: TrainedModel | None,
     observed: Sequence[Observed],
     training: Sequence[int],
@@ -171,7 +173,7 @@ def _baseline(
     if current is None or known.isdisjoint(held):
         return current  # the installed pipeline itself, on emails new to it
     try:
-        return train(examples([observed[i] for i in training if i in known]), corpus="baseline")
+        return fit(analyser, [observed[i] for i in training if i in known], corpus="baseline")
     except TrainingError:
         log.warning("the installed model's examples cannot be re-fitted; comparing with it as installed")
         return current

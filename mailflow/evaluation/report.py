@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mailflow.evaluation.metrics import Figures, Outcome, Ratio
+from mailflow.evaluation.metrics import Figures, Outcome, Ratio, as_point
+from mailflow.evaluation.risk import GROUPS, risk_coverage, row
 
 TARGETS = {
     "harmful_rate": ("≤", 0.02),
@@ -47,6 +48,7 @@ def as_dict(figures: Figures, outcomes: Sequence[Outcome], *, corpus: str, mode:
             for category, c in figures.categories.items()
         },
         "confusion": [{"expected": e, "predicted": p, "count": n} for e, p, n in figures.confusion],
+        "risk_coverage": _risk_coverage(outcomes),
         "harmful": [
             {
                 "file": o.name,
@@ -63,6 +65,33 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures, for a model's manifest."""
     keys = ("emails", "mode", "harmful_rate", "automation_rate", "category_accuracy", "model_accuracy")
     return {key: report[key] for key in keys} | {"language": report["language"]}
+
+
+def _risk_coverage(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The harmful and automation rates at common thresholds, then as actually decided ("chosen")."""
+    points = [o.unthresholded for o in outcomes]
+    if not points or any(p is None for p in points):
+        return []
+    rows = risk_coverage([p for p in points if p is not None], {})[:-1]
+    actual = [as_point(o) for o in outcomes]
+    return [r.as_dict() for r in rows] + [row("chosen", actual, dict.fromkeys(GROUPS, 0.0)).as_dict()]
+
+
+def _render_risk(report: dict[str, Any]) -> list[str]:
+    rows = report.get("risk_coverage") or []
+    if not rows:
+        return []
+    lines = ["", "  risk–coverage (every action group at one threshold; 'chosen': as decided)"]
+    lines.append("  threshold      harmful       automated    automation")
+    for r in rows:
+        lines.append(
+            f"  {r['threshold']:>9}   {100 * r['harmful_rate']:5.1f}% ({r['harmful']:>3})   "
+            f"{r['automated']:>5}/{r['emails']:<5}   {100 * r['automation_rate']:6.1f}%"
+        )
+    if report.get("operating_point"):
+        chosen = ", ".join(f"{group} ≥ {value:.2f}" for group, value in report["operating_point"].items())
+        lines.append(f"  operating point: {chosen}")
+    return lines
 
 
 def render(report: dict[str, Any]) -> str:
@@ -95,6 +124,8 @@ def render(report: dict[str, Any]) -> str:
     if report["model_accuracy"]:
         lines.append(f"  {'model alone (best guess)':<28} {_ratio(report['model_accuracy'])}")
     lines.append(f"  {'several requests found':<28} {_ratio(report['intents'])}")
+    lines += _render_risk(report)
+    lines.append("")
     lines.append("  language " + ", ".join(f"{code} {_ratio(r)}" for code, r in report["language"].items()))
     lines.append("  documents " + ", ".join(f"{form} {_ratio(r)}" for form, r in report["documents"].items()))
     lines += ["", f"  {'category':<28} {'precision':>9} {'recall':>7} {'support':>8}"]

@@ -161,7 +161,6 @@ def cross_validation_summary(
             key: baseline[key] for key in ("harmful_rate", "automation_rate", "category_accuracy")
         },
         "settings": {
-            "model_weight": analyser.model_weight,
             "confidence_threshold": analyser.policy.confidence_threshold,
             "trusted_authserv_id": analyser.trusted_authserv_id,
         },

@@ -13,20 +13,24 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
 import pypdfium2
 from sklearn.model_selection import StratifiedKFold
 
 from mailflow.classification.learning.model import Example, TrainedModel, TrainingError, train
+from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Attachment
 from mailflow.evaluation.corpus import LabelledEmail
-from mailflow.evaluation.metrics import Outcome
+from mailflow.evaluation.metrics import Outcome, as_point
+from mailflow.evaluation.risk import Point, choose_thresholds, risk_coverage
 from mailflow.pipeline import Analyser, Observation
 
 log = logging.getLogger(__name__)
 
 SEED = 0
+THRESHOLD_FOLDS = 4
 # A PDF with fewer letters than this in its text layer is a scan.
 TEXT_LAYER_LETTERS = 20
 
@@ -65,7 +69,66 @@ def observe_all(
 
 
 def examples(observed: Sequence[Observed]) -> list[Example]:
-    return [Example(o.seen.features, o.email.category, o.email.name) for o in observed if o.seen is not None]
+    """What the model learns from. An email the screening takes for machine mail never reaches the
+    model; labelled as something else (a mailing list's post: nothing asked of the counter), it
+    would only teach it that machine-mail facts mean that label."""
+    return [
+        Example(o.seen.features, o.email.category, o.email.name, o.email.intents)
+        for o in observed
+        if o.seen is not None
+        and (o.seen.screening.machine_category is None or o.email.category in MACHINE_CATEGORIES)
+    ]
+
+
+def fit(
+    analyser: Analyser,
+    observed: Sequence[Observed],
+    *,
+    corpus: str = "",
+    now: datetime | None = None,
+    folds: int = THRESHOLD_FOLDS,
+) -> TrainedModel:
+    """A model trained on ``observed``, with the confidence each action needs chosen on held-out emails.
+
+    The thresholds come from a K-fold run inside ``observed`` (``risk.choose_thresholds``): every
+    email is judged by a model that did not learn from it, so the thresholds are set on what unseen
+    emails look like, and a benchmark that holds emails out of ``observed`` never leaks them here.
+    """
+    model = _train(analyser, observed, corpus, now)
+    points = held_out_points(analyser, observed, folds)
+    if not points:
+        return model
+    thresholds = choose_thresholds(points)
+    table = [row.as_dict() for row in risk_coverage(points, thresholds)]
+    return model.with_thresholds(thresholds, table)
+
+
+def _train(
+    analyser: Analyser, observed: Sequence[Observed], corpus: str, now: datetime | None = None
+) -> TrainedModel:
+    topics = {product.category: product.topic for product in analyser.catalogue}
+    return train(examples(observed), corpus=corpus, now=now, vectors=analyser.word_vectors, topics=topics)
+
+
+def held_out_points(analyser: Analyser, observed: Sequence[Observed], folds: int) -> list[Point]:
+    """Every email as a model trained without it would handle it, with no confidence threshold."""
+    usable = [o for o in observed if o.seen is not None]
+    if folds < 2 or len(usable) < 2 * folds:
+        return []
+    labels = np.array([o.email.category for o in usable])
+    permissive = replace(analyser.policy, confidence_threshold=0.0, action_thresholds={})
+    points = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=SEED).split(usable, labels))
+    for train_index, test_index in splits:
+        try:
+            model = _train(analyser, [usable[i] for i in train_index], "threshold fold")
+        except TrainingError:
+            return []
+        fold = replace(analyser, model=model, policy=permissive)
+        points.extend(as_point(_conclude(fold, usable[i])) for i in test_index)
+    return points
 
 
 def score(analyser: Analyser, observed: Sequence[Observed]) -> Run:
@@ -88,8 +151,8 @@ def cross_validate(
         splits = list(splitter.split(np.zeros(len(labels)), labels))
     for number, (train_index, test_index) in enumerate(splits, 1):
         try:
-            model: TrainedModel | None = train(
-                examples([observed[i] for i in train_index]), corpus=f"fold {number}"
+            model: TrainedModel | None = fit(
+                analyser, [observed[i] for i in train_index], corpus=f"fold {number}"
             )
         except TrainingError as exc:
             model = None
@@ -160,9 +223,12 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
         for i, kind in enumerate(email.documents)
     )
     model_category = None
+    unthresholded = None
     if analyser.model is not None:
         guesses = analyser.model.predict(seen.features)
         model_category = max(guesses, key=guesses.__getitem__)
+        if analyser.model.card.thresholds or analyser.policy.confidence_threshold > 0:
+            unthresholded = _unthresholded(analyser, observed)
     return Outcome(
         **base,
         category=decision.category,
@@ -171,6 +237,20 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
         intents=decision.intents,
         documents=documents,
         milliseconds=elapsed,
+        confidence=decision.confidence,
         attachments=len(seen.message.attachments),
         model_category=model_category,
+        unthresholded=unthresholded,
     )
+
+
+def _unthresholded(analyser: Analyser, observed: Observed) -> Point:
+    """The email as it would be handled if no action needed any confidence: a risk–coverage point."""
+    assert analyser.model is not None
+    permissive = replace(
+        analyser,
+        model=analyser.model.with_thresholds({}),
+        policy=replace(analyser.policy, confidence_threshold=0.0, action_thresholds={}),
+    )
+    outcome = _conclude(permissive, replace(observed, milliseconds=0.0))
+    return as_point(outcome)

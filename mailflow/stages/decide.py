@@ -6,7 +6,11 @@ Pure. The rules apply in the taxonomy's order; the first that applies wins:
    enough confidence) is ignored, even when its sender is also unverified;
 2. an unverified sender (DMARC fail; no verdict too when authentication is required) goes to triage;
 3. several requests (``intents``) go to triage;
-4. a confidence below the threshold goes to triage, the category staying the best guess;
+4. a confidence below what the action needs goes to triage, the category staying the best guess.
+   Acting (``file``, ``request_documents``, ``book``, ``online``) needs more certainty than pointing a
+   question to the Information Centre: each action group's threshold was chosen from a risk–coverage
+   curve on held-out emails when the model was trained, and is stored with it
+   (``DecisionPolicy.action_thresholds``); without one, ``confidence_threshold`` applies;
 
 otherwise the product's channel from the catalogue, where a ``file`` product none of whose required
 documents (any one of) is attached becomes ``request_documents``. When an attachment could not be
@@ -17,14 +21,26 @@ taxonomy's "anything risky"; ``DecisionPolicy.triage_unrecognised_attachments`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from mailflow.classification.catalogue import Catalogue
 from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Action, Classification, Decision, Screening
 
 UNRECOGNISED = "other"  # the document kind of an attachment nothing could be read from
+ACTING = frozenset({Action.FILE, Action.REQUEST_DOCUMENTS, Action.BOOK, Action.ONLINE})
+_VERBS = {
+    "act": "act on it",
+    "redirect_info": "answer it as a question",
+    "redirect_other": "send it to another service",
+    "ignore": "ignore it",
+}
+
+
+def action_group(action: Action) -> str:
+    """The group whose confidence threshold an action needs: "act", or the action's own name."""
+    return "act" if action in ACTING else action.value
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,11 @@ class DecisionPolicy:
     confidence_threshold: float
     require_authentication: bool  # an email without a DMARC verdict counts as failed
     triage_unrecognised_attachments: bool = True
+    # Per action group ("act", "redirect_info", "redirect_other", "ignore"): the confidence it needs.
+    action_thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, action: Action) -> float:
+        return self.action_thresholds.get(action_group(action), self.confidence_threshold)
 
 
 def decide(
@@ -56,8 +77,8 @@ def decide(
 
     if screening.machine_category is not None:
         return decision(Action.IGNORE, "rule 1: machine mail", category=screening.machine_category)
-    confident = classification.confidence >= policy.confidence_threshold
-    if classification.category in MACHINE_CATEGORIES and confident:
+    confidence = classification.confidence
+    if classification.category in MACHINE_CATEGORIES and confidence >= policy.threshold(Action.IGNORE):
         return decision(Action.IGNORE, f"rule 1: machine mail by its text ({classification.category})")
     if screening.sender_verdict == "fail":
         return decision(Action.TRIAGE, "rule 2: sender failed DMARC")
@@ -65,13 +86,15 @@ def decide(
         return decision(Action.TRIAGE, "rule 2: sender not authenticated and authentication is required")
     if len(classification.intents) > 1:
         return decision(Action.TRIAGE, f"rule 3: {len(classification.intents)} requests")
-    if not confident:
+    product = catalogue.product(classification.category)
+    if product.action is not Action.TRIAGE and confidence < policy.threshold(product.action):
+        needed = policy.threshold(product.action)
         return decision(
             Action.TRIAGE,
-            f"rule 4: confidence {classification.confidence:.2f} below {policy.confidence_threshold:.2f}",
+            f"rule 4: confidence {confidence:.2f} below the {needed:.2f} needed to "
+            f"{_VERBS.get(action_group(product.action), 'act on it')}",
         )
 
-    product = catalogue.product(classification.category)
     required = set(product.required_documents)
     if product.action is Action.FILE and required and not required & set(documents):
         if UNRECOGNISED in documents and policy.triage_unrecognised_attachments:

@@ -1,79 +1,114 @@
-"""Combining the rules' classification with the model's probabilities."""
+"""Combining the rules' classification with the model's prediction: category, intent, topic, several."""
 
 from __future__ import annotations
 
 import pytest
 
+from mailflow.classification.catalogue import load_catalogue
 from mailflow.classification.combine import combine
+from mailflow.classification.learning.model import Prediction
 from mailflow.domain import Classification, Screening
+from mailflow.settings import PROJECT_ROOT
 
 PERSON = Screening(machine_category=None, sender_verdict="pass")
 
 
-def model(**probabilities: float) -> dict[str, float]:
-    rest = (1.0 - sum(probabilities.values())) / 2
-    return {"card_lost": rest, "card_renewal": rest, **probabilities}
+@pytest.fixture(scope="module")
+def catalogue():
+    return load_catalogue(PROJECT_ROOT / "classifiers")
 
 
-def test_without_a_model_the_rules_stand():
+def prediction(
+    categories: dict[str, float],
+    intent: str = "request",
+    topic: str = "cards",
+    *,
+    intent_p: float = 0.95,
+    topic_p: float = 0.95,
+    several: float = 0.0,
+) -> Prediction:
+    rest = 1.0 - sum(categories.values())
+    return Prediction(
+        categories={"unclear": rest, **categories},
+        intent={intent: intent_p, "question" if intent != "question" else "request": 1 - intent_p},
+        topic={topic: topic_p, "asylum" if topic != "asylum" else "cards": 1 - topic_p},
+        several=several,
+    )
+
+
+def test_without_a_model_the_rules_stand_with_their_intent_and_topic(catalogue):
     rules = Classification("card_lost", 0.8, (), ("cue 'lost'",))
-    assert combine(rules, None, PERSON) is rules
-    assert combine(rules, {}, PERSON) is rules
+    combined = combine(rules, None, PERSON, catalogue)
+    assert (combined.category, combined.confidence, combined.reasons) == ("card_lost", 0.8, ("cue 'lost'",))
+    assert (combined.intent, combined.topic) == ("request", "cards")
 
 
-def test_machine_mail_from_the_screening_is_never_reconsidered():
+def test_machine_mail_from_the_screening_is_never_reconsidered(catalogue):
     rules = Classification("bounce", 0.99, (), ("screening: bounce",))
     screening = Screening(machine_category="bounce", sender_verdict="none")
-    assert combine(rules, model(spam=0.9), screening) is rules
+    combined = combine(rules, prediction({"card_lost": 0.9}), screening, catalogue)
+    assert (combined.category, combined.confidence, combined.intent) == ("bounce", 0.99, "machine")
 
 
-def test_agreement_keeps_the_rules_confidence():
-    rules = Classification("info_students", 0.5, (), ("cue 'student'",))
-    combined = combine(rules, model(info_students=0.95), PERSON)
-    assert (combined.category, combined.confidence) == ("info_students", 0.5)
-    assert combined.reasons == ("cue 'student'", "model agrees: p=0.95")
+def test_the_model_decides_the_category_and_its_probability_is_the_confidence(catalogue):
+    rules = Classification("card_renewal", 0.6, (), ("cue 'renew'",))
+    combined = combine(rules, prediction({"card_lost": 0.9}), PERSON, catalogue)
+    assert (combined.category, combined.confidence) == ("card_lost", 0.9)
+    assert (combined.intent, combined.topic) == ("request", "cards")
+    assert "rules say card_renewal (0.60)" in combined.reasons
 
 
-@pytest.mark.parametrize(
-    ("weight", "expected"), [(0.2, 0.8 * 0.9 + 0.2 * 0.05), (0.5, 0.5 * 0.9 + 0.5 * 0.05)]
-)
-def test_disagreement_lowers_the_rules_confidence(weight, expected):
-    rules = Classification("info_students", 0.9, (), ())
-    combined = combine(rules, model(spam=0.85, info_students=0.05), PERSON, weight=weight)
-    assert combined.category == "info_students"
-    assert combined.confidence == pytest.approx(expected, abs=1e-4)
-    assert "model disagrees: p=0.85 for spam, p=0.05 for info_students" in combined.reasons
+def test_a_question_read_as_a_request_is_not_understood(catalogue):
+    """The category is a request, but the intent head reads a question: the confidence drops."""
+    rules = Classification("switch_eplus_fplus", 0.7)
+    found = prediction(
+        {"switch_eplus_fplus": 0.9}, intent="question", topic="permanent_residence", intent_p=0.7
+    )
+    combined = combine(rules, found, PERSON, catalogue)
+    assert combined.category == "switch_eplus_fplus"
+    assert combined.intent == "question"
+    assert combined.confidence == pytest.approx(0.3)
+    assert any("intent or topic unsure" in reason for reason in combined.reasons)
 
 
-def test_disagreement_never_raises_the_confidence():
-    rules = Classification("info_students", 0.3, (), ())
-    combined = combine(rules, model(spam=0.4, info_students=0.35), PERSON, weight=0.5)
-    assert combined.confidence == 0.3
+def test_a_topic_at_odds_with_the_category_lowers_the_confidence(catalogue):
+    rules = Classification("refugee_card", 0.7)
+    found = prediction({"refugee_card": 0.9}, topic="cards", topic_p=0.8)
+    combined = combine(rules, found, PERSON, catalogue)
+    assert combined.topic == "cards"
+    assert combined.confidence == pytest.approx(0.2)
 
 
-def test_when_the_rules_find_nothing_the_model_decides():
-    rules = Classification("unclear", 0.0, (), ("no cue matched",))
-    combined = combine(rules, model(info_prolong_stay=0.83), PERSON)
-    assert (combined.category, combined.confidence) == ("info_prolong_stay", 0.83)
-    assert combined.reasons[-1] == "model: p=0.83 for info_prolong_stay (the rules found nothing)"
-
-
-def test_unclear_with_evidence_of_its_own_is_the_rules_verdict():
-    rules = Classification("unclear", 0.6, (), ("cue 'thank you'",))
-    combined = combine(rules, model(info_prolong_stay=0.7, unclear=0.1), PERSON, weight=0.2)
-    assert combined.category == "unclear"
-    assert combined.confidence == pytest.approx(0.8 * 0.6 + 0.2 * 0.1)
-
-
-def test_several_requests_stay_the_rules():
-    rules = Classification("card_renewal", 0.9, ("card_renewal", "child_card"), ())
-    combined = combine(rules, model(child_card=0.9), PERSON)
-    assert combined.category == "card_renewal"
+def test_several_requests_take_the_rules_split_when_the_model_agrees(catalogue):
+    rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
+    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue)
     assert combined.intents == ("card_renewal", "child_card")
+    assert combined.intent == "several"
 
 
-def test_a_category_the_model_never_learnt_keeps_the_rules_verdict():
-    rules = Classification("orange_card", 0.7, (), ())
-    combined = combine(rules, model(spam=0.9), PERSON)
-    assert (combined.category, combined.confidence) == ("orange_card", 0.7)
-    assert combined.reasons[-1] == "model: not trained on orange_card"
+def test_the_rules_split_alone_is_not_enough(catalogue):
+    rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
+    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.05), PERSON, catalogue)
+    assert combined.intents == ()
+    assert combined.confidence == pytest.approx(0.8 * 0.95)
+
+
+def test_several_requests_found_by_the_model_alone(catalogue):
+    rules = Classification("card_lost", 0.6)
+    two_products = prediction({"card_lost": 0.6, "departure_temporary": 0.3}, several=0.8)
+    assert combine(rules, two_products, PERSON, catalogue).intents == ("card_lost", "departure_temporary")
+    one_product = prediction({"card_lost": 0.95}, several=0.8)
+    assert combine(rules, one_product, PERSON, catalogue).intents == ("card_lost", "card_lost")
+
+
+def test_doubt_about_several_requests_lowers_the_confidence(catalogue):
+    rules = Classification("card_lost", 0.6)
+    combined = combine(rules, prediction({"card_lost": 0.9}, several=0.4), PERSON, catalogue)
+    assert combined.intents == ()
+    assert combined.confidence == pytest.approx(0.9 * 0.6)
+
+
+def test_nothing_asked_is_never_several_requests(catalogue):
+    rules = Classification("unclear", 0.3)
+    found = prediction({"status_followup": 0.9}, intent="status", topic="status", several=0.9)
+    assert combine(rules, found, PERSON, catalogue).intents == ()

@@ -255,4 +255,4 @@ def test_installed_model_takes_part_in_the_analysis(model, tmp_path: Path):
     assert analyser.model is not None and analyser.model.card.version == model.card.version
     analysis = analyser.analyse(SIMPLE_EMAIL)
     assert analysis.decision.category == "card_lost"
-    assert any(reason.startswith("model agrees") for reason in analysis.decision.reasons)
+    assert any(reason.startswith("model: card_lost") for reason in analysis.decision.reasons)

@@ -67,11 +67,11 @@ def fake_training(monkeypatch):
     """Training replaced by a record of what was trained on; measuring by the scores given."""
     trained: list[list[str]] = []
 
-    def train(examples, *, corpus="", now=None):
-        trained.append([e.source for e in examples])
+    def fit(analyser, observed, *, corpus="", now=None):
+        trained.append([o.email.name for o in observed])
         return SimpleNamespace(card=SimpleNamespace(version=f"v{len(trained)}"), corpus=corpus)
 
-    monkeypatch.setattr(promotion, "train", train)
+    monkeypatch.setattr(promotion, "fit", fit)
     return trained
 
 

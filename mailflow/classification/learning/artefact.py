@@ -26,7 +26,7 @@ import numpy as np
 import sklearn
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace
-from mailflow.classification.learning.model import ModelCard, TrainedModel
+from mailflow.classification.learning.model import Head, ModelCard, TrainedModel
 from mailflow.classification.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ def save_model(model: TrainedModel, directory: Path) -> Path:
         "parameters": dict(card.parameters),
         "evaluation": dict(card.evaluation),
     }
+    if card.thresholds:
+        manifest["thresholds"] = dict(card.thresholds)
+        manifest["risk_coverage"] = [dict(row) for row in card.risk_coverage]
     if card.trained_on:
         manifest["trained_on"] = list(card.trained_on)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
@@ -183,10 +186,35 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
         parameters=dict(manifest.get("parameters", {})),
         evaluation=dict(manifest.get("evaluation", {})),
         trained_on=tuple(str(digest) for digest in manifest.get("trained_on", ())),
+        thresholds={str(k): float(v) for k, v in dict(manifest.get("thresholds", {})).items()},
+        risk_coverage=tuple(dict(row) for row in manifest.get("risk_coverage", ())),
         sklearn_version=str(manifest.get("sklearn_version", "")),
         features_version=int(manifest["features_version"]),
     )
-    return TrainedModel(features, categories, weights, intercepts.astype(np.float64), beta, card)
+    return TrainedModel(
+        features,
+        categories,
+        weights,
+        intercepts.astype(np.float64),
+        beta,
+        card,
+        _heads(arrays, features.size),
+    )
+
+
+def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
+    heads = {}
+    for name in ("intent", "topic", "several"):
+        if f"head_{name}_labels" not in arrays:
+            continue
+        labels = tuple(str(label) for label in arrays[f"head_{name}_labels"])
+        weights, intercepts = arrays[f"head_{name}_weights"], arrays[f"head_{name}_intercepts"]
+        if weights.shape != (len(labels), size) or intercepts.shape != (len(labels),):
+            raise ArtefactError(f"the {name} head's weights do not fit its labels and the features")
+        heads[name] = Head(
+            labels, weights, intercepts.astype(np.float64), float(arrays[f"head_{name}_beta"][0])
+        )
+    return heads
 
 
 def _sha256(path: Path) -> str:

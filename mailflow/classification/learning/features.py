@@ -6,11 +6,14 @@ annex numbers, phone shorthand spelled one way), the kinds of the attached docum
 screening facts. Training and serving build their input with the one function ``model_input``, so a
 model never sees text prepared differently from what it was trained on.
 
-Three blocks of features, side by side: TF-IDF over word 1–2-grams and over character 2–5-grams
-within words (``char_wb``: robust to typos and to the many spellings of one word), and a bag of
-"fact" tokens (document kinds, machine mail, a reply to our own mail) scaled so that one document
-counts about as much as a telling phrase. ``FEATURES_VERSION`` names this recipe: a model trained
-with another recipe is not loaded.
+Five blocks of features, side by side: TF-IDF over word 1–2-grams and over character 2–5-grams
+within words (``char_wb``: robust to typos and to the many spellings of one word); a bag of "fact"
+tokens (document kinds, machine mail, a reply to our own mail) scaled so that one document counts
+about as much as a telling phrase; what the catalogue's rules found (their evidence per category,
+their verdict and their question/request balance), so that the model learns how far to trust them;
+and the email's multilingual word-vector mean (``word_vectors``), which carries what words mean
+across languages where the n-grams only know the spellings seen in training. ``FEATURES_VERSION``
+names this recipe: a model trained with another recipe is not loaded.
 """
 
 from __future__ import annotations
@@ -24,20 +27,34 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mailflow.classification.cues import normalise
-from mailflow.domain import Screening
+from mailflow.classification.taxonomy import CATEGORIES
+from mailflow.classification.word_vectors import WordVectors
+from mailflow.domain import Classification, Screening
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 WORD_NGRAMS = (1, 2)
 CHAR_NGRAMS = (2, 5)
 # A character n-gram seen in one email only is mostly a name, a number or a typo: noise to a model.
 CHAR_MIN_DF = 2
 FACT_WEIGHT = 0.5
+# The rules' block: evidence log1p(score)·RULE_SCALE per category, their verdict's confidence, and the
+# question/request balance; sized by the taxonomy, so that it means the same in every model.
+RULE_SCALE = 0.5
+_CATEGORY_INDEX = {category: index for index, category in enumerate(CATEGORIES)}
+RULE_FEATURES = 2 * len(CATEGORIES) + 2
+# The word-vector mean has unit length; scaled so that it weighs like the TF-IDF blocks.
+VECTOR_SCALE = 3.0
 
 
 @dataclass(frozen=True)
 class ModelInput:
     text: str  # normalised subject and resident's text
     facts: tuple[str, ...]  # "doc:passport", "machine:bounce", "reply:ours"
+    plain: str = ""  # the subject and resident's text as written: for the word vectors
+    rules: tuple[tuple[str, float], ...] = ()  # the rules' evidence per category
+    rules_category: str = ""
+    rules_confidence: float = 0.0
+    balance: float = 0.0  # the rules' question (> 0) / request (< 0) balance
 
 
 def model_input(
@@ -47,13 +64,38 @@ def model_input(
     screening: Screening,
     *,
     in_reply_to_ours: bool,
+    rules: Classification | None = None,
 ) -> ModelInput:
     facts = [f"doc:{kind}" for kind in sorted(set(documents))]
     if screening.machine_category:
         facts.append(f"machine:{screening.machine_category}")
     if in_reply_to_ours:
         facts.append("reply:ours")
-    return ModelInput(text=f"{normalise(subject)}\n{normalise(text)}", facts=tuple(facts))
+    return ModelInput(
+        text=f"{normalise(subject)}\n{normalise(text)}",
+        facts=tuple(facts),
+        plain=f"{subject}\n{text}",
+        rules=rules.scores if rules else (),
+        rules_category=rules.category if rules else "",
+        rules_confidence=rules.confidence if rules else 0.0,
+        balance=rules.balance if rules else 0.0,
+    )
+
+
+def rule_features(item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
+    """The rules' block as (indices, values), indices within the block."""
+    indices, values = [], []
+    for category, score in item.rules:
+        if category in _CATEGORY_INDEX and score > 0:
+            indices.append(_CATEGORY_INDEX[category])
+            values.append(np.log1p(score) * RULE_SCALE)
+    if item.rules_category in _CATEGORY_INDEX:
+        indices.append(len(CATEGORIES) + _CATEGORY_INDEX[item.rules_category])
+        values.append(item.rules_confidence)
+    if item.balance:
+        indices.append(RULE_FEATURES - 2 if item.balance > 0 else RULE_FEATURES - 1)
+        values.append(abs(item.balance) / 2)
+    return np.array(indices, dtype=np.intp), np.array(values, dtype=np.float64)
 
 
 def _word_vectoriser(vocabulary: Mapping[str, int] | None = None) -> TfidfVectorizer:
@@ -80,6 +122,7 @@ class FeatureSpace:
     words: TfidfVectorizer
     chars: TfidfVectorizer
     facts: tuple[str, ...]
+    vectors: WordVectors | None = None
     _fact_index: dict[str, int] = field(init=False, repr=False)
     _analysers: tuple[Callable[[str], list[str]], ...] = field(init=False, repr=False)
 
@@ -88,7 +131,7 @@ class FeatureSpace:
         self._analysers = (self.words.build_analyzer(), self.chars.build_analyzer())
 
     @classmethod
-    def fit(cls, inputs: Sequence[ModelInput]) -> FeatureSpace:
+    def fit(cls, inputs: Sequence[ModelInput], vectors: WordVectors | None = None) -> FeatureSpace:
         texts = [item.text for item in inputs]
         words = _word_vectoriser().fit(texts)
         try:
@@ -96,7 +139,7 @@ class FeatureSpace:
         except ValueError:  # too few emails for any n-gram to occur twice
             chars = _fit_without_min_df(texts)
         facts = tuple(sorted({fact for item in inputs for fact in item.facts}))
-        return cls(words=words, chars=chars, facts=facts)
+        return cls(words=words, chars=chars, facts=facts, vectors=vectors)
 
     def row(self, item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
         """One input's non-zero features as (indices, values): ``transform`` for one email, fast.
@@ -120,11 +163,26 @@ class FeatureSpace:
         known = sorted({self._fact_index[f] for f in item.facts if f in self._fact_index})
         indices.append(np.array(known, dtype=np.intp) + offset)
         values.append(np.full(len(known), FACT_WEIGHT))
+        offset += len(self.facts)
+        rule_indices, rule_values = rule_features(item)
+        indices.append(rule_indices + offset)
+        values.append(rule_values)
+        offset += RULE_FEATURES
+        if self.vectors is not None:
+            indices.append(np.arange(offset, offset + self.vectors.dimensions, dtype=np.intp))
+            values.append(self.vectors.embed(item.plain).astype(np.float64) * VECTOR_SCALE)
         return np.concatenate(indices), np.concatenate(values)
 
     @property
     def size(self) -> int:
-        return len(self.words.vocabulary_) + len(self.chars.vocabulary_) + len(self.facts)
+        dense = self.vectors.dimensions if self.vectors is not None else 0
+        return (
+            len(self.words.vocabulary_)
+            + len(self.chars.vocabulary_)
+            + len(self.facts)
+            + RULE_FEATURES
+            + dense
+        )
 
     def transform(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
         texts = [item.text for item in inputs]
@@ -137,7 +195,15 @@ class FeatureSpace:
             (np.full(len(rows), FACT_WEIGHT, dtype=np.float32), (rows, cols)),
             shape=(len(inputs), len(self.facts)),
         )
-        blocks = [self.words.transform(texts), self.chars.transform(texts), facts]
+        rules = sparse.lil_matrix((len(inputs), RULE_FEATURES), dtype=np.float32)
+        for row, item in enumerate(inputs):
+            indices, values = rule_features(item)
+            for column, value in zip(indices, values, strict=True):
+                rules[row, column] = value
+        blocks = [self.words.transform(texts), self.chars.transform(texts), facts, rules.tocsr()]
+        if self.vectors is not None:
+            dense = np.vstack([self.vectors.embed(item.plain) for item in inputs]) * VECTOR_SCALE
+            blocks.append(sparse.csr_matrix(dense.astype(np.float32)))
         return sparse.hstack(blocks, format="csr", dtype=np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -147,13 +213,26 @@ class FeatureSpace:
             terms = sorted(vectoriser.vocabulary_, key=vectoriser.vocabulary_.__getitem__)
             arrays[f"{name}_terms"] = np.array(terms, dtype=str)
             arrays[f"{name}_idf"] = np.asarray(vectoriser.idf_, dtype=np.float64)
+        if self.vectors is not None:
+            arrays["vector_words"] = np.array(self.vectors.words, dtype=str)
+            arrays["vector_values"] = self.vectors.vectors
+            arrays["vector_weights"] = self.vectors.weights
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> FeatureSpace:
         words = _restore(_word_vectoriser, arrays["words_terms"], arrays["words_idf"])
         chars = _restore(_char_vectoriser, arrays["chars_terms"], arrays["chars_idf"])
-        return cls(words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]))
+        vectors = None
+        if "vector_words" in arrays:
+            vectors = WordVectors(
+                words=tuple(str(w) for w in arrays["vector_words"]),
+                vectors=np.asarray(arrays["vector_values"], dtype=np.float16),
+                weights=np.asarray(arrays["vector_weights"], dtype=np.float32),
+            )
+            if vectors.vectors.shape[0] != len(vectors.words) or len(vectors.weights) != len(vectors.words):
+                raise ValueError("word vectors, words and weights differ in number")
+        return cls(words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]), vectors=vectors)
 
 
 def _fit_without_min_df(texts: Iterable[str]) -> TfidfVectorizer:

@@ -36,6 +36,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput
+from mailflow.classification.taxonomy import intent_of
+from mailflow.classification.word_vectors import WordVectors
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,32 @@ class Example:
     input: ModelInput
     category: str
     source: str = ""  # where it came from (a file name, a correction id): for reports only
+    intents: tuple[str, ...] = ()  # its several requests, when it has several
+
+
+@dataclass(frozen=True)
+class Head:
+    """One more calibrated linear classifier over the same features: intent, topic, several requests."""
+
+    labels: tuple[str, ...]
+    weights: np.ndarray = field(repr=False)
+    intercepts: np.ndarray = field(repr=False)
+    beta: float
+
+    def predict(self, indices: np.ndarray, values: np.ndarray) -> dict[str, float]:
+        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        exp = np.exp(logits - logits.max())
+        return {label: float(p) for label, p in zip(self.labels, exp / exp.sum(), strict=True)}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's view of one email: its categories, and what is asked about what."""
+
+    categories: dict[str, float]
+    intent: dict[str, float]
+    topic: dict[str, float]
+    several: float  # the probability that it asks for several things (or for several persons)
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,9 @@ class ModelCard:
     # Short SHA-256 digests of the emails trained on: a later retraining can then tell which
     # held-out emails this model has seen (its figures on those would flatter it).
     trained_on: tuple[str, ...] = ()
+    # The confidence each action group needs ("act", "redirect_info", …), chosen on held-out emails.
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    risk_coverage: tuple[Mapping[str, Any], ...] = ()  # the held-out table the thresholds came from
     sklearn_version: str = sklearn.__version__
     features_version: int = FEATURES_VERSION
 
@@ -82,6 +113,7 @@ class TrainedModel:
     intercepts: np.ndarray = field(repr=False)  # (categories,)
     beta: float  # inverse temperature
     card: ModelCard
+    heads: Mapping[str, Head] = field(default_factory=dict)  # "intent", "topic", "several"
 
     def probabilities(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """Calibrated probabilities, one row per input, columns in ``categories`` order."""
@@ -98,17 +130,42 @@ class TrainedModel:
         exp = np.exp(logits - logits.max())
         return {category: float(p) for category, p in zip(self.categories, exp / exp.sum(), strict=True)}
 
+    def predict_all(self, item: ModelInput) -> Prediction:
+        indices, values = self.features.row(item)
+        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        exp = np.exp(logits - logits.max())
+        categories = {c: float(p) for c, p in zip(self.categories, exp / exp.sum(), strict=True)}
+        heads = {name: head.predict(indices, values) for name, head in self.heads.items()}
+        return Prediction(
+            categories=categories,
+            intent=heads.get("intent", {}),
+            topic=heads.get("topic", {}),
+            several=heads.get("several", {}).get("yes", 0.0),
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             **self.features.to_arrays(),
             "categories": np.array(self.categories, dtype=str),
             "weights": self.weights,
             "intercepts": self.intercepts,
             "beta": np.array([self.beta], dtype=np.float64),
         }
+        for name, head in self.heads.items():
+            arrays[f"head_{name}_labels"] = np.array(head.labels, dtype=str)
+            arrays[f"head_{name}_weights"] = np.asarray(head.weights, dtype=np.float32)
+            arrays[f"head_{name}_intercepts"] = head.intercepts
+            arrays[f"head_{name}_beta"] = np.array([head.beta], dtype=np.float64)
+        return arrays
 
     def with_evaluation(self, evaluation: Mapping[str, Any]) -> TrainedModel:
         return replace(self, card=replace(self.card, evaluation=dict(evaluation)))
+
+    def with_thresholds(
+        self, thresholds: Mapping[str, float], table: Sequence[Mapping[str, Any]] = ()
+    ) -> TrainedModel:
+        card = replace(self.card, thresholds=dict(thresholds), risk_coverage=tuple(table))
+        return replace(self, card=card)
 
     def with_trained_on(self, digests: Iterable[str]) -> TrainedModel:
         return replace(self, card=replace(self.card, trained_on=tuple(sorted(set(digests)))))
@@ -120,16 +177,36 @@ def train(
     corpus: str = "",
     c: float = SVM_C,
     now: datetime | None = None,
+    vectors: WordVectors | None = None,
+    topics: Mapping[str, str] | None = None,
 ) -> TrainedModel:
-    """Fit a model on labelled examples from any source; TrainingError when they cannot make one."""
+    """Fit a model on labelled examples from any source; TrainingError when they cannot make one.
+
+    Besides the category, heads for the intent (from the taxonomy), the topic (``topics``: the
+    catalogue's topic of each category) and several requests are fitted on the same features.
+    """
     chosen, left_out = _usable(list(examples))
     counts = Counter(example.category for example in chosen)
     inputs = [example.input for example in chosen]
     labels = np.array([example.category for example in chosen])
-    features = FeatureSpace.fit(inputs)
+    features = FeatureSpace.fit(inputs, vectors)
     matrix = features.transform(inputs)
     folds = min(CALIBRATION_FOLDS, min(counts.values()))
     categories, weights, intercepts, beta = linear_form(fit_calibrated(matrix, labels, c=c, folds=folds))
+    head_labels = {
+        "intent": [intent_of(example.category) for example in chosen],
+        "several": ["yes" if len(example.intents) > 1 else "no" for example in chosen],
+    }
+    if topics:
+        head_labels["topic"] = [topics.get(example.category, "none") for example in chosen]
+    heads = {}
+    for name, values in head_labels.items():
+        head_counts = Counter(values)
+        if len(head_counts) < 2 or min(head_counts.values()) < MIN_EXAMPLES:
+            continue
+        head_folds = min(CALIBRATION_FOLDS, min(head_counts.values()))
+        fitted = linear_form(fit_calibrated(matrix, np.array(values), c=c, folds=head_folds))
+        heads[name] = Head(*fitted)
     when = now or datetime.now(UTC)
     model = TrainedModel(
         features=features,
@@ -137,6 +214,7 @@ def train(
         weights=weights,
         intercepts=intercepts,
         beta=beta,
+        heads=heads,
         card=ModelCard(
             version="",
             trained_at=when.isoformat(timespec="seconds"),
