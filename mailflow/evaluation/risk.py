@@ -2,12 +2,12 @@
 
 Pure. A ``Point`` is one held-out email as the model would have handled it with no threshold at all:
 the action group it would take, its confidence, and whether that would have harmed (a wrong category
-or action sent or filed) — see ``metrics.Outcome.harmful``. ``choose_thresholds`` picks, per action
-group, the lowest confidence at which the harmful share of what would be automated stays within that
-group's risk budget: acting on a request (``act``) and ignoring an email as junk (``ignore``) may
-harm least; pointing a question to the Information Centre or to another service may harm a little
-more. The share is estimated with one harmful email added (Laplace), so that a threshold chosen on a
-few emails does not promise more than they show.
+or action sent or filed) — see ``metrics.Outcome.harmful``. ``choose_thresholds`` picks one threshold
+per action group — acting on a request (``act``), answering a question (``redirect_info``), pointing
+to another service (``redirect_other``), ignoring junk (``ignore``) — so that the most emails are
+handled rightly while the harmful share of all emails stays within one budget, estimated with one
+harmful email added (Laplace) so that thresholds chosen on a few emails do not promise more than
+they show. Acting never needs less confidence than answering a question.
 """
 
 from __future__ import annotations
@@ -15,10 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 GROUPS = ("act", "redirect_info", "redirect_other", "ignore")
-RISK_BUDGET = {"act": 0.01, "redirect_info": 0.02, "redirect_other": 0.02, "ignore": 0.01}
+# The harmful share of all held-out emails the chosen thresholds may reach, one harmful email added
+# (Laplace), so that thresholds chosen on a few emails do not promise more than they show.
+RISK_BUDGET = 0.006
 # No threshold is lower than this, whatever the held-out emails show.
 FLOOR = 0.3
+CANDIDATES = 40  # thresholds tried per group: quantiles of its confidences
 TABLE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
@@ -31,18 +36,43 @@ class Point:
     automatable: bool  # its expected action is not triage
 
 
-def choose_thresholds(points: Sequence[Point], budget: Mapping[str, float] = RISK_BUDGET) -> dict[str, float]:
-    """The lowest confidence per group whose estimated harmful share is within the group's budget."""
-    chosen = {}
-    for group in GROUPS:
-        mine = sorted((p for p in points if p.group == group), key=lambda p: -p.confidence)
-        threshold, harmful = 1.0, 0
-        for count, point in enumerate(mine, 1):
-            harmful += point.harmful
-            if (harmful + 1) / (count + 1) <= budget[group]:
-                threshold = point.confidence
-        chosen[group] = round(max(FLOOR, min(threshold, 1.0)), 4)
-    return chosen
+def choose_thresholds(points: Sequence[Point], budget: float = RISK_BUDGET) -> dict[str, float]:
+    """Per group, the thresholds that automate most emails rightly while the estimated harmful share
+    of all emails, (harmful + 1) / (emails + 1), stays within ``budget``; acting on a request never
+    needs less confidence than answering a question. A group never seen is never automated."""
+    curves = {group: _curve([p for p in points if p.group == group]) for group in GROUPS}
+    allowed = budget * (len(points) + 1) - 1
+    grids = [np.array(curves[g][0]) for g in GROUPS]
+    harm = sum(
+        np.array(curves[g][1]).reshape([-1 if i == k else 1 for i in range(len(GROUPS))])
+        for k, g in enumerate(GROUPS)
+    )
+    right = sum(
+        np.array(curves[g][2]).reshape([-1 if i == k else 1 for i in range(len(GROUPS))])
+        for k, g in enumerate(GROUPS)
+    )
+    act, info = GROUPS.index("act"), GROUPS.index("redirect_info")
+    ordered = grids[act].reshape(-1, 1, 1, 1) >= grids[info].reshape(1, -1, 1, 1)
+    feasible = (harm <= allowed) & ordered
+    if not feasible.any():
+        return dict.fromkeys(GROUPS, 1.0)
+    # Most right answers; among those, least harm; then the highest thresholds.
+    score = np.where(feasible, right * (len(points) + 1) - harm, -np.inf)
+    best = np.unravel_index(int(np.argmax(score)), score.shape)
+    return {g: round(max(FLOOR, float(grids[k][best[k]])), 4) for k, g in enumerate(GROUPS)}
+
+
+def _curve(points: Sequence[Point]) -> tuple[list[float], list[int], list[int]]:
+    """(thresholds, harmful, right) when the group acts at or above each threshold; 1.01 acts on none."""
+    confidences = sorted({p.confidence for p in points if p.confidence >= FLOOR}, reverse=True)
+    if len(confidences) > CANDIDATES:
+        confidences = [
+            confidences[round(i * (len(confidences) - 1) / (CANDIDATES - 1))] for i in range(CANDIDATES)
+        ]
+    thresholds = [1.01, *confidences]
+    harmful = [sum(p.harmful for p in points if p.confidence >= t) for t in thresholds]
+    right = [sum(p.correct for p in points if p.confidence >= t) for t in thresholds]
+    return thresholds, harmful, right
 
 
 @dataclass(frozen=True)
