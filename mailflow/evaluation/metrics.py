@@ -112,7 +112,7 @@ class Figures:
     action: Ratio
     categories: dict[str, CategoryFigures]
     confusion: list[tuple[str, str, int]]  # (expected, predicted, count), off the diagonal only
-    languages: dict[str, Ratio]  # "nl", "fr", "en", "nl+fr+en", "all"
+    languages: dict[str, Ratio]  # "nl", "fr", "en", "nl+fr+en", "all", "reply" (the reply's language)
     documents: dict[str, Ratio]  # by attachment format
     intents: Ratio  # emails with several requests whose requests were all found
     model: Ratio | None  # the model's own best guess, where one was made
@@ -154,7 +154,17 @@ def language_accuracy(outcomes: Sequence[Outcome]) -> dict[str, Ratio]:
     figures = {code: ratio([o for o in labelled if o.expected_language == code]) for code in OWN_LANGUAGES}
     figures["nl+fr+en"] = ratio([o for o in labelled if o.expected_language in OWN_LANGUAGES])
     figures["all"] = ratio(labelled)
+    figures["reply"] = Ratio(
+        sum(reply_language(o.language) == reply_language(o.expected_language) for o in labelled),
+        len(labelled),
+    )
     return figures
+
+
+def reply_language(language: str) -> str:
+    """The language a reply is written in: the resident's when nl, fr or en, else English with a Dutch
+    line on top (``taxonomy.md``) — the same reply for every other language."""
+    return language if language in OWN_LANGUAGES else "other"
 
 
 def document_accuracy(outcomes: Iterable[Outcome]) -> dict[str, Ratio]:

@@ -9,16 +9,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailflow.evaluation.metrics import Figures, Outcome, Ratio, as_point
-from mailflow.evaluation.risk import GROUPS, risk_coverage, row
+from mailflow.evaluation.risk import GROUPS, describe, risk_coverage, row
 
 TARGETS = {
-    "harmful_rate": ("≤", 0.02),
+    "harmful_rate": ("≤", 0.01),
     "automation_rate": ("≥", 0.85),
+    "category_accuracy": ("≥", 0.90),
+    "reply_language": ("≥", 0.98),
+    "several_requests_split": ("≥", 0.80),
     "language_nl_fr_en": ("≥", 0.97),
     "documents_text_pdf": ("≥", 0.90),
     "documents_image": ("≥", 0.75),
 }
-MS_TARGET = 20.0
+MS_TARGET = 30.0
 
 
 def as_dict(figures: Figures, outcomes: Sequence[Outcome], *, corpus: str, mode: str) -> dict[str, Any]:
@@ -89,8 +92,7 @@ def _render_risk(report: dict[str, Any]) -> list[str]:
             f"{r['automated']:>5}/{r['emails']:<5}   {100 * r['automation_rate']:6.1f}%"
         )
     if report.get("operating_point"):
-        chosen = ", ".join(f"{group} ≥ {value:.2f}" for group, value in report["operating_point"].items())
-        lines.append(f"  operating point: {chosen}")
+        lines.append(f"  operating point: {describe(report['operating_point'])}")
     return lines
 
 
@@ -102,6 +104,9 @@ def render(report: dict[str, Any]) -> str:
     checks = {
         "harmful_rate": report["harmful_rate"],
         "automation_rate": report["automation_rate"],
+        "category_accuracy": report["category_accuracy"],
+        "reply_language": report["language"].get("reply"),
+        "several_requests_split": report["intents"],
         "language_nl_fr_en": report["language"].get("nl+fr+en"),
         "documents_text_pdf": report["documents"].get("text_pdf"),
         "documents_image": report["documents"].get("image"),

@@ -23,6 +23,7 @@ GROUPS = ("act", "redirect_info", "redirect_other", "ignore")
 RISK_BUDGET = 0.006
 # No threshold is lower than this, whatever the held-out emails show.
 FLOOR = 0.3
+NEVER = 1.01  # a threshold no confidence reaches: the group is never automated
 CANDIDATES = 40  # thresholds tried per group: quantiles of its confidences
 TABLE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -52,24 +53,25 @@ def choose_thresholds(points: Sequence[Point], budget: float = RISK_BUDGET) -> d
         for k, g in enumerate(GROUPS)
     )
     act, info = GROUPS.index("act"), GROUPS.index("redirect_info")
-    ordered = grids[act].reshape(-1, 1, 1, 1) >= grids[info].reshape(1, -1, 1, 1)
+    info_grid = grids[info].reshape(1, -1, 1, 1)
+    ordered = (grids[act].reshape(-1, 1, 1, 1) >= info_grid) | (info_grid >= NEVER)
     feasible = (harm <= allowed) & ordered
     if not feasible.any():
-        return dict.fromkeys(GROUPS, 1.0)
+        return dict.fromkeys(GROUPS, NEVER)
     # Most right answers; among those, least harm; then the highest thresholds.
     score = np.where(feasible, right * (len(points) + 1) - harm, -np.inf)
     best = np.unravel_index(int(np.argmax(score)), score.shape)
-    return {g: round(max(FLOOR, float(grids[k][best[k]])), 4) for k, g in enumerate(GROUPS)}
+    return {g: round(float(grids[k][best[k]]), 4) for k, g in enumerate(GROUPS)}
 
 
 def _curve(points: Sequence[Point]) -> tuple[list[float], list[int], list[int]]:
-    """(thresholds, harmful, right) when the group acts at or above each threshold; 1.01 acts on none."""
+    """(thresholds, harmful, right) when the group acts at or above each threshold; NEVER on none."""
     confidences = sorted({p.confidence for p in points if p.confidence >= FLOOR}, reverse=True)
     if len(confidences) > CANDIDATES:
         confidences = [
             confidences[round(i * (len(confidences) - 1) / (CANDIDATES - 1))] for i in range(CANDIDATES)
         ]
-    thresholds = [1.01, *confidences]
+    thresholds = [NEVER, *confidences]
     harmful = [sum(p.harmful for p in points if p.confidence >= t) for t in thresholds]
     right = [sum(p.correct for p in points if p.confidence >= t) for t in thresholds]
     return thresholds, harmful, right
@@ -105,7 +107,7 @@ class Row:
 
 def row(label: str, points: Sequence[Point], thresholds: Mapping[str, float]) -> Row:
     """The figures when each group acts at or above its threshold."""
-    acted = [p for p in points if p.group and p.confidence >= thresholds.get(p.group, 1.01)]
+    acted = [p for p in points if p.group and p.confidence >= thresholds.get(p.group, NEVER)]
     return Row(
         label=label,
         harmful=sum(p.harmful for p in acted),
@@ -123,6 +125,12 @@ def risk_coverage(points: Sequence[Point], chosen: Mapping[str, float]) -> list[
     return rows
 
 
+def describe(chosen: Mapping[str, float]) -> str:
+    return ", ".join(
+        f"{group} never" if value >= NEVER else f"{group} ≥ {value:.2f}" for group, value in chosen.items()
+    )
+
+
 def render(rows: Iterable[Row], chosen: Mapping[str, float]) -> list[str]:
     lines = ["  threshold   harmful          automated        automation"]
     for r in rows:
@@ -130,5 +138,5 @@ def render(rows: Iterable[Row], chosen: Mapping[str, float]) -> list[str]:
             f"  {r.label:>9}   {100 * r.harmful_rate:5.1f}% ({r.harmful:>3})   "
             f"{r.automated:>4}/{r.emails:<4}        {100 * r.automation:5.1f}%"
         )
-    lines.append("  chosen: " + ", ".join(f"{group} ≥ {value:.2f}" for group, value in chosen.items()))
+    lines.append("  chosen: " + describe(chosen))
     return lines

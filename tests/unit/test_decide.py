@@ -20,6 +20,7 @@ PRODUCTS = {
     "card_lost": Product("card_lost", Action.BOOK, TITLE, product_id="lost"),
     "departure_permanent": Product("departure_permanent", Action.ONLINE, TITLE, link="https://stad.gent/x"),
     "info_asylum": Product("info_asylum", Action.REDIRECT_INFO, TITLE, product_id="asylum"),
+    "other_service": Product("other_service", Action.REDIRECT_OTHER, TITLE, link="https://stad.gent/eid"),
     "unclear": Product("unclear", Action.TRIAGE, TITLE),
     "spam": Product("spam", Action.IGNORE, TITLE),
 }
@@ -121,6 +122,39 @@ def test_low_confidence_goes_to_triage_and_keeps_the_best_guess():
 
 def test_confidence_at_the_threshold_is_enough():
     assert decided("card_lost", 0.6).action is Action.BOOK
+
+
+MODEL_POLICY = DecisionPolicy(
+    confidence_threshold=0.6,
+    require_authentication=False,
+    action_thresholds={"act": 0.9, "redirect_info": 0.7, "redirect_other": 0.8, "ignore": 0.95},
+)
+
+
+@pytest.mark.parametrize(
+    ("category", "enough", "too_little", "verb"),
+    [
+        ("card_lost", 0.9, 0.89, "act on it"),
+        ("return_report", 0.9, 0.89, "act on it"),
+        ("departure_permanent", 0.9, 0.89, "act on it"),
+        ("info_asylum", 0.7, 0.69, "answer it as a question"),
+        ("other_service", 0.8, 0.79, "send it to another service"),
+    ],
+)
+def test_each_action_needs_the_confidence_chosen_for_it(category, enough, too_little, verb):
+    assert decided(category, enough, policy=MODEL_POLICY).action is not Action.TRIAGE
+    doubtful = decided(category, too_little, policy=MODEL_POLICY)
+    assert doubtful.action is Action.TRIAGE and doubtful.category == category
+    assert rule(doubtful) == f"rule 4: confidence {too_little:.2f} below the {enough:.2f} needed to {verb}"
+
+
+def test_spam_by_its_text_needs_the_ignore_threshold():
+    assert decided("spam", 0.96, policy=MODEL_POLICY).action is Action.IGNORE
+    assert decided("spam", 0.9, policy=MODEL_POLICY).action is Action.TRIAGE
+
+
+def test_nothing_asked_goes_to_a_person_whatever_the_confidence():
+    assert decided("unclear", 0.99, policy=MODEL_POLICY).action is Action.TRIAGE
 
 
 # --- the product's channel --------------------------------------------------------------------------

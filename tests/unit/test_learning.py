@@ -18,7 +18,8 @@ from mailflow.classification.learning.artefact import (
 )
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput, model_input
 from mailflow.classification.learning.model import Example, TrainingError, fit_calibrated, linear_form, train
-from mailflow.domain import Screening
+from mailflow.classification.word_vectors import WordVectors
+from mailflow.domain import Classification, Screening
 
 PERSON = Screening(machine_category=None, sender_verdict="pass")
 
@@ -256,3 +257,59 @@ def test_installed_model_takes_part_in_the_analysis(model, tmp_path: Path):
     analysis = analyser.analyse(SIMPLE_EMAIL)
     assert analysis.decision.category == "card_lost"
     assert any(reason.startswith("model: card_lost") for reason in analysis.decision.reasons)
+
+
+# --- intent, topic and several-requests heads; rules and word vectors as features --------------------
+
+VECTORS = WordVectors(
+    words=("lost", "perdu", "verloren", "student", "etudiant", "leaving", "definitief"),
+    vectors=np.eye(7, 4, dtype=np.float16),
+    weights=np.ones(7, dtype=np.float32),
+)
+TOPICS = {"card_lost": "cards", "departure_permanent": "departure_return", "info_students": "students"}
+
+
+def _rich_examples() -> list[Example]:
+    rules = Classification("card_lost", 0.7, scores=(("card_lost", 4.0),), balance=-1.0)
+    found = []
+    for category, phrases in TEXTS.items():
+        for i, text in enumerate(phrases):
+            item = model_input("", text, (), PERSON, in_reply_to_ours=False, rules=rules if i % 2 else None)
+            found.append(Example(item, category, f"{category}-{i}", (category, category) if i == 0 else ()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def rich_model():
+    return train(_rich_examples(), corpus="synthetic", vectors=VECTORS, topics=TOPICS)
+
+
+def test_one_email_row_equals_the_batch_features_with_rules_and_vectors(rich_model):
+    items = [e.input for e in _rich_examples()]
+    matrix = rich_model.features.transform(items).toarray()
+    for number, item in enumerate(items):
+        indices, values = rich_model.features.row(item)
+        dense = np.zeros(rich_model.features.size)
+        np.add.at(dense, indices, values)
+        np.testing.assert_allclose(dense, matrix[number], atol=1e-5)
+
+
+def test_heads_say_what_is_asked_about_what(rich_model):
+    prediction = rich_model.predict_all(ask("ik ben mijn kaart verloren"))
+    assert max(prediction.categories, key=prediction.categories.get) == "card_lost"
+    assert max(prediction.intent, key=prediction.intent.get) == "request"
+    assert max(prediction.topic, key=prediction.topic.get) == "cards"
+    assert 0.0 <= prediction.several <= 1.0
+    question = rich_model.predict_all(ask("which documents does a student need"))
+    assert max(question.intent, key=question.intent.get) == "question"
+
+
+def test_heads_vectors_and_thresholds_survive_the_artefact(rich_model, tmp_path: Path):
+    model = rich_model.with_thresholds({"act": 0.9, "redirect_info": 0.7}, [{"threshold": "0.90"}])
+    loaded = load_model(_saved(model, tmp_path / "model"))
+    assert set(loaded.heads) == {"intent", "topic", "several"}
+    assert loaded.features.vectors is not None and loaded.features.vectors.words == VECTORS.words
+    assert loaded.card.thresholds == {"act": 0.9, "redirect_info": 0.7}
+    assert loaded.card.risk_coverage == ({"threshold": "0.90"},)
+    item = ask("j'ai perdu ma carte")
+    assert loaded.predict_all(item) == rich_model.predict_all(item)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from mailflow.evaluation.risk import FLOOR, Point, choose_thresholds, render, risk_coverage, row
+from mailflow.evaluation.risk import (
+    FLOOR,
+    NEVER,
+    Point,
+    choose_thresholds,
+    render,
+    risk_coverage,
+    row,
+)
 
 
 def points(group: str, confidences_and_harm: list[tuple[float, bool]]) -> list[Point]:
@@ -10,44 +18,47 @@ def points(group: str, confidences_and_harm: list[tuple[float, bool]]) -> list[P
 
 
 def test_the_threshold_stops_above_the_harmful_emails():
-    # 150 right answers from 0.99 down to 0.84, then harmful ones below: a single one would already
-    # make the estimated share (1 + 1) / 152 exceed the 1 % budget of acting.
-    right = [(0.99 - i * 0.001, False) for i in range(150)]
-    wrong = [(0.80 - i * 0.01, True) for i in range(10)]
+    right = [(0.99 - i * 0.001, False) for i in range(200)]
+    wrong = [(0.70 - i * 0.01, True) for i in range(10)]
     chosen = choose_thresholds(points("act", right + wrong))
-    assert chosen["act"] == round(right[-1][0], 4)
-    # With twice as many right answers above them, two harmful emails fit in the budget: 3 / 303 ≤ 1 %.
-    more = [(0.99 - i * 0.0005, False) for i in range(300)]
-    assert choose_thresholds(points("act", more + wrong))["act"] == 0.79
+    assert 0.70 < chosen["act"] <= 0.80  # all but the lowest few right answers (40 candidate thresholds)
+
+
+def test_some_harm_is_accepted_within_the_budget():
+    right = [(0.99 - i * 0.0001, False) for i in range(2000)]
+    wrong = [(0.70, True), (0.69, True)]
+    # 0.6 % of 2 002 emails allows 11 harmful ones (one counted in advance): both fit.
+    assert choose_thresholds(points("act", right + wrong))["act"] == 0.69
 
 
 def test_a_group_that_is_never_safe_enough_is_never_automated():
-    mixed = [(0.99, i % 3 == 0) for i in range(60)]
-    assert choose_thresholds(points("act", mixed))["act"] == 1.0
+    mixed = [(0.99, i % 3 == 0) for i in range(300)]
+    assert choose_thresholds(points("act", mixed))["act"] == NEVER
 
 
 def test_a_group_without_held_out_emails_is_never_automated():
-    assert choose_thresholds(points("act", [(0.9, False)] * 500))["ignore"] == 1.0
+    assert choose_thresholds(points("act", [(0.9, False)] * 500))["ignore"] == NEVER
 
 
 def test_a_few_emails_promise_little():
-    """Laplace: five right answers alone cannot show a 1 % risk."""
-    assert choose_thresholds(points("act", [(0.95, False)] * 5))["act"] == 1.0
+    """Laplace: with one harmful email counted in advance, 100 emails cannot show a 0.6 % risk."""
+    assert choose_thresholds(points("act", [(0.95, False)] * 100))["act"] == NEVER
 
 
-def test_questions_may_risk_more_than_acting():
-    # One harmful email in 80: 2.5 % — too much to act on, acceptable for a question? Not at 2 % either.
-    same = [(0.9 - i * 0.001, i == 40) for i in range(150)]
-    chosen = choose_thresholds(points("act", same) + points("redirect_info", same))
-    assert chosen["redirect_info"] <= chosen["act"]
+def test_acting_never_needs_less_confidence_than_answering_a_question():
+    questions = [(0.6 + i * 0.0001, False) for i in range(1000)]
+    requests = [(0.9 + i * 0.0001, False) for i in range(1000)]
+    chosen = choose_thresholds(points("redirect_info", questions) + points("act", requests))
+    assert chosen["act"] >= chosen["redirect_info"]
 
 
 def test_thresholds_never_go_below_the_floor():
-    assert choose_thresholds(points("act", [(0.01, False)] * 1000))["act"] == FLOOR
+    assert choose_thresholds(points("act", [(0.01, False)] * 1000))["act"] == NEVER
+    assert choose_thresholds(points("act", [(0.31, False)] * 1000))["act"] == FLOOR + 0.01
 
 
 def test_rows_count_what_would_be_automated():
-    pts = points("act", [(0.9, False), (0.8, True), (0.4, False)]) + [Point("", 0.99, False, False, False)]
+    pts = [*points("act", [(0.9, False), (0.8, True), (0.4, False)]), Point("", 0.99, False, False, False)]
     figures = row("x", pts, {"act": 0.5})
     assert (figures.automated, figures.harmful, figures.correct, figures.emails) == (2, 1, 1, 4)
     assert figures.automatable == 3
