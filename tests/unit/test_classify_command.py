@@ -1,4 +1,4 @@
-"""``mailflow classify --json``: per email the category, the intent, the topic and why it waits for a person."""
+"""``mailflow classify --json``: the category, the intent, the topic and why an email waits for a person."""
 
 from __future__ import annotations
 
