@@ -62,7 +62,7 @@ def build_analyser(
         signer=signer,
         case_lookup=case_lookup,
         catalogue=catalogue or load_catalogue(settings.classifiers_dir),
-        language_detector=LanguageDetector(),
+        language_detector=LanguageDetector(low_accuracy=settings.language_accuracy == "low"),
         document_rules=load_rules(settings.classifiers_dir / "documents.toml"),
         policy=DecisionPolicy(
             confidence_threshold=settings.confidence_threshold,

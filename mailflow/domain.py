@@ -133,6 +133,7 @@ class Classification:
     balance: float = 0.0
     intent: str = ""  # what is asked: request, question, status, cancel, nothing, machine, several
     topic: str = ""  # what it is about: the product family of the catalogue
+    several: float = 0.0  # the model's probability that it asks for several things
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mailflow.classification.catalogue import Catalogue
-from mailflow.classification.combine import combine
+from mailflow.classification.combine import SEVERAL, combine
 from mailflow.classification.learning.features import ModelInput, model_input
 from mailflow.classification.learning.model import TrainedModel
 from mailflow.classification.rules import classify
@@ -109,7 +109,10 @@ class Analyser:
         """Classify (rules and model combined) and decide."""
         kinds = seen.kinds
         prediction = self.model.predict_all(seen.features) if self.model is not None else None
-        classification = combine(seen.rules, prediction, seen.screening, self.catalogue)
+        several_from = self.model.card.thresholds.get("several", SEVERAL) if self.model else SEVERAL
+        classification = combine(
+            seen.rules, prediction, seen.screening, self.catalogue, several_from=several_from
+        )
         classification = follow_up_classification(classification, seen.thread, kinds)
         thread = seen.thread
         on_file = thread.case.documents if thread and thread.case.category == classification.category else ()
@@ -129,7 +132,8 @@ class Analyser:
     def policy_for_model(self) -> DecisionPolicy:
         """The decision policy with the confidence each action needs, as chosen for the installed model."""
         thresholds = self.model.card.thresholds if self.model is not None else {}
-        return replace(self.policy, action_thresholds=thresholds) if thresholds else self.policy
+        actions = {group: value for group, value in thresholds.items() if group != "several"}
+        return replace(self.policy, action_thresholds=actions) if actions else self.policy
 
     def answers_our_mail(self, message: ParsedMessage) -> bool:
         suffix = f"@{self.own_domain.lower()}>"

@@ -8,8 +8,9 @@ when the intent or topic heads disagree with that category: an email the model r
 but files as a request, or about cards but files under asylum, is one it does not understand, and
 such an email must go to a person rather than get a wrong reply.
 
-Several requests come from the model's several-requests head and the rules' own finding together:
-the rules name which requests (one per person), the head says whether there really are several.
+Several requests: the model's several-requests head says whether an email asks for several things
+(from the probability chosen with the model's thresholds, ``several_from``); the rules, when they
+found them, name which requests (one per person), else the model's next best category does.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -23,10 +24,9 @@ from mailflow.classification.learning.model import Prediction
 from mailflow.classification.taxonomy import MACHINE_CATEGORIES, STATUS_FOLLOWUP, UNCLEAR, intent_of
 from mailflow.domain import Classification, Screening
 
-# The several-requests head's probability above which an email asks for several things; or this
-# lower one when the rules also found several requests.
+# The several-requests head's probability from which an email asks for several things, unless the
+# model's thresholds say otherwise.
 SEVERAL = 0.5
-SEVERAL_WITH_RULES = 0.15
 # A second category is one of the several requests when the model gives it this much probability.
 SECOND_REQUEST = 0.15
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
@@ -37,6 +37,8 @@ def combine(
     prediction: Prediction | None,
     screening: Screening,
     catalogue: Catalogue,
+    *,
+    several_from: float = SEVERAL,
 ) -> Classification:
     """The classification of one email (``prediction`` None: no model, the rules alone)."""
     if prediction is None or screening.machine_category is not None:
@@ -59,10 +61,7 @@ def combine(
     )
     reasons.append(rule_note)
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
-    intents = several_requests(best, rules.intents, prediction, catalogue)
-    if not intents and prediction.several > 0:
-        # Acting on one request of several harms: it counts against acting at all.
-        confidence *= 1.0 - prediction.several
+    intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
     if intents:
         intent = "several"
         reasons.append(f"several requests: {', '.join(intents)} (p={prediction.several:.2f})")
@@ -75,19 +74,21 @@ def combine(
         balance=rules.balance,
         intent=intent,
         topic=topic,
+        several=round(prediction.several, 4),
     )
 
 
 def several_requests(
-    best: str, found_by_rules: Sequence[str], prediction: Prediction, catalogue: Catalogue
+    best: str,
+    found_by_rules: Sequence[str],
+    prediction: Prediction,
+    catalogue: Catalogue,
+    several_from: float = SEVERAL,
 ) -> tuple[str, ...]:
     """The requests of an email that asks for several things, or () when it asks for one."""
-    if best in _NEVER_SEVERAL:
+    if best in _NEVER_SEVERAL or prediction.several < several_from:
         return ()
-    by_rules = len(found_by_rules) > 1 and best in found_by_rules
-    if prediction.several < (SEVERAL_WITH_RULES if by_rules else SEVERAL):
-        return ()
-    if by_rules:
+    if len(found_by_rules) > 1 and best in found_by_rules:
         return tuple(found_by_rules)
     others = [
         category

@@ -160,7 +160,10 @@ def bench_classify(
     run = (
         cross_validate(analyser, observed, folds, progress=_progress) if folds else score(analyser, observed)
     )
-    report = as_dict(figures(run.outcomes), run.outcomes, corpus=str(directory), mode=run.mode)
+    thresholds = analyser.model.card.thresholds if analyser.model is not None else {}
+    report = as_dict(
+        figures(run.outcomes), run.outcomes, corpus=str(directory), mode=run.mode, thresholds=thresholds
+    )
     if analyser.model is not None and analyser.model.card.thresholds:
         report["operating_point"] = dict(analyser.model.card.thresholds)
     elif folds:

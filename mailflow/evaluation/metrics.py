@@ -43,6 +43,7 @@ class Outcome:
     documents: tuple[tuple[str, str, str], ...] = ()
     milliseconds: float = 0.0
     confidence: float = 0.0
+    several: float = 0.0  # the model's probability of several requests
     attachments: int = 0
     model_category: str | None = None  # the model's own best guess, when a model was used
     # How it would have been handled had no action needed any confidence (with a model only).
@@ -75,6 +76,7 @@ def as_point(outcome: Outcome) -> Point:
         harmful=outcome.harmful,
         correct=outcome.correct_automation,
         automatable=outcome.expected_action != TRIAGE,
+        several=outcome.several,
     )
 
 

@@ -5,7 +5,7 @@ Only file names, categories, actions and figures appear: never an email's text o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailflow.evaluation.metrics import Figures, Outcome, Ratio, as_point
@@ -24,7 +24,14 @@ TARGETS = {
 MS_TARGET = 30.0
 
 
-def as_dict(figures: Figures, outcomes: Sequence[Outcome], *, corpus: str, mode: str) -> dict[str, Any]:
+def as_dict(
+    figures: Figures,
+    outcomes: Sequence[Outcome],
+    *,
+    corpus: str,
+    mode: str,
+    thresholds: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     def ratio(r: Ratio | None) -> dict[str, Any] | None:
         return None if r is None else {"value": _round(r.value), "hits": r.hits, "total": r.total}
 
@@ -51,7 +58,7 @@ def as_dict(figures: Figures, outcomes: Sequence[Outcome], *, corpus: str, mode:
             for category, c in figures.categories.items()
         },
         "confusion": [{"expected": e, "predicted": p, "count": n} for e, p, n in figures.confusion],
-        "risk_coverage": _risk_coverage(outcomes),
+        "risk_coverage": _risk_coverage(outcomes, thresholds or {}),
         "harmful": [
             {
                 "file": o.name,
@@ -70,12 +77,13 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in keys} | {"language": report["language"]}
 
 
-def _risk_coverage(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
-    """The harmful and automation rates at common thresholds, then as actually decided ("chosen")."""
+def _risk_coverage(outcomes: Sequence[Outcome], thresholds: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The harmful and automation rates at common thresholds (several requests split as chosen),
+    then as actually decided ("chosen")."""
     points = [o.unthresholded for o in outcomes]
     if not points or any(p is None for p in points):
         return []
-    rows = risk_coverage([p for p in points if p is not None], {})[:-1]
+    rows = risk_coverage([p for p in points if p is not None], thresholds)[:-1]
     actual = [as_point(o) for o in outcomes]
     return [r.as_dict() for r in rows] + [row("chosen", actual, dict.fromkeys(GROUPS, 0.0)).as_dict()]
 

@@ -24,7 +24,8 @@ RISK_BUDGET = 0.006
 # No threshold is lower than this, whatever the held-out emails show.
 FLOOR = 0.3
 NEVER = 1.01  # a threshold no confidence reaches: the group is never automated
-CANDIDATES = 40  # thresholds tried per group: quantiles of its confidences
+CANDIDATES = 25  # thresholds tried per group: quantiles of its confidences
+SEVERAL_CANDIDATES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 TABLE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
@@ -35,33 +36,45 @@ class Point:
     harmful: bool  # acting on it would harm
     correct: bool  # acting on it would be exactly right (counts towards automation)
     automatable: bool  # its expected action is not triage
+    several: float = 0.0  # the probability that it asks for several things
 
 
 def choose_thresholds(points: Sequence[Point], budget: float = RISK_BUDGET) -> dict[str, float]:
     """Per group, the thresholds that automate most emails rightly while the estimated harmful share
     of all emails, (harmful + 1) / (emails + 1), stays within ``budget``; acting on a request never
-    needs less confidence than answering a question. A group never seen is never automated."""
-    curves = {group: _curve([p for p in points if p.group == group]) for group in GROUPS}
+    needs less confidence than answering a question. A group never seen is never automated.
+
+    Chosen with them is ``several``: the probability of several requests from which an email is
+    split for a person rather than handled as one request."""
     allowed = budget * (len(points) + 1) - 1
+    best_score, chosen = -np.inf, dict.fromkeys((*GROUPS, "several"), NEVER)
+    for several in SEVERAL_CANDIDATES:
+        single = [p for p in points if p.several < several]
+        found = _best(single, allowed, len(points))
+        if found is not None and found[0] > best_score:
+            best_score, chosen = found[0], {**found[1], "several": several}
+    return chosen
+
+
+def _best(points: Sequence[Point], allowed: float, total: int) -> tuple[float, dict[str, float]] | None:
+    curves = {group: _curve([p for p in points if p.group == group]) for group in GROUPS}
     grids = [np.array(curves[g][0]) for g in GROUPS]
-    harm = sum(
-        np.array(curves[g][1]).reshape([-1 if i == k else 1 for i in range(len(GROUPS))])
-        for k, g in enumerate(GROUPS)
-    )
-    right = sum(
-        np.array(curves[g][2]).reshape([-1 if i == k else 1 for i in range(len(GROUPS))])
-        for k, g in enumerate(GROUPS)
-    )
+
+    def spread(values: list[int], k: int) -> np.ndarray:
+        return np.array(values).reshape([-1 if i == k else 1 for i in range(len(GROUPS))])
+
+    harm = sum(spread(curves[g][1], k) for k, g in enumerate(GROUPS))
+    right = sum(spread(curves[g][2], k) for k, g in enumerate(GROUPS))
     act, info = GROUPS.index("act"), GROUPS.index("redirect_info")
     info_grid = grids[info].reshape(1, -1, 1, 1)
     ordered = (grids[act].reshape(-1, 1, 1, 1) >= info_grid) | (info_grid >= NEVER)
     feasible = (harm <= allowed) & ordered
     if not feasible.any():
-        return dict.fromkeys(GROUPS, NEVER)
-    # Most right answers; among those, least harm; then the highest thresholds.
-    score = np.where(feasible, right * (len(points) + 1) - harm, -np.inf)
+        return None
+    # Most right answers; among those, least harm.
+    score = np.where(feasible, right * (total + 1) - harm, -np.inf)
     best = np.unravel_index(int(np.argmax(score)), score.shape)
-    return {g: round(float(grids[k][best[k]]), 4) for k, g in enumerate(GROUPS)}
+    return float(score[best]), {g: round(float(grids[k][best[k]]), 4) for k, g in enumerate(GROUPS)}
 
 
 def _curve(points: Sequence[Point]) -> tuple[list[float], list[int], list[int]]:
@@ -107,7 +120,13 @@ class Row:
 
 def row(label: str, points: Sequence[Point], thresholds: Mapping[str, float]) -> Row:
     """The figures when each group acts at or above its threshold."""
-    acted = [p for p in points if p.group and p.confidence >= thresholds.get(p.group, NEVER)]
+    acted = [
+        p
+        for p in points
+        if p.group
+        and p.confidence >= thresholds.get(p.group, NEVER)
+        and p.several < thresholds.get("several", NEVER)
+    ]
     return Row(
         label=label,
         harmful=sum(p.harmful for p in acted),
@@ -120,15 +139,21 @@ def row(label: str, points: Sequence[Point], thresholds: Mapping[str, float]) ->
 
 def risk_coverage(points: Sequence[Point], chosen: Mapping[str, float]) -> list[Row]:
     """One row per common threshold, then the chosen per-group operating point."""
-    rows = [row(f"{t:.2f}", points, dict.fromkeys(GROUPS, t)) for t in TABLE_THRESHOLDS]
+    several = {"several": chosen.get("several", NEVER)}
+    rows = [row(f"{t:.2f}", points, {**dict.fromkeys(GROUPS, t), **several}) for t in TABLE_THRESHOLDS]
     rows.append(row("chosen", points, chosen))
     return rows
 
 
 def describe(chosen: Mapping[str, float]) -> str:
-    return ", ".join(
-        f"{group} never" if value >= NEVER else f"{group} ≥ {value:.2f}" for group, value in chosen.items()
-    )
+    parts = [
+        f"{group} never" if value >= NEVER else f"{group} ≥ {value:.2f}"
+        for group, value in chosen.items()
+        if group != "several"
+    ]
+    if "several" in chosen:
+        parts.append(f"several requests from p ≥ {chosen['several']:.2f}")
+    return ", ".join(parts)
 
 
 def render(rows: Iterable[Row], chosen: Mapping[str, float]) -> list[str]:

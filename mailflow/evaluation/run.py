@@ -19,12 +19,13 @@ import numpy as np
 import pypdfium2
 from sklearn.model_selection import StratifiedKFold
 
+from mailflow.classification.combine import SEVERAL
 from mailflow.classification.learning.model import Example, TrainedModel, TrainingError, train
 from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Attachment
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Outcome, as_point
-from mailflow.evaluation.risk import Point, choose_thresholds, risk_coverage
+from mailflow.evaluation.risk import NEVER, Point, choose_thresholds, risk_coverage
 from mailflow.pipeline import Analyser, Observation
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def held_out_points(analyser: Analyser, observed: Sequence[Observed], folds: int
         return []
     labels = np.array([o.email.category for o in usable])
     permissive = replace(analyser.policy, confidence_threshold=0.0, action_thresholds={})
+    unsplit = {"several": NEVER}  # every email as one request: the threshold is chosen from these
     points = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
@@ -126,7 +128,7 @@ def held_out_points(analyser: Analyser, observed: Sequence[Observed], folds: int
             model = _train(analyser, [usable[i] for i in train_index], "threshold fold")
         except TrainingError:
             return []
-        fold = replace(analyser, model=model, policy=permissive)
+        fold = replace(analyser, model=model.with_thresholds(unsplit), policy=permissive)
         points.extend(as_point(_conclude(fold, usable[i])) for i in test_index)
     return points
 
@@ -211,7 +213,8 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
         found = [(kind, "(not analysed)", "other") for kind in email.documents]
         return Outcome(**base, category="unclear", action="triage", documents=tuple(found))
     started = time.perf_counter()
-    decision = analyser.conclude(seen).decision
+    analysis = analyser.conclude(seen)
+    decision = analysis.decision
     elapsed = observed.milliseconds + 1000 * (time.perf_counter() - started)
     kinds = seen.kinds
     documents = tuple(
@@ -227,7 +230,7 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
     if analyser.model is not None:
         guesses = analyser.model.predict(seen.features)
         model_category = max(guesses, key=guesses.__getitem__)
-        if analyser.model.card.thresholds or analyser.policy.confidence_threshold > 0:
+        if not _permissive(analyser):
             unthresholded = _unthresholded(analyser, observed)
     return Outcome(
         **base,
@@ -238,9 +241,21 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
         documents=documents,
         milliseconds=elapsed,
         confidence=decision.confidence,
+        several=analysis.classification.several,
         attachments=len(seen.message.attachments),
         model_category=model_category,
         unthresholded=unthresholded,
+    )
+
+
+def _permissive(analyser: Analyser) -> bool:
+    """Whether the analyser already acts on every email as one request, whatever its confidence."""
+    assert analyser.model is not None
+    thresholds = analyser.model.card.thresholds
+    return (
+        analyser.policy.confidence_threshold == 0
+        and not analyser.policy_for_model().action_thresholds
+        and thresholds.get("several", SEVERAL) >= NEVER
     )
 
 
@@ -249,7 +264,7 @@ def _unthresholded(analyser: Analyser, observed: Observed) -> Point:
     assert analyser.model is not None
     permissive = replace(
         analyser,
-        model=analyser.model.with_thresholds({}),
+        model=analyser.model.with_thresholds({"several": NEVER}),
         policy=replace(analyser.policy, confidence_threshold=0.0, action_thresholds={}),
     )
     outcome = _conclude(permissive, replace(observed, milliseconds=0.0))

