@@ -135,6 +135,28 @@ def test_report_lists_harmful_emails_and_marks_targets():
     assert "card_lost → card_renewal: 2" in text
 
 
+def test_report_prints_the_risk_coverage_table_and_the_operating_point():
+    from dataclasses import replace
+
+    from mailflow.evaluation.risk import Point
+
+    base = [outcome(e, g, name=f"e{i}.eml") for i, (e, g) in enumerate(HARMFUL + HARMLESS)]
+    outcomes = [
+        replace(o, unthresholded=Point("act", 0.5 + i / 20, o.harmful, o.correct_automation, True))
+        for i, o in enumerate(base)
+    ]
+    thresholds = {"act": 0.9, "redirect_info": 0.8, "several": 0.5}
+    report = as_dict(metrics.figures(outcomes), outcomes, corpus="c", mode="m", thresholds=thresholds)
+    report["operating_point"] = thresholds
+    rows = {row["threshold"]: row for row in report["risk_coverage"]}
+    assert rows["0.30"]["automated"] == 10 and rows["0.30"]["harmful"] == 5
+    assert rows["0.90"]["automated"] == 2  # confidences 0.9 and 0.95
+    assert rows["chosen"]["harmful"] == report["harmful_rate"]["hits"]
+    text = render(report)
+    assert "risk–coverage" in text
+    assert "operating point: act ≥ 0.90, redirect_info ≥ 0.80, several requests from p ≥ 0.50" in text
+
+
 # The corpus reader
 
 

@@ -19,7 +19,7 @@ names this recipe: a model trained with another recipe is not loaded.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,8 +34,10 @@ from mailflow.domain import Classification, Screening
 FEATURES_VERSION = 2
 WORD_NGRAMS = (1, 2)
 CHAR_NGRAMS = (2, 5)
-# A character n-gram seen in one email only is mostly a name, a number or a typo: noise to a model.
+# A term seen in one email only is mostly a name, a number or a typo: noise to a model, and most of
+# its memory (word bigrams above all).
 CHAR_MIN_DF = 2
+WORD_MIN_DF = 2
 FACT_WEIGHT = 0.5
 # The rules' block: evidence log1p(score)·RULE_SCALE per category, their verdict's confidence, and the
 # question/request balance; sized by the taxonomy, so that it means the same in every model.
@@ -103,7 +105,11 @@ def rule_features(item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
 
 def _word_vectoriser(vocabulary: Mapping[str, int] | None = None) -> TfidfVectorizer:
     return TfidfVectorizer(
-        ngram_range=WORD_NGRAMS, sublinear_tf=True, dtype=np.float32, vocabulary=vocabulary
+        ngram_range=WORD_NGRAMS,
+        sublinear_tf=True,
+        min_df=1 if vocabulary is not None else WORD_MIN_DF,
+        dtype=np.float32,
+        vocabulary=vocabulary,
     )
 
 
@@ -136,11 +142,8 @@ class FeatureSpace:
     @classmethod
     def fit(cls, inputs: Sequence[ModelInput], vectors: WordVectors | None = None) -> FeatureSpace:
         texts = [item.text for item in inputs]
-        words = _word_vectoriser().fit(texts)
-        try:
-            chars = _char_vectoriser().fit(texts)
-        except ValueError:  # too few emails for any n-gram to occur twice
-            chars = _fit_without_min_df(texts)
+        words = _fit(_word_vectoriser, texts)
+        chars = _fit(_char_vectoriser, texts)
         facts = tuple(sorted({fact for item in inputs for fact in item.facts}))
         return cls(words=words, chars=chars, facts=facts, vectors=vectors)
 
@@ -238,10 +241,11 @@ class FeatureSpace:
         return cls(words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]), vectors=vectors)
 
 
-def _fit_without_min_df(texts: Iterable[str]) -> TfidfVectorizer:
-    vectoriser = _char_vectoriser()
-    vectoriser.set_params(min_df=1)
-    return vectoriser.fit(list(texts))
+def _fit(make: Callable[[], TfidfVectorizer], texts: Sequence[str]) -> TfidfVectorizer:
+    try:
+        return make().fit(texts)
+    except ValueError:  # too few emails for any term to occur twice
+        return make().set_params(min_df=1).fit(texts)
 
 
 def _restore(make, terms: np.ndarray, idf: np.ndarray) -> TfidfVectorizer:
