@@ -62,6 +62,9 @@ def combine(
     reasons.append(rule_note)
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
     intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
+    if not intents and prediction.several > 0:
+        # Acting on one request of several harms: doubt about it counts against acting at all.
+        confidence *= 1.0 - prediction.several
     if intents:
         intent = "several"
         reasons.append(f"several requests: {', '.join(intents)} (p={prediction.several:.2f})")
