@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,10 @@ def main() -> None:
     labels = {}
     for line in (root / "corpus" / "labels.jsonl").read_text().splitlines():
         label = json.loads(line)
-        labels[hashlib.sha256((root / "corpus" / label["file"]).read_bytes()).hexdigest()] = label
+        path = root / "corpus" / label["file"]
+        # IMAP stores lines ending in CRLF: what the worker keeps (and digests) is that form.
+        path.write_bytes(re.sub(rb"\r?\n", b"\r\n", path.read_bytes()))
+        labels[hashlib.sha256(path.read_bytes()).hexdigest()] = label
     server = start_dovecot(root / "dovecot")
     smtp = Controller(RecordingHandler(), hostname="127.0.0.1", port=free_port())
     smtp.start()
@@ -96,14 +100,16 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def report(labels: dict[str, dict], export: str, smtp_received: int) -> None:
+def report(labels: dict[str, dict[str, str]], export: str, smtp_received: int) -> None:
     outcomes: dict[str, Counter[str]] = {group: Counter() for group in EVALUATION_GROUPS}
     replied: dict[str, Counter[str]] = {group: Counter() for group in EVALUATION_GROUPS}
+    matched = 0
     for line in export.splitlines():
         entry = json.loads(line)
         label = labels.get(entry["sha256"])
         if label is None:
             continue
+        matched += 1
         group = label["group"]
         outcomes[group][entry["action"] or "none"] += 1
         if entry["replies"]:

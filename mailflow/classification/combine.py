@@ -21,7 +21,15 @@ from collections.abc import Mapping, Sequence
 
 from mailflow.classification.catalogue import Catalogue
 from mailflow.classification.learning.model import Prediction
-from mailflow.classification.taxonomy import MACHINE_CATEGORIES, STATUS_FOLLOWUP, UNCLEAR, intent_of
+from mailflow.classification.taxonomy import (
+    INFO_CATEGORIES,
+    MACHINE_CATEGORIES,
+    OTHER_SERVICE,
+    REQUEST_CATEGORIES,
+    STATUS_FOLLOWUP,
+    UNCLEAR,
+    intent_of,
+)
 from mailflow.domain import Classification, Screening
 
 # The several-requests head's probability from which an email asks for several things, unless the
@@ -41,7 +49,11 @@ def combine(
     several_from: float = SEVERAL,
 ) -> Classification:
     """The classification of one email (``prediction`` None: no model, the rules alone)."""
-    if prediction is None or screening.machine_category is not None:
+    if (
+        prediction is None
+        or screening.machine_category is not None
+        or rules.category not in prediction.categories  # a category the model was not trained on
+    ):
         topic = catalogue.product(rules.category).topic
         return _with(rules, intent=intent_of(rules.category), topic=topic)
     probabilities = prediction.categories
@@ -88,10 +100,17 @@ def several_requests(
     catalogue: Catalogue,
     several_from: float = SEVERAL,
 ) -> tuple[str, ...]:
-    """The requests of an email that asks for several things, or () when it asks for one."""
-    if best in _NEVER_SEVERAL or prediction.several < several_from:
+    """The requests of an email that asks for several things, or () when it asks for one.
+
+    Without a several-requests head (too few examples to train one) the rules' finding stands."""
+    if best in _NEVER_SEVERAL:
         return ()
-    if len(found_by_rules) > 1 and best in found_by_rules:
+    by_rules = len(found_by_rules) > 1 and best in found_by_rules
+    if not prediction.has_several_head:
+        return tuple(found_by_rules) if by_rules else ()
+    if prediction.several < several_from:
+        return ()
+    if by_rules:
         return tuple(found_by_rules)
     others = [
         category
@@ -99,12 +118,15 @@ def several_requests(
         if category != best
         and p >= SECOND_REQUEST
         and category not in _NEVER_SEVERAL
+        and category != OTHER_SERVICE
+        and not (category in INFO_CATEGORIES and best in INFO_CATEGORIES)
         and best not in catalogue.product(category).same_request_as
         and category not in catalogue.product(best).same_request_as
     ]
     if others:
         return (best, others[0])
-    return (best, best)  # one request, for several persons
+    # One request for several persons; a question or another service is asked once whoever asks.
+    return (best, best) if best in REQUEST_CATEGORIES else ()
 
 
 def _agreement(prediction: Prediction, intent: str, topic: str) -> float:

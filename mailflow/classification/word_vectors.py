@@ -73,7 +73,10 @@ class WordVectors:
 def load_word_vectors(directory: Path) -> WordVectors | None:
     """The word vectors in ``directory``, or None (with a warning) when there are none to read."""
     try:
-        return WordVectors.load(directory)
-    except (OSError, ValueError, KeyError) as exc:
+        vectors = WordVectors.load(directory)
+        if vectors.vectors.shape[0] != len(vectors.words) or len(vectors.weights) != len(vectors.words):
+            raise ValueError("words, vectors and weights differ in number")
+        return vectors
+    except Exception as exc:  # a damaged file (bad zip, wrong arrays) must not stop the worker
         log.warning("no word vectors in %s (%s): new models are trained without them", directory, exc)
         return None

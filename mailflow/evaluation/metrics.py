@@ -44,6 +44,7 @@ class Outcome:
     milliseconds: float = 0.0
     confidence: float = 0.0
     several: float = 0.0  # the model's probability of several requests
+    screened: bool = False  # machine mail by its headers: no threshold changes its outcome
     attachments: int = 0
     model_category: str | None = None  # the model's own best guess, when a model was used
     # How it would have been handled had no action needed any confidence (with a model only).
@@ -77,6 +78,7 @@ def as_point(outcome: Outcome) -> Point:
         correct=outcome.correct_automation,
         automatable=outcome.expected_action != TRIAGE,
         several=outcome.several,
+        fixed=outcome.screened,
     )
 
 

@@ -37,6 +37,7 @@ class Point:
     correct: bool  # acting on it would be exactly right (counts towards automation)
     automatable: bool  # its expected action is not triage
     several: float = 0.0  # the probability that it asks for several things
+    fixed: bool = False  # handled whatever the thresholds (machine mail recognised by its headers)
 
 
 def choose_thresholds(points: Sequence[Point], budget: float = RISK_BUDGET) -> dict[str, float]:
@@ -46,11 +47,13 @@ def choose_thresholds(points: Sequence[Point], budget: float = RISK_BUDGET) -> d
 
     Chosen with them is ``several``: the probability of several requests from which an email is
     split for a person rather than handled as one request."""
-    allowed = budget * (len(points) + 1) - 1
+    fixed = [p for p in points if p.fixed]
+    allowed = budget * (len(points) + 1) - 1 - sum(p.harmful for p in fixed)
+    points = [p for p in points if not p.fixed]
     best_score, chosen = -np.inf, dict.fromkeys((*GROUPS, "several"), NEVER)
     for several in SEVERAL_CANDIDATES:
         single = [p for p in points if p.several < several]
-        found = _best(single, allowed, len(points))
+        found = _best(single, allowed, len(points) + len(fixed))
         if found is not None and found[0] > best_score:
             best_score, chosen = found[0], {**found[1], "several": several}
     return chosen
@@ -123,9 +126,12 @@ def row(label: str, points: Sequence[Point], thresholds: Mapping[str, float]) ->
     acted = [
         p
         for p in points
-        if p.group
-        and p.confidence >= thresholds.get(p.group, NEVER)
-        and p.several < thresholds.get("several", NEVER)
+        if p.fixed
+        or (
+            p.group
+            and p.confidence >= thresholds.get(p.group, NEVER)
+            and p.several < thresholds.get("several", NEVER)
+        )
     ]
     return Row(
         label=label,

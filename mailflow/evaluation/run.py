@@ -25,7 +25,7 @@ from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Attachment
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Outcome, as_point
-from mailflow.evaluation.risk import NEVER, Point, choose_thresholds, risk_coverage
+from mailflow.evaluation.risk import GROUPS, NEVER, Point, choose_thresholds, risk_coverage
 from mailflow.pipeline import Analyser, Observation
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ def fit(
     model = _train(analyser, observed, corpus, now)
     points = held_out_points(analyser, observed, folds)
     if not points:
-        return model
+        # Nothing held out to show how sure it may be: it acts on nothing (screening aside).
+        log.warning("too few emails to choose thresholds on held-out emails: the model automates nothing")
+        return model.with_thresholds({**dict.fromkeys(GROUPS, NEVER), "several": SEVERAL})
     thresholds = choose_thresholds(points)
     table = [row.as_dict() for row in risk_coverage(points, thresholds)]
     return model.with_thresholds(thresholds, table)
@@ -242,6 +244,7 @@ def _conclude(analyser: Analyser, observed: Observed) -> Outcome:
         milliseconds=elapsed,
         confidence=decision.confidence,
         several=analysis.classification.several,
+        screened=seen.screening.machine_category is not None,
         attachments=len(seen.message.attachments),
         model_category=model_category,
         unthresholded=unthresholded,

@@ -89,10 +89,11 @@ def decide(
     product = catalogue.product(classification.category)
     if product.action is not Action.TRIAGE and confidence < policy.threshold(product.action):
         needed = policy.threshold(product.action)
+        verb = _VERBS.get(action_group(product.action), "act on it")
+        if needed > 1.0:
+            return decision(Action.TRIAGE, f"rule 4: the model is never sure enough to {verb}")
         return decision(
-            Action.TRIAGE,
-            f"rule 4: confidence {confidence:.2f} below the {needed:.2f} needed to "
-            f"{_VERBS.get(action_group(product.action), 'act on it')}",
+            Action.TRIAGE, f"rule 4: confidence {confidence:.2f} below the {needed:.2f} needed to {verb}"
         )
 
     required = set(product.required_documents)

@@ -44,7 +44,7 @@ class LanguageDetector:
         min_confidence: float = 0.35,
         preference_margin: float = 0.25,
         per_line: bool = True,
-        low_accuracy: bool = False,
+        low_accuracy: bool = True,
     ) -> None:
         self.languages = tuple(code.lower() for code in languages)
         self.preferred = tuple(code for code in preferred if code in self.languages)

@@ -52,7 +52,7 @@ _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponse", "x-autogenera
 _COMMENT = re.compile(r"\([^()]*\)")
 _DMARC = re.compile(r"(?:^|;)\s*dmarc\s*=\s*([a-z]+)", re.I)
 # Rspamd's actions that mean "this is spam"; "greylist" and "no action" do not.
-_RSPAMD_SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject", "soft reject"})
+_RSPAMD_SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject"})
 _SPAMD_RESULT = re.compile(r"^\s*\w+\s*:\s*(true|false)\b", re.I)
 _SCL = re.compile(r"(?:^|;)\s*SCL\s*:\s*(-?\d+)", re.I)
 # Microsoft's spam confidence level: 5 and 6 are spam, 7 to 9 high-confidence spam.
@@ -151,8 +151,10 @@ def _null_sender(message: ParsedMessage, _own: frozenset[str]) -> str | None:
 def _spam_verdict(message: ParsedMessage, _own: frozenset[str]) -> str | None:
     """The receiving server's spam filter said spam: SpamAssassin, Rspamd or Microsoft 365.
 
-    Only a positive verdict counts. A sender can forge these headers, but forging one only keeps the
-    forger's own email from being answered; a "not spam" verdict is never taken as a reason to trust.
+    Only the topmost header of each kind is read — the one the counter's own receiving server added
+    last; verdicts of earlier hops (a resident's provider, a forwarder) further down are not. Only a
+    positive verdict counts: forging one only keeps the forger's own email from being answered, and
+    a "not spam" verdict is never taken as a reason to trust.
     """
     flag = (message.header("x-spam-flag") or "").strip().lower()
     if flag in ("yes", "true"):

@@ -7,6 +7,7 @@ case's resident and must not have failed DMARC. A reference typed into a subject
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from mailflow.domain import CaseSummary, Classification, ParsedMessage, Screening, ThreadContext
 from mailflow.thread_tokens import ThreadSigner
@@ -41,9 +42,11 @@ def follow_up_classification(
     case = thread.case
     if classification.category not in NEUTRAL | {case.category}:
         return classification
-    return Classification(
+    return replace(
+        classification,
         category=case.category,
         confidence=max(classification.confidence, THREAD_CONFIDENCE),
         intents=(),
+        intent="request",
         reasons=(*classification.reasons, f"answer in the thread of case {case.reference}"),
     )

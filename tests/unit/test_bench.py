@@ -261,7 +261,7 @@ PHRASES = {
 }
 
 
-def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_path: Path, monkeypatch):
+def _observed_corpus(tmp_path: Path):
     from mailflow.bootstrap import build_analyser
     from mailflow.evaluation import run
     from mailflow.settings import load_settings
@@ -282,7 +282,16 @@ def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_p
                 labels.append({"file": name, "category": category, "action": action})
     write_corpus(tmp_path, labels, [])
     analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
-    observed = run.observe_all(analyser, read_labelled(tmp_path))
+    return run.observe_all(analyser, read_labelled(tmp_path))
+
+
+def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_path: Path, monkeypatch):
+    from mailflow.bootstrap import build_analyser
+    from mailflow.evaluation import run
+    from mailflow.settings import load_settings
+
+    observed = _observed_corpus(tmp_path)
+    analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
 
     trained_on: list[set[str]] = []
     real_train = run.train
@@ -310,3 +319,33 @@ def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_p
         assert name not in trained_on[fold]
     assert all(len(sources) == 12 for sources in trained_on)
     assert all(o.model_category is not None for o in result.outcomes)
+
+
+def test_thresholds_are_chosen_on_emails_the_fold_model_never_saw(tmp_path: Path, monkeypatch):
+    from mailflow.bootstrap import build_analyser
+    from mailflow.evaluation import run
+    from mailflow.settings import load_settings
+
+    observed = _observed_corpus(tmp_path)
+    trained_on: list[set[str]] = []
+    real_train = run.train
+
+    def spy(examples, **kwargs):
+        examples = list(examples)
+        trained_on.append({example.source for example in examples})
+        return real_train(examples, **kwargs)
+
+    scored: list[tuple[str, int]] = []
+    real_conclude = run._conclude
+
+    def conclude(fold_analyser, one):
+        scored.append((one.email.name, len(trained_on) - 1))
+        return real_conclude(fold_analyser, one)
+
+    monkeypatch.setattr(run, "train", spy)
+    monkeypatch.setattr(run, "_conclude", conclude)
+    analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
+    points = run.held_out_points(analyser, observed, 3)
+    assert len(points) == len(observed) and len(trained_on) == 3
+    assert all(name not in trained_on[fold] for name, fold in scored)
+    assert {name for name, _ in scored} == {o.email.name for o in observed}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mailflow.classification.catalogue import load_catalogue
@@ -52,7 +54,7 @@ def test_machine_mail_from_the_screening_is_never_reconsidered(catalogue):
 
 def test_the_model_decides_the_category_and_its_probability_is_the_confidence(catalogue):
     rules = Classification("card_renewal", 0.6, (), ("cue 'renew'",))
-    combined = combine(rules, prediction({"card_lost": 0.9}), PERSON, catalogue)
+    combined = combine(rules, prediction({"card_lost": 0.9, "card_renewal": 0.05}), PERSON, catalogue)
     assert (combined.category, combined.confidence) == ("card_lost", 0.9)
     assert (combined.intent, combined.topic) == ("request", "cards")
     assert "rules say card_renewal (0.60)" in combined.reasons
@@ -109,3 +111,25 @@ def test_nothing_asked_is_never_several_requests(catalogue):
     rules = Classification("unclear", 0.3)
     found = prediction({"status_followup": 0.9}, intent="status", topic="status", several=0.9)
     assert combine(rules, found, PERSON, catalogue).intents == ()
+
+
+def test_a_category_the_model_never_learnt_keeps_the_rules_verdict(catalogue):
+    rules = Classification("guarantee_3bis", 0.8, (), ("cue '3bis'",))
+    combined = combine(rules, prediction({"card_lost": 0.9}), PERSON, catalogue)
+    assert (combined.category, combined.confidence) == ("guarantee_3bis", 0.8)
+
+
+def test_without_a_several_head_the_rules_split_stands(catalogue):
+    rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
+    found = replace(prediction({"card_renewal": 0.8}), has_several_head=False)
+    assert combine(rules, found, PERSON, catalogue).intents == ("card_renewal", "child_card")
+
+
+def test_a_question_is_not_split_per_person_and_never_next_to_another_question(catalogue):
+    rules = Classification("info_students", 0.6)
+    alone = prediction({"info_students": 0.95}, intent="question", topic="students", several=0.9)
+    assert combine(rules, alone, PERSON, catalogue).intents == ()
+    two = prediction(
+        {"info_students": 0.6, "info_asylum": 0.3}, intent="question", topic="students", several=0.9
+    )
+    assert combine(rules, two, PERSON, catalogue).intents == ()

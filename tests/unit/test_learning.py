@@ -313,3 +313,25 @@ def test_heads_vectors_and_thresholds_survive_the_artefact(rich_model, tmp_path:
     assert loaded.card.risk_coverage == ({"threshold": "0.90"},)
     item = ask("j'ai perdu ma carte")
     assert loaded.predict_all(item) == rich_model.predict_all(item)
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [({"act": float("nan")}, "not a number"), ({"act": 2}, "between"), ({"everything": 0.1}, "table")],
+)
+def test_a_damaged_threshold_refuses_the_model(rich_model, tmp_path: Path, thresholds, message):
+    directory = _saved(rich_model, tmp_path / "model")
+    _edit_manifest(directory, thresholds=thresholds)
+    with pytest.raises(ArtefactError, match=message):
+        load_model(directory)
+
+
+def test_a_missing_head_array_refuses_the_model(rich_model, tmp_path: Path):
+    arrays = rich_model.arrays()
+    del arrays["head_topic_weights"]
+    directory = tmp_path / "model"
+    _saved(rich_model, directory)
+    np.savez_compressed(directory / artefact.MODEL_FILE, **arrays)
+    _edit_manifest(directory, sha256=artefact._sha256(directory / artefact.MODEL_FILE))
+    with pytest.raises(ArtefactError, match="inconsistent"):
+        load_model(directory)

@@ -13,7 +13,8 @@ SAMPLES = PROJECT_ROOT / "samples" / "mailbox"
 
 
 def test_every_replying_sample_previews_as_a_readable_reply(tmp_path):
-    app = App(Settings(data_dir=tmp_path, trusted_authserv_id="mx.stad.gent"))
+    # The preview is under test, not the learned model: the rules decide which samples reply.
+    app = App(Settings(data_dir=tmp_path, trusted_authserv_id="mx.stad.gent", use_model=False))
     replying = 0
     for path in sorted(SAMPLES.glob("*.eml")):
         analysis = app.analyser_without_archive.analyse(path.read_bytes())

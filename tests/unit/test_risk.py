@@ -21,7 +21,7 @@ def test_the_threshold_stops_above_the_harmful_emails():
     right = [(0.99 - i * 0.001, False) for i in range(200)]
     wrong = [(0.70 - i * 0.01, True) for i in range(10)]
     chosen = choose_thresholds(points("act", right + wrong))
-    assert 0.70 < chosen["act"] <= 0.80  # all but the lowest few right answers (40 candidate thresholds)
+    assert 0.70 < chosen["act"] <= 0.80  # all but the lowest few right answers (25 candidate thresholds)
 
 
 def test_some_harm_is_accepted_within_the_budget():
@@ -46,10 +46,12 @@ def test_a_few_emails_promise_little():
 
 
 def test_acting_never_needs_less_confidence_than_answering_a_question():
-    questions = [(0.6 + i * 0.0001, False) for i in range(1000)]
-    requests = [(0.9 + i * 0.0001, False) for i in range(1000)]
+    # Questions are safe only above 0.9; requests would be safe from 0.4 — but acting may not be
+    # easier than answering a question.
+    questions = [(0.9 + i * 0.00005, False) for i in range(1000)] + [(0.6, True)] * 20
+    requests = [(0.4 + i * 0.00059, False) for i in range(1000)]
     chosen = choose_thresholds(points("redirect_info", questions) + points("act", requests))
-    assert chosen["act"] >= chosen["redirect_info"]
+    assert 0.9 <= chosen["redirect_info"] <= chosen["act"]
 
 
 def test_thresholds_never_go_below_the_floor():

@@ -115,7 +115,10 @@ def load_model(directory: Path) -> TrainedModel:
             arrays = {name: stored[name] for name in stored.files}
     except (OSError, ValueError) as exc:
         raise ArtefactError(f"{path} cannot be read: {exc}") from exc
-    return _model(arrays, manifest)
+    try:
+        return _model(arrays, manifest)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ArtefactError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from exc
 
 
 def load_model_or_none(directory: Path) -> TrainedModel | None:
@@ -186,7 +189,7 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
         parameters=dict(manifest.get("parameters", {})),
         evaluation=dict(manifest.get("evaluation", {})),
         trained_on=tuple(str(digest) for digest in manifest.get("trained_on", ())),
-        thresholds={str(k): float(v) for k, v in dict(manifest.get("thresholds", {})).items()},
+        thresholds=_thresholds(manifest.get("thresholds", {})),
         risk_coverage=tuple(dict(row) for row in manifest.get("risk_coverage", ())),
         sklearn_version=str(manifest.get("sklearn_version", "")),
         features_version=int(manifest["features_version"]),
@@ -202,6 +205,21 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
     )
 
 
+_THRESHOLD_KEYS = frozenset({"act", "redirect_info", "redirect_other", "ignore", "several"})
+
+
+def _thresholds(raw: Any) -> dict[str, float]:
+    """The confidence each action needs; a damaged value would let every email through, so refuse."""
+    if not isinstance(raw, dict) or set(raw) - _THRESHOLD_KEYS:
+        raise ArtefactError(f"thresholds must be a table of {', '.join(sorted(_THRESHOLD_KEYS))}")
+    values = {}
+    for key, value in raw.items():
+        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.01:
+            raise ArtefactError(f"threshold {key} = {value!r} is not a number between 0 and 1.01")
+        values[str(key)] = float(value)
+    return values
+
+
 def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
     heads = {}
     for name in ("intent", "topic", "several"):
@@ -211,6 +229,10 @@ def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
         weights, intercepts = arrays[f"head_{name}_weights"], arrays[f"head_{name}_intercepts"]
         if weights.shape != (len(labels), size) or intercepts.shape != (len(labels),):
             raise ArtefactError(f"the {name} head's weights do not fit its labels and the features")
+        if not np.all(np.isfinite(weights)) or not np.all(np.isfinite(intercepts)):
+            raise ArtefactError(f"the {name} head holds non-finite numbers")
+        if name == "several" and "yes" not in labels:
+            raise ArtefactError("the several-requests head has no 'yes' label")
         heads[name] = Head(
             labels, weights, intercepts.astype(np.float64), float(arrays[f"head_{name}_beta"][0])
         )

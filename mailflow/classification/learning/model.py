@@ -82,6 +82,7 @@ class Prediction:
     intent: dict[str, float]
     topic: dict[str, float]
     several: float  # the probability that it asks for several things (or for several persons)
+    has_several_head: bool = True  # False: the model could not learn several requests
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class TrainedModel:
             intent=heads.get("intent", {}),
             topic=heads.get("topic", {}),
             several=heads.get("several", {}).get("yes", 0.0),
+            has_several_head="several" in heads,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
