@@ -74,9 +74,10 @@ def combine(
     reasons.append(rule_note)
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
     intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
-    if not intents and prediction.several > 0:
+    several = 0.0 if best in _NEVER_SEVERAL else prediction.several  # junk or nothing: never split
+    if not intents and several > 0:
         # Acting on one request of several harms: doubt about it counts against acting at all.
-        confidence *= 1.0 - prediction.several
+        confidence *= 1.0 - several
     if intents:
         intent = "several"
         reasons.append(f"several requests: {', '.join(intents)} (p={prediction.several:.2f})")
@@ -89,7 +90,7 @@ def combine(
         balance=rules.balance,
         intent=intent,
         topic=topic,
-        several=round(prediction.several, 4),
+        several=round(several, 4),
     )
 
 
