@@ -8,9 +8,10 @@ when the intent or topic heads disagree with that category: an email the model r
 but files as a request, or about cards but files under asylum, is one it does not understand, and
 such an email must go to a person rather than get a wrong reply.
 
-Several requests: the model's several-requests head says whether an email asks for several things
-(from the probability chosen with the model's thresholds, ``several_from``); the rules, when they
-found them, name which requests (one per person), else the model's next best category does.
+Several requests: when the rules find them (two products' own evidence, or one request for several
+persons) the email is split; otherwise the model's several-requests head decides, from the
+probability chosen with the model's thresholds (``several_from``), and the model's next best
+category (or the same product again, for several persons) is the second request.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -66,12 +67,15 @@ def combine(
     if agreeing < confidence:
         reasons.append(f"intent or topic unsure: p={agreeing:.2f}")
         confidence = agreeing
-    rule_note = (
-        f"rules agree ({rules.category})"
-        if rules.category == best
-        else f"rules say {rules.category} ({rules.confidence:.2f})"
-    )
-    reasons.append(rule_note)
+    if rules.category == best:
+        reasons.append(f"rules agree ({rules.category})")
+    else:
+        reasons.append(f"rules say {rules.category} ({rules.confidence:.2f})")
+        if rules.category != UNCLEAR and rules.confidence > 1.0 - confidence:
+            # The catalogue's evidence points firmly elsewhere: two readings that disagree are an
+            # email not understood, whichever is right.
+            confidence = 1.0 - rules.confidence
+            reasons.append(f"the rules disagree firmly: p={confidence:.2f}")
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
     intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
     several = 0.0 if best in _NEVER_SEVERAL else prediction.several  # junk or nothing: never split
@@ -109,10 +113,12 @@ def several_requests(
     by_rules = len(found_by_rules) > 1 and best in found_by_rules
     if not prediction.has_several_head:
         return tuple(found_by_rules) if by_rules else ()
+    if by_rules:
+        # The catalogue's rules name two requests (two products' own evidence, or "for me and my
+        # wife"): a person decides, whatever the model's doubt.
+        return tuple(found_by_rules)
     if prediction.several < several_from:
         return ()
-    if by_rules:
-        return tuple(found_by_rules)
     others = [
         category
         for category, p in sorted(prediction.categories.items(), key=lambda item: -item[1])

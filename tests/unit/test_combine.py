@@ -53,11 +53,19 @@ def test_machine_mail_from_the_screening_is_never_reconsidered(catalogue):
 
 
 def test_the_model_decides_the_category_and_its_probability_is_the_confidence(catalogue):
-    rules = Classification("card_renewal", 0.6, (), ("cue 'renew'",))
+    rules = Classification("card_renewal", 0.08, (), ("cue 'renew'",))
     combined = combine(rules, prediction({"card_lost": 0.9, "card_renewal": 0.05}), PERSON, catalogue)
     assert (combined.category, combined.confidence) == ("card_lost", 0.9)
     assert (combined.intent, combined.topic) == ("request", "cards")
-    assert "rules say card_renewal (0.60)" in combined.reasons
+    assert "rules say card_renewal (0.08)" in combined.reasons
+
+
+def test_rules_firmly_elsewhere_mean_the_email_is_not_understood(catalogue):
+    rules = Classification("other_service", 0.7, (), ("cue 'kids-id'",))
+    combined = combine(rules, prediction({"child_card": 0.95, "other_service": 0.03}), PERSON, catalogue)
+    assert combined.category == "child_card"
+    assert combined.confidence == pytest.approx(0.3)
+    assert any("disagree firmly" in reason for reason in combined.reasons)
 
 
 def test_a_question_read_as_a_request_is_not_understood(catalogue):
@@ -88,15 +96,20 @@ def test_several_requests_take_the_rules_split_when_the_model_agrees(catalogue):
     assert (combined.intent, combined.several) == ("several", 0.6)
 
 
-def test_the_model_decides_whether_there_are_several(catalogue):
+def test_the_rules_split_stands_even_when_the_model_doubts_it(catalogue):
     rules = Classification("card_renewal", 0.6, ("card_renewal", "child_card"))
-    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue)
+    combined = combine(rules, prediction({"card_renewal": 0.8}, several=0.05), PERSON, catalogue)
+    assert combined.intents == ("card_renewal", "child_card")
+
+
+def test_the_model_decides_whether_there_are_several_from_its_threshold(catalogue):
+    rules = Classification("card_renewal", 0.6)
+    found = prediction({"card_renewal": 0.8}, several=0.3)
+    combined = combine(rules, found, PERSON, catalogue)
     assert combined.intents == ()
     assert combined.confidence == pytest.approx(0.8 * 0.7)  # doubt about several counts against it
-    lower = combine(
-        rules, prediction({"card_renewal": 0.8}, several=0.3), PERSON, catalogue, several_from=0.3
-    )
-    assert lower.intents == ("card_renewal", "child_card")
+    lower = combine(rules, found, PERSON, catalogue, several_from=0.3)
+    assert lower.intents == ("card_renewal", "card_renewal")
 
 
 def test_several_requests_found_by_the_model_alone(catalogue):
