@@ -74,6 +74,7 @@ def build_analyser(
         default_language=settings.default_language,
         model=load_model_or_none(settings.effective_model_dir) if settings.use_model else None,
         word_vectors=load_word_vectors(settings.effective_word_vectors_dir),
+        spam_verdicts=settings.spam_verdicts,
     )
 
 

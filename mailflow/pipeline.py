@@ -71,6 +71,7 @@ class Analyser:
     case_lookup: CaseLookup | None = None
     model: TrainedModel | None = None  # None: the rules alone
     word_vectors: WordVectors | None = None  # what a newly trained model reads words with
+    spam_verdicts: bool = True  # honour the receiving server's spam-filter headers
 
     def analyse(self, raw: bytes) -> Analysis:
         return self.conclude(self.observe(raw))
@@ -79,7 +80,10 @@ class Analyser:
         """Everything read from the email itself: the input of both the rules and the model."""
         message = parse(raw)
         screening = screen(
-            message, trusted_authserv_id=self.trusted_authserv_id, own_addresses=self.own_addresses
+            message,
+            trusted_authserv_id=self.trusted_authserv_id,
+            own_addresses=self.own_addresses,
+            spam_verdicts=self.spam_verdicts,
         )
         extraction = extract(
             message,

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # Language detection: "low" reads trigrams only (about 400 MB less memory, as accurate on the
     # emails measured), "high" all n-gram models.
     language_accuracy: Literal["low", "high"] = "low"
+    # The receiving server's spam filter (SpamAssassin, Rspamd, Microsoft 365) marks spam in headers.
+    spam_verdicts: bool = True
     # Retraining (``mailflow train``, and the worker's nightly job at ``retrain_at``, the worker machine's
     # local time): these labelled corpora plus the staff's decisions. A new model is installed only when
     # it is at least as good as the installed one on held-out emails.

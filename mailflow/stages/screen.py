@@ -64,17 +64,22 @@ def screen(
     *,
     trusted_authserv_id: str | None,
     own_addresses: frozenset[str] = frozenset(),
+    spam_verdicts: bool = True,
 ) -> Screening:
-    category, reasons = machine_category(message, own_addresses=own_addresses)
+    """``spam_verdicts``: honour the spam filter's headers (off when the receiving server writes none,
+    so that no earlier hop's verdict can silence a resident's email)."""
+    category, reasons = machine_category(message, own_addresses=own_addresses, spam_verdicts=spam_verdicts)
     verdict, verdict_reason = sender_verdict(message, trusted_authserv_id)
     return Screening(machine_category=category, sender_verdict=verdict, reasons=(*reasons, verdict_reason))
 
 
 def machine_category(
-    message: ParsedMessage, *, own_addresses: frozenset[str] = frozenset()
+    message: ParsedMessage, *, own_addresses: frozenset[str] = frozenset(), spam_verdicts: bool = True
 ) -> tuple[str | None, tuple[str, ...]]:
     """("bounce" | "auto_reply" | "spam" | None, reasons) from the headers alone."""
     for category, check in _CHECKS:
+        if check is _spam_verdict and not spam_verdicts:
+            continue
         reason = check(message, own_addresses)
         if reason:
             return category, (reason,)

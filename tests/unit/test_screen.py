@@ -261,3 +261,18 @@ def test_the_receiving_servers_spam_verdict_is_honoured(headers: dict[str, str],
 )
 def test_a_clean_spam_verdict_is_no_machine_mail(headers: dict[str, str]) -> None:
     assert screen(message(**headers), trusted_authserv_id=TRUSTED).machine_category is None
+
+
+def test_spam_verdicts_can_be_switched_off():
+    flagged = message(X_Spam_Flag="YES")
+    assert screen(flagged, trusted_authserv_id=TRUSTED, spam_verdicts=False).machine_category is None
+
+
+def test_only_the_topmost_spam_header_counts():
+    msg = EmailMessage()
+    msg["X-Spam-Status"] = "No, score=0.1 required=5.0"  # the counter's own server, added last
+    msg["X-Spam-Status"] = "Yes, score=9.0 required=5.0"  # an earlier hop's verdict, further down
+    msg["From"] = "Jan <jan@example.com>"
+    msg["Subject"] = "Vraag"
+    msg.set_content("Mijn kaart is verloren.")
+    assert screen(parse(bytes(msg)), trusted_authserv_id=TRUSTED).machine_category is None
