@@ -45,6 +45,27 @@ def raw_fetch_rate(host: str, port: int, user: str, password: str, batch: int) -
     return elapsed, fetched, total_bytes
 
 
+def worker_env(server, user: str, password: str, smtp_port: int, data_dir: Path, *, replies: int) -> dict:
+    """The environment of a ``mailflow`` process reading ``server`` and replying through local SMTP."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    env.update(
+        {
+            "MAILFLOW_IMAP_HOST": server.host,
+            "MAILFLOW_IMAP_PORT": str(server.port),
+            "MAILFLOW_IMAP_USER": user,
+            "MAILFLOW_IMAP_PASSWORD": password,
+            "MAILFLOW_IMAP_SECURITY": "none",
+            "MAILFLOW_SMTP_HOST": "127.0.0.1",
+            "MAILFLOW_SMTP_PORT": str(smtp_port),
+            "MAILFLOW_SMTP_SECURITY": "none",
+            "MAILFLOW_DATA_DIR": str(data_dir),
+            # Every email comes from another sender: lift the hourly cap so every reply is sent.
+            "MAILFLOW_REPLY_HOURLY_CAP": str(2 * replies),
+        }
+    )
+    return env
+
+
 def run_pipeline(env: dict[str, str]) -> tuple[float, int, str]:
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -95,24 +116,9 @@ def main() -> None:
             f"{size / 1e6:.1f} MB in {fetch_s:.2f} s = {fetch_rate:,.0f} emails/s"
         )
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
-        env.update(
-            {
-                "MAILFLOW_IMAP_HOST": server.host,
-                "MAILFLOW_IMAP_PORT": str(server.port),
-                "MAILFLOW_IMAP_USER": user,
-                "MAILFLOW_IMAP_PASSWORD": password,
-                "MAILFLOW_IMAP_SECURITY": "none",
-                "MAILFLOW_IMAP_BATCH_SIZE": str(args.batch),
-                "MAILFLOW_SMTP_HOST": "127.0.0.1",
-                "MAILFLOW_SMTP_PORT": str(smtp.port),
-                "MAILFLOW_SMTP_SECURITY": "none",
-                "MAILFLOW_DATA_DIR": str(root / "data"),
-                "MAILFLOW_TRUSTED_AUTHSERV_ID": "mx.stad.gent",
-                # Every email comes from another resident: lift the hourly cap so every reply is sent.
-                "MAILFLOW_REPLY_HOURLY_CAP": str(2 * args.count),
-            }
-        )
+        env = worker_env(server, user, password, smtp.port, root / "data", replies=args.count)
+        env["MAILFLOW_IMAP_BATCH_SIZE"] = str(args.batch)
+        env["MAILFLOW_TRUSTED_AUTHSERV_ID"] = "mx.stad.gent"
         pipeline_s, peak_kib, output = run_pipeline(env)
         pipeline_rate = args.count / pipeline_s
         print(

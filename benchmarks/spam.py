@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from imapclient import IMAPClient
 
+from benchmarks.pipeline import worker_env
 from mailflow.evaluation.spamassassin import EVALUATION_GROUPS, write_labelled
 from tests.fixtures.dovecot import start_dovecot
 from tests.fixtures.smtp import RecordingHandler, free_port
@@ -75,21 +75,7 @@ def main() -> None:
             client.append("INBOX", path.read_bytes())
         client.logout()
         print(f"appended {count} emails of {', '.join(EVALUATION_GROUPS)}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
-        env.update(
-            {
-                "MAILFLOW_IMAP_HOST": server.host,
-                "MAILFLOW_IMAP_PORT": str(server.port),
-                "MAILFLOW_IMAP_USER": user,
-                "MAILFLOW_IMAP_PASSWORD": password,
-                "MAILFLOW_IMAP_SECURITY": "none",
-                "MAILFLOW_SMTP_HOST": "127.0.0.1",
-                "MAILFLOW_SMTP_PORT": str(smtp.port),
-                "MAILFLOW_SMTP_SECURITY": "none",
-                "MAILFLOW_DATA_DIR": str(root / "data"),
-                "MAILFLOW_REPLY_HOURLY_CAP": str(2 * count),
-            }
-        )
+        env = worker_env(server, user, password, smtp.port, root / "data", replies=count)
         started = time.perf_counter()
         mailflow(env, "poll-once")
         print(f"mailflow poll-once: {time.perf_counter() - started:.0f} s")

@@ -261,6 +261,22 @@ PHRASES = {
 }
 
 
+def _spy_on_training(monkeypatch) -> list[set[str]]:
+    """The examples of every model trained from now on, one set of sources per training."""
+    from mailflow.evaluation import run
+
+    trained_on: list[set[str]] = []
+    real_train = run.train
+
+    def spy(examples, **kwargs):
+        examples = list(examples)
+        trained_on.append({example.source for example in examples})
+        return real_train(examples, **kwargs)
+
+    monkeypatch.setattr(run, "train", spy)
+    return trained_on
+
+
 def _observed_corpus(tmp_path: Path):
     from mailflow.bootstrap import build_analyser
     from mailflow.evaluation import run
@@ -293,13 +309,7 @@ def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_p
     observed = _observed_corpus(tmp_path)
     analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
 
-    trained_on: list[set[str]] = []
-    real_train = run.train
-
-    def spy(examples, **kwargs):
-        examples = list(examples)
-        trained_on.append({example.source for example in examples})
-        return real_train(examples, **kwargs)
+    trained_on = _spy_on_training(monkeypatch)
 
     scored_by: dict[str, int] = {}
     real_conclude = run._conclude
@@ -309,7 +319,6 @@ def test_cross_validation_never_scores_an_email_with_a_model_trained_on_it(tmp_p
         assert fold_analyser.model is not None
         return real_conclude(fold_analyser, one)
 
-    monkeypatch.setattr(run, "train", spy)
     monkeypatch.setattr(run, "_conclude", conclude)
     monkeypatch.setattr(run, "held_out_points", lambda *args: [])  # no inner folds for thresholds
     result = run.cross_validate(analyser, observed, 3)
@@ -327,13 +336,7 @@ def test_thresholds_are_chosen_on_emails_the_fold_model_never_saw(tmp_path: Path
     from mailflow.settings import load_settings
 
     observed = _observed_corpus(tmp_path)
-    trained_on: list[set[str]] = []
-    real_train = run.train
-
-    def spy(examples, **kwargs):
-        examples = list(examples)
-        trained_on.append({example.source for example in examples})
-        return real_train(examples, **kwargs)
+    trained_on = _spy_on_training(monkeypatch)
 
     scored: list[tuple[str, int]] = []
     real_conclude = run._conclude
@@ -342,7 +345,6 @@ def test_thresholds_are_chosen_on_emails_the_fold_model_never_saw(tmp_path: Path
         scored.append((one.email.name, len(trained_on) - 1))
         return real_conclude(fold_analyser, one)
 
-    monkeypatch.setattr(run, "train", spy)
     monkeypatch.setattr(run, "_conclude", conclude)
     analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
     points = run.held_out_points(analyser, observed, 3)
