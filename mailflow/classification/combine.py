@@ -10,8 +10,9 @@ such an email must go to a person rather than get a wrong reply.
 
 Several requests: when the rules find them (two products' own evidence, or one request for several
 persons) the email is split; otherwise the model's several-requests head decides, from the
-probability chosen with the model's thresholds (``several_from``), and the model's next best
-category (or the same product again, for several persons) is the second request.
+probability chosen with the model's thresholds (``several_from``). Which requests the model's
+requests head says — one calibrated yes/no per category, so that two can be likely at once — or,
+when it sees no second product, the same product for several persons.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -36,8 +37,12 @@ from mailflow.domain import Classification, Screening
 # The several-requests head's probability from which an email asks for several things, unless the
 # model's thresholds say otherwise.
 SEVERAL = 0.5
-# A second category is one of the several requests when the model gives it this much probability.
+# A second category is one of the several requests when the model gives it this much probability
+# (``SECOND_REQUEST``: of the category head, for a model without a requests head; ``REQUESTED``: of
+# the requests head, which judges each category on its own).
 SECOND_REQUEST = 0.15
+REQUESTED = 0.5
+MAX_OTHERS = 2  # three requests in one email are rare; more are the rules reading every card named
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
 
@@ -107,33 +112,57 @@ def several_requests(
 ) -> tuple[str, ...]:
     """The requests of an email that asks for several things, or () when it asks for one.
 
-    Without a several-requests head (too few examples to train one) the rules' finding stands."""
+    Whether it asks for several: the rules' finding (two products' own evidence, or "for me and my
+    wife") or the several-requests head. Which: the requests head, each category judged on its own;
+    when it finds no other category likely, the rules' requests (the persons they counted), or else
+    one request for two persons. Without a several-requests head (too few examples to train one)
+    the rules' finding stands."""
     if best in _NEVER_SEVERAL:
         return ()
     by_rules = len(found_by_rules) > 1 and best in found_by_rules
     if not prediction.has_several_head:
         return tuple(found_by_rules) if by_rules else ()
-    if by_rules:
-        # The catalogue's rules name two requests (two products' own evidence, or "for me and my
-        # wife"): a person decides, whatever the model's doubt.
-        return tuple(found_by_rules)
-    if prediction.several < several_from:
+    if not by_rules and prediction.several < several_from:
         return ()
+    if not prediction.requests:
+        return tuple(found_by_rules) if by_rules else _from_categories(best, prediction, catalogue)
+    others = [
+        category
+        for category, p in sorted(prediction.requests.items(), key=lambda item: -item[1])
+        if category != best and p >= REQUESTED and _may_follow(best, category, catalogue)
+    ][:MAX_OTHERS]
+    if others:
+        return (best, *others)
+    if by_rules:
+        return tuple(found_by_rules)  # the same product for the persons the rules counted, or theirs
+    # One request for several persons; a question or another service is asked once whoever asks.
+    return (best, best) if best in REQUEST_CATEGORIES else ()
+
+
+def _from_categories(best: str, prediction: Prediction, catalogue: Catalogue) -> tuple[str, ...]:
+    """A model without a requests head: its next best category is the second request."""
     others = [
         category
         for category, p in sorted(prediction.categories.items(), key=lambda item: -item[1])
         if category != best
         and p >= SECOND_REQUEST
-        and category not in _NEVER_SEVERAL
-        and category != OTHER_SERVICE
+        and _may_follow(best, category, catalogue)
         and not (category in INFO_CATEGORIES and best in INFO_CATEGORIES)
-        and best not in catalogue.product(category).same_request_as
-        and category not in catalogue.product(best).same_request_as
     ]
     if others:
         return (best, others[0])
-    # One request for several persons; a question or another service is asked once whoever asks.
     return (best, best) if best in REQUEST_CATEGORIES else ()
+
+
+def _may_follow(best: str, category: str, catalogue: Catalogue) -> bool:
+    """Whether ``category`` can be a second request next to ``best``: not junk, not another service
+    (that is where to send it, not what we do), not the same request under another name."""
+    return (
+        category not in _NEVER_SEVERAL
+        and category != OTHER_SERVICE
+        and best not in catalogue.product(category).same_request_as
+        and category not in catalogue.product(best).same_request_as
+    )
 
 
 def _agreement(prediction: Prediction, intent: str, topic: str) -> float:

@@ -146,3 +146,44 @@ def test_a_question_is_not_split_per_person_and_never_next_to_another_question(c
         {"info_students": 0.6, "info_asylum": 0.3}, intent="question", topic="students", several=0.9
     )
     assert combine(rules, two, PERSON, catalogue).intents == ()
+
+
+def test_the_requests_head_names_the_requests_each_on_its_own(catalogue):
+    rules = Classification("card_lost", 0.6)
+    found = replace(
+        prediction({"card_lost": 0.9, "card_renewal": 0.02}, several=0.8),
+        requests={"card_lost": 0.97, "departure_temporary": 0.7, "card_renewal": 0.1},
+    )
+    # The category head barely knows the second request; the requests head does.
+    assert combine(rules, found, PERSON, catalogue).intents == ("card_lost", "departure_temporary")
+
+
+def test_the_requests_head_keeps_of_the_rules_split_only_what_is_asked(catalogue):
+    rules = Classification("cgrs_papers", 0.6, ("cgrs_papers", "refugee_card", "orange_card"))
+    found = replace(
+        prediction({"cgrs_papers": 0.8}, topic="asylum"),
+        requests={"cgrs_papers": 0.9, "refugee_card": 0.8, "orange_card": 0.2},
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == ("cgrs_papers", "refugee_card")
+
+
+def test_one_product_for_the_persons_the_rules_counted(catalogue):
+    rules = Classification("orange_card", 0.6, ("orange_card",) * 3)
+    found = replace(
+        prediction({"orange_card": 0.9}, topic="asylum", several=0.9),
+        requests={"orange_card": 0.95, "info_asylum": 0.3},
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == ("orange_card",) * 3
+    alone = Classification("orange_card", 0.6)
+    assert combine(alone, found, PERSON, catalogue).intents == ("orange_card", "orange_card")
+
+
+def test_with_a_requests_head_two_questions_are_two_requests(catalogue):
+    rules = Classification("info_students", 0.6)
+    found = replace(
+        prediction(
+            {"info_students": 0.7, "info_asylum": 0.2}, intent="question", topic="students", several=0.9
+        ),
+        requests={"info_students": 0.9, "info_asylum": 0.8},
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == ("info_students", "info_asylum")

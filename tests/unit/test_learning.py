@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +309,7 @@ def test_heads_vectors_and_thresholds_survive_the_artefact(rich_model, tmp_path:
     model = rich_model.with_thresholds({"act": 0.9, "redirect_info": 0.7}, [{"threshold": "0.90"}])
     loaded = load_model(_saved(model, tmp_path / "model"))
     assert set(loaded.heads) == {"intent", "topic", "several"}
+    assert loaded.requests is not None and loaded.requests.labels == rich_model.requests.labels
     assert loaded.features.vectors is not None and loaded.features.vectors.words == VECTORS.words
     assert loaded.card.thresholds == {"act": 0.9, "redirect_info": 0.7}
     assert loaded.card.risk_coverage == ({"threshold": "0.90"},)
@@ -334,4 +336,28 @@ def test_a_missing_head_array_refuses_the_model(rich_model, tmp_path: Path):
     np.savez_compressed(directory / artefact.MODEL_FILE, **arrays)
     _edit_manifest(directory, sha256=artefact._sha256(directory / artefact.MODEL_FILE))
     with pytest.raises(ArtefactError, match="inconsistent"):
+        load_model(directory)
+
+
+def test_the_requests_head_judges_each_category_on_its_own(rich_model):
+    assert rich_model.requests is not None
+    assert set(rich_model.requests.labels) == set(TEXTS)
+    lost = rich_model.predict_all(ask("ik ben mijn kaart verloren")).requests
+    assert max(lost, key=lost.get) == "card_lost"
+    assert all(0.0 <= p <= 1.0 for p in lost.values())
+
+
+def test_no_requests_head_without_an_email_of_several_requests():
+    single = [replace(example, intents=()) for example in _rich_examples()]
+    assert train(single, corpus="synthetic").requests is None
+
+
+def test_a_damaged_requests_head_refuses_the_model(rich_model, tmp_path: Path):
+    arrays = rich_model.arrays()
+    arrays["requests_betas"] = arrays["requests_betas"][:-1]
+    directory = tmp_path / "model"
+    _saved(rich_model, directory)
+    np.savez_compressed(directory / artefact.MODEL_FILE, **arrays)
+    _edit_manifest(directory, sha256=artefact._sha256(directory / artefact.MODEL_FILE))
+    with pytest.raises(ArtefactError, match="requests head"):
         load_model(directory)

@@ -26,7 +26,7 @@ import numpy as np
 import sklearn
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace
-from mailflow.classification.learning.model import Head, ModelCard, TrainedModel
+from mailflow.classification.learning.model import Head, ModelCard, RequestsHead, TrainedModel
 from mailflow.classification.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
         beta,
         card,
         _heads(arrays, features.size),
+        _requests(arrays, features.size),
     )
 
 
@@ -237,6 +238,25 @@ def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
             labels, weights, intercepts.astype(np.float64), float(arrays[f"head_{name}_beta"][0])
         )
     return heads
+
+
+def _requests(arrays: Mapping[str, np.ndarray], size: int) -> RequestsHead | None:
+    if "requests_labels" not in arrays:
+        return None
+    labels = tuple(str(label) for label in arrays["requests_labels"])
+    try:
+        weights = arrays["requests_weights"]
+        intercepts, betas = arrays["requests_intercepts"], arrays["requests_betas"]
+    except KeyError as exc:
+        raise ArtefactError(f"the requests head lacks {exc.args[0]}") from exc
+    if set(labels) - set(CATEGORIES):
+        raise ArtefactError("the requests head names categories the taxonomy does not know")
+    rows = (len(labels),)
+    if weights.shape != (len(labels), size) or intercepts.shape != rows or betas.shape != rows:
+        raise ArtefactError("the requests head's weights do not fit its categories and the features")
+    if not all(np.all(np.isfinite(array)) for array in (weights, intercepts, betas)):
+        raise ArtefactError("the requests head holds non-finite numbers")
+    return RequestsHead(labels, weights, intercepts.astype(np.float64), betas.astype(np.float64))
 
 
 def _sha256(path: Path) -> str:

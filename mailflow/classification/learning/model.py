@@ -75,6 +75,24 @@ class Head:
 
 
 @dataclass(frozen=True)
+class RequestsHead:
+    """Which requests an email makes, each category judged on its own (one-vs-rest, calibrated per
+    category): unlike the category head, two categories can both be likely — an email asking for two
+    things. Each row is ``p(category asked) = sigmoid(2·beta·(x·w + b))``, the binary form of
+    ``Head``."""
+
+    labels: tuple[str, ...]
+    weights: np.ndarray = field(repr=False)  # (labels, features)
+    intercepts: np.ndarray = field(repr=False)  # (labels,)
+    betas: np.ndarray = field(repr=False)  # (labels,) one inverse temperature per category
+
+    def predict(self, indices: np.ndarray, values: np.ndarray) -> dict[str, float]:
+        logits = 2.0 * self.betas * (self.weights[:, indices] @ values + self.intercepts)
+        probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
+        return {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
+
+
+@dataclass(frozen=True)
 class Prediction:
     """The model's view of one email: its categories, and what is asked about what."""
 
@@ -83,6 +101,7 @@ class Prediction:
     topic: dict[str, float]
     several: float  # the probability that it asks for several things (or for several persons)
     has_several_head: bool = True  # False: the model could not learn several requests
+    requests: dict[str, float] = field(default_factory=dict)  # per category: is it one of the requests
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ class TrainedModel:
     beta: float  # inverse temperature
     card: ModelCard
     heads: Mapping[str, Head] = field(default_factory=dict)  # "intent", "topic", "several"
+    requests: RequestsHead | None = None
 
     def probabilities(self, inputs: Sequence[ModelInput]) -> np.ndarray:
         """Calibrated probabilities, one row per input, columns in ``categories`` order."""
@@ -143,6 +163,7 @@ class TrainedModel:
             topic=heads.get("topic", {}),
             several=heads.get("several", {}).get("yes", 0.0),
             has_several_head="several" in heads,
+            requests=self.requests.predict(indices, values) if self.requests else {},
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -158,6 +179,11 @@ class TrainedModel:
             arrays[f"head_{name}_weights"] = np.asarray(head.weights, dtype=np.float32)
             arrays[f"head_{name}_intercepts"] = head.intercepts
             arrays[f"head_{name}_beta"] = np.array([head.beta], dtype=np.float64)
+        if self.requests is not None:
+            arrays["requests_labels"] = np.array(self.requests.labels, dtype=str)
+            arrays["requests_weights"] = np.asarray(self.requests.weights, dtype=np.float32)
+            arrays["requests_intercepts"] = self.requests.intercepts
+            arrays["requests_betas"] = self.requests.betas
         return arrays
 
     def with_evaluation(self, evaluation: Mapping[str, Any]) -> TrainedModel:
@@ -209,6 +235,7 @@ def train(
         head_folds = min(CALIBRATION_FOLDS, min(head_counts.values()))
         fitted = linear_form(fit_calibrated(matrix, np.array(values), c=c, folds=head_folds))
         heads[name] = Head(*fitted)
+    requests = fit_requests(matrix, [example.intents or (example.category,) for example in chosen], c=c)
     when = now or datetime.now(UTC)
     model = TrainedModel(
         features=features,
@@ -217,6 +244,7 @@ def train(
         intercepts=intercepts,
         beta=beta,
         heads=heads,
+        requests=requests,
         card=ModelCard(
             version="",
             trained_at=when.isoformat(timespec="seconds"),
@@ -233,6 +261,35 @@ def train(
     )
     version = f"{when:%Y%m%dT%H%M%SZ}-{content_hash(model.arrays())[:12]}"
     return replace(model, card=replace(model.card, version=version))
+
+
+def fit_requests(
+    matrix: sparse.csr_matrix, asked: Sequence[Sequence[str]], *, c: float
+) -> RequestsHead | None:
+    """One calibrated binary classifier per category asked in enough emails to learn from
+    (``MIN_EXAMPLES`` with it and without it); None without a single email of several requests, for
+    then nothing shows what a second request looks like."""
+    if not any(len(requests) > 1 for requests in asked):
+        return None
+    counts = Counter(category for requests in asked for category in set(requests))
+    labels = sorted(category for category, n in counts.items() if n >= MIN_EXAMPLES)
+    rows = []
+    for label in labels:
+        target = np.array([label in requests for requests in asked])
+        positives = int(target.sum())
+        if len(target) - positives < MIN_EXAMPLES:
+            continue
+        folds = min(CALIBRATION_FOLDS, positives, len(target) - positives)
+        _, weights, intercepts, beta = linear_form(fit_calibrated(matrix, target, c=c, folds=folds))
+        rows.append((label, weights[1], intercepts[1], beta))
+    if not rows:
+        return None
+    return RequestsHead(
+        labels=tuple(row[0] for row in rows),
+        weights=np.vstack([row[1] for row in rows]).astype(np.float32),
+        intercepts=np.array([row[2] for row in rows], dtype=np.float64),
+        betas=np.array([row[3] for row in rows], dtype=np.float64),
+    )
 
 
 def fit_calibrated(
