@@ -42,6 +42,7 @@ SEVERAL = 0.5
 # the requests head, which judges each category on its own).
 SECOND_REQUEST = 0.15
 REQUESTED = 0.5
+SUPPORTED = 0.25  # of the requests head, for a product the rules also found
 MAX_OTHERS = 2  # three requests in one email are rare; more are the rules reading every card named
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
@@ -126,11 +127,18 @@ def several_requests(
         return ()
     if not prediction.requests:
         return tuple(found_by_rules) if by_rules else _from_categories(best, prediction, catalogue)
-    others = [
-        category
-        for category, p in sorted(prediction.requests.items(), key=lambda item: -item[1])
-        if category != best and p >= REQUESTED and _may_follow(best, category, catalogue)
-    ][:MAX_OTHERS]
+    likely = {
+        category: p
+        for category, p in prediction.requests.items()
+        if category != best and _may_follow(best, category, catalogue)
+    }
+    others = [c for c in sorted(likely, key=lambda c: -likely[c]) if likely[c] >= REQUESTED]
+    if by_rules:
+        # A product the rules found on its own evidence needs less of the model's support.
+        others += [
+            c for c in dict.fromkeys(found_by_rules) if c not in others and likely.get(c, 0) >= SUPPORTED
+        ]
+    others = others[:MAX_OTHERS]
     if others:
         return (best, *others)
     if by_rules:

@@ -187,3 +187,14 @@ def test_with_a_requests_head_two_questions_are_two_requests(catalogue):
         requests={"info_students": 0.9, "info_asylum": 0.8},
     )
     assert combine(rules, found, PERSON, catalogue).intents == ("info_students", "info_asylum")
+
+
+def test_a_product_the_rules_found_needs_less_support_from_the_requests_head(catalogue):
+    rules = Classification(
+        "appointment_cancel", 0.6, ("appointment_cancel", "child_card", "card_renewal", "card_defect")
+    )
+    found = replace(
+        prediction({"appointment_cancel": 0.8}, intent="cancel", topic="appointments", several=0.9),
+        requests={"appointment_cancel": 0.9, "card_defect": 0.3, "child_card": 0.05, "card_renewal": 0.1},
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == ("appointment_cancel", "card_defect")
