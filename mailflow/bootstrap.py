@@ -21,11 +21,12 @@ from mailflow.classification.learning.reload import ModelWatch
 from mailflow.classification.word_vectors import load_word_vectors
 from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
-from mailflow.outbox import Outbox, RetryPolicy
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
 from mailflow.processing import Processor
-from mailflow.replies import ReplyComposer
+from mailflow.replies.compose import ReplyComposer
+from mailflow.replies.outbox import Outbox, RetryPolicy
+from mailflow.replies.thread_tokens import ThreadSigner, load_or_create_key
 from mailflow.runner import Worker
 from mailflow.settings import Settings
 from mailflow.stages.act import Actor, ReplyLimits
@@ -37,7 +38,6 @@ from mailflow.storage.blobs import FileBlobStore
 from mailflow.storage.database import make_engine, make_session_factory, migrate
 from mailflow.storage.ledger import Ledger
 from mailflow.storage.models import AttachmentRecord, Case, Message
-from mailflow.thread_tokens import ThreadSigner, load_or_create_key
 
 log = logging.getLogger(__name__)
 

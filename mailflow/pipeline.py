@@ -27,6 +27,7 @@ from mailflow.domain import (
     Screening,
     ThreadContext,
 )
+from mailflow.replies.thread_tokens import ThreadSigner
 from mailflow.stages.bounces import read_bounce
 from mailflow.stages.decide import DecisionPolicy, decide
 from mailflow.stages.documents import DocumentRules
@@ -35,7 +36,6 @@ from mailflow.stages.language import LanguageDetector
 from mailflow.stages.parse import parse
 from mailflow.stages.screen import screen
 from mailflow.stages.thread import CaseLookup, find_thread, follow_up_classification
-from mailflow.thread_tokens import ThreadSigner
 
 log = logging.getLogger(__name__)
 

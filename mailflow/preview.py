@@ -11,7 +11,7 @@ from typing import Any
 from mailflow.domain import Analysis
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox
-from mailflow.replies import ReplyComposer
+from mailflow.replies.compose import ReplyComposer
 from mailflow.stages.act import CASE_ACTIONS, compose_reply
 
 ProductContext = Callable[[str, str], Mapping[str, Any]]

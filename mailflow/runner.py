@@ -15,8 +15,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from mailflow.errors import MailboxError
 from mailflow.ingest import Ingestor, IngestReport
-from mailflow.outbox import DeliveryReport, Outbox
 from mailflow.ports import Mailbox
+from mailflow.replies.outbox import DeliveryReport, Outbox
 
 log = logging.getLogger(__name__)
 

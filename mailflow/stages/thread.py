@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from mailflow.domain import CaseSummary, Classification, ParsedMessage, Screening, ThreadContext
-from mailflow.thread_tokens import ThreadSigner
+from mailflow.replies.thread_tokens import ThreadSigner
 
 CaseLookup = Callable[[str], CaseSummary | None]
 

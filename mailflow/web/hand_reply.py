@@ -6,7 +6,7 @@ import quopri
 import re
 import unicodedata
 
-from mailflow.reply_mime import header_line, verify_header_block
+from mailflow.replies.mime import header_line, verify_header_block
 
 MAX_TEXT = 20_000
 # The composer's MIME structure is replaced; its auto-reply markers do not fit a reply a person wrote.

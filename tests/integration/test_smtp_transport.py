@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 
 from mailflow.adapters.smtp import SmtpTransport
 from mailflow.errors import TransportError
-from mailflow.replies import ReplyComposer
+from mailflow.replies.compose import ReplyComposer
 from tests.fixtures.smtp import RecordingHandler, SmtpServer, free_port
 
 pytestmark = pytest.mark.integration

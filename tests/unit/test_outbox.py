@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailflow.errors import TransportError
-from mailflow.outbox import Outbox, RetryPolicy
+from mailflow.replies.outbox import Outbox, RetryPolicy
 from mailflow.storage.database import make_engine, make_session_factory, migrate
 from mailflow.storage.models import Message, Reply
 

@@ -15,7 +15,7 @@ import pytest
 
 from mailflow.classification import taxonomy
 from mailflow.errors import ConfigurationError
-from mailflow.replies import LANGUAGES, REPLY_ACTIONS, OutgoingReply, ReplyComposer
+from mailflow.replies.compose import LANGUAGES, REPLY_ACTIONS, OutgoingReply, ReplyComposer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 FIXED_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -414,7 +414,7 @@ def test_bad_from_address_or_domain_stop_start_up() -> None:
 
 
 def test_header_check_rejects_an_injected_or_broken_header_block(composer: ReplyComposer) -> None:
-    from mailflow.reply_mime import UnsafeHeaderError, verify_header_block
+    from mailflow.replies.mime import UnsafeHeaderError, verify_header_block
 
     data = compose(composer).data
     expected = header_names(data)

@@ -6,7 +6,7 @@ Templates live in ``templates/replies``: ``<action>.<language>.txt.j2`` and ``.h
 notes) come in already translated, so the templates stay generic.
 
 A reply repeats nothing of the incoming email but the resident's name and (masked) subject: both are
-cleaned of control characters before they reach the body or a header (see ``mailflow.reply_mime``).
+cleaned of control characters before they reach the body or a header (see ``mailflow.replies.mime``).
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from mailflow.errors import ConfigurationError
-from mailflow.reply_context import LANGUAGES, ProductFacts, load_documents, load_phrases, usable_name
-from mailflow.reply_mime import (
+from mailflow.replies.context import LANGUAGES, ProductFacts, load_documents, load_phrases, usable_name
+from mailflow.replies.mime import (
     build_message,
     clean_text,
     phrase_token,
     text_tokens,
     verify_header_block,
 )
-from mailflow.thread_tokens import ThreadSigner
+from mailflow.replies.thread_tokens import ThreadSigner
 
 REPLY_ACTIONS = ("file", "request_documents", "book", "online", "redirect_info", "redirect_other")
 _CASE_ACTIONS = frozenset({"file", "request_documents"})
@@ -105,7 +105,7 @@ def reply_subject(original: str, case_ref: str | None, fallback: str) -> str:
 def reply_message_id(idempotency_key: str, domain: str, case_token: str | None = None) -> str:
     """Deterministic, so a reply rendered again for the same email keeps its id.
 
-    ``case_token`` (see ``mailflow.thread_tokens``) lets an answer in the thread be tied to its case.
+    ``case_token`` (see ``mailflow.replies.thread_tokens``) lets an answer in the thread be tied to its case.
     """
     # Short enough that "In-Reply-To: <id>" fits one line: clients then never fold or encode it.
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[: 16 if case_token else 32]

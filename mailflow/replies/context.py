@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailflow.errors import ConfigurationError
-from mailflow.reply_mime import clean_text
+from mailflow.replies.mime import clean_text
 
 LANGUAGES = ("nl", "fr", "en")
 _PHRASE_KEYS = frozenset(
