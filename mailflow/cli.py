@@ -6,13 +6,18 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailflow.errors import ConfigurationError, MailboxError, MailflowError
 from mailflow.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _configure_logging(verbose: int) -> None:
@@ -332,20 +337,81 @@ def users_add(settings: Settings, name: str, role: str, password_stdin: bool) ->
 @click.pass_obj
 def users_passwd(settings: Settings, name: str, password_stdin: bool) -> None:
     """Set a new password; the account's open sessions end."""
-    from sqlalchemy.exc import NoResultFound
-
     from mailflow.web.accounts import set_password
 
     password = _read_password(password_stdin)
+    _change_account(settings, lambda session, now: set_password(session, name, password))
+    click.echo(f"password of {name} changed")
+
+
+@users.command("list")
+@click.pass_obj
+def users_list(settings: Settings) -> None:
+    """Every account: role, state, created and last login (UTC)."""
+    from mailflow.web.accounts import Throttle, list_accounts
+
+    throttle = Throttle(
+        max_failures=settings.login_max_failures, window=timedelta(seconds=settings.login_window_seconds)
+    )
+    app = _app(settings)
+    try:
+        with app.sessions() as session:
+            accounts = list_accounts(session, now=app.clock(), throttle=throttle)
+    finally:
+        app.close()
+    click.echo(f"{'user':<24} {'role':<8} {'state':<9} {'created':<17} last login")
+    for account in accounts:
+        state = "disabled" if account.disabled else "locked" if account.locked else "active"
+        last = f"{account.last_login:%Y-%m-%d %H:%M}" if account.last_login else "never"
+        click.echo(
+            f"{account.username:<24} {account.role:<8} {state:<9} {account.created_at:%Y-%m-%d %H:%M} {last}"
+        )
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_obj
+def users_disable(settings: Settings, name: str) -> None:
+    """Disable an account: it can no longer log in, and its open sessions end."""
+    from mailflow.web.accounts import set_disabled
+
+    _change_account(settings, lambda session, now: set_disabled(session, name, True))
+    click.echo(f"{name} disabled")
+
+
+@users.command("enable")
+@click.argument("name")
+@click.pass_obj
+def users_enable(settings: Settings, name: str) -> None:
+    """Enable a disabled account again."""
+    from mailflow.web.accounts import set_disabled
+
+    _change_account(settings, lambda session, now: set_disabled(session, name, False))
+    click.echo(f"{name} enabled")
+
+
+@users.command("unlock")
+@click.argument("name")
+@click.pass_obj
+def users_unlock(settings: Settings, name: str) -> None:
+    """Let an account locked by failed logins log in again (the attempts stay on record)."""
+    from mailflow.web.accounts import unlock
+
+    _change_account(settings, lambda session, now: unlock(session, name, now=now))
+    click.echo(f"{name} unlocked")
+
+
+def _change_account(settings: Settings, change: Callable[[Session, datetime], object]) -> None:
+    from mailflow.web.accounts import NoSuchUser
+
     app = _app(settings)
     try:
         with app.sessions.begin() as session:
-            set_password(session, name, password)
-    except (ValueError, NoResultFound) as exc:
-        raise click.ClickException(str(exc) or f"no user {name!r}") from exc
+            change(session, app.clock())
+    except (ValueError, NoSuchUser) as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         app.close()
-    click.echo(f"password of {name} changed")
 
 
 @main.command()

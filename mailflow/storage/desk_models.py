@@ -28,6 +28,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on every password change: sessions made before it stop being valid.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Failed logins before this no longer lock the account (migration 0005).
+    unlocked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class LoginAttempt(Base):

@@ -151,6 +151,7 @@ class Reply(Base):
     """The outbox: a reply is recorded here, in the same transaction as its decision, before any send."""
 
     __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_created_at", "created_at"),)  # migration 0004
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)

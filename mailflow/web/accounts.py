@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.storage.desk_models import ROLES, LoginAttempt, User
@@ -67,11 +67,87 @@ def add_user(session: Session, username: str, role: str, password: str, *, now: 
     return user
 
 
+@dataclass(frozen=True)
+class Account:
+    """One account as an administrator sees it."""
+
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    last_login: datetime | None
+    locked: bool  # too many recent failed logins: refused until the window passes or an unlock
+
+
+class NoSuchUser(LookupError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user {username!r}")
+
+
+def find_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise NoSuchUser(username)
+    return user
+
+
 def set_password(session: Session, username: str, password: str) -> User:
-    user = session.scalars(select(User).where(User.username == check_username(username))).one()
+    user = find_user(session, check_username(username))
     user.password_hash = _hasher.hash(check_password(password))
     user.session_version += 1
     return user
+
+
+def set_disabled(session: Session, username: str, disabled: bool) -> User:
+    """Disable (its open sessions end at once) or enable an account."""
+    user = find_user(session, username)
+    if disabled and not user.disabled:
+        user.session_version += 1
+    user.disabled = disabled
+    return user
+
+
+def unlock(session: Session, username: str, *, now: datetime) -> User:
+    """Let an account locked by failed logins log in again; the attempts stay on record."""
+    user = find_user(session, username)
+    user.unlocked_at = now
+    return user
+
+
+def list_accounts(session: Session, *, now: datetime, throttle: Throttle) -> list[Account]:
+    """Every account, by name, with its last login and whether failed logins lock it now."""
+    last_logins = dict(
+        session.execute(
+            select(LoginAttempt.username, func.max(LoginAttempt.at))
+            .where(LoginAttempt.succeeded.is_(True))
+            .group_by(LoginAttempt.username)
+        ).all()
+    )
+    return [
+        Account(
+            username=user.username,
+            role=user.role,
+            disabled=user.disabled,
+            created_at=user.created_at,
+            last_login=last_logins.get(user.username),
+            locked=_recent_failures(session, user.username, user, now, throttle) >= throttle.max_failures,
+        )
+        for user in session.scalars(select(User).order_by(User.username))
+    ]
+
+
+def _recent_failures(
+    session: Session, name: str, user: User | None, now: datetime, throttle: Throttle
+) -> int:
+    """Failed logins of ``name`` within the throttle's window and after its last unlock."""
+    recent = [
+        LoginAttempt.username == name,
+        LoginAttempt.at >= now - throttle.window,
+        LoginAttempt.succeeded.is_(False),
+    ]
+    if user is not None and user.unlocked_at is not None:
+        recent.append(LoginAttempt.at > user.unlocked_at)
+    return session.scalar(select(func.count()).where(*recent)) or 0
 
 
 def authenticate(
@@ -79,20 +155,17 @@ def authenticate(
 ) -> tuple[LoginOutcome, User | None]:
     """Check a login and record the attempt; too many recent failures refuse without checking."""
     name = username.strip().lower()[:100]
-    since = now - throttle.window
-    failures = session.execute(
-        select(
-            func.count().filter(LoginAttempt.username == name),
-            func.count().filter(LoginAttempt.remote_addr == remote_addr),
-        ).where(
-            LoginAttempt.at >= since,
-            LoginAttempt.succeeded.is_(False),
-            or_(LoginAttempt.username == name, LoginAttempt.remote_addr == remote_addr),
-        )
-    ).one()
-    if failures[0] >= throttle.max_failures or failures[1] >= throttle.max_failures_per_address:
-        return LoginOutcome.THROTTLED, None
     user = session.scalar(select(User).where(User.username == name))
+    by_address = session.scalar(
+        select(func.count()).where(
+            LoginAttempt.remote_addr == remote_addr,
+            LoginAttempt.at >= now - throttle.window,
+            LoginAttempt.succeeded.is_(False),
+        )
+    )
+    by_name = _recent_failures(session, name, user, now, throttle)
+    if by_name >= throttle.max_failures or (by_address or 0) >= throttle.max_failures_per_address:
+        return LoginOutcome.THROTTLED, None
     ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
     ok = ok and not user.disabled  # type: ignore[union-attr]
     session.add(LoginAttempt(username=name, remote_addr=remote_addr[:64], at=now, succeeded=ok))

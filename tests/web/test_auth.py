@@ -175,3 +175,58 @@ def test_model_manifests_are_read_and_flattened(tmp_path):
     found = model_manifests(tmp_path)
     assert [m["file"] for m in found] == ["manifest.json"]
     assert flat(found[0]["data"]) == [("version", "2026-12-01"), ("held_out.accuracy", "0.91")]
+
+
+def test_an_unlocked_account_logs_in_again_and_its_failures_stay_on_record(web, world):
+    from mailflow.storage.desk_models import LoginAttempt
+    from mailflow.web.accounts import unlock
+
+    client = web.test_client()
+    for _ in range(world.settings.login_max_failures):
+        login(client, "sara", "wrong password!")
+    assert login(client, "sara").status_code == 429
+    with world.app.sessions.begin() as session:
+        unlock(session, "sara", now=world.clock())
+    world.clock.advance(seconds=1)
+    assert login(client, "sara").status_code == 302
+    with world.app.sessions() as session:
+        failed = session.scalars(
+            select(LoginAttempt).where(LoginAttempt.username == "sara", LoginAttempt.succeeded.is_(False))
+        ).all()
+    assert len(failed) == world.settings.login_max_failures
+
+
+def test_a_disabled_account_is_logged_out_and_refused_until_enabled(as_user, web, world):
+    from mailflow.web.accounts import set_disabled
+
+    client = as_user("sam")
+    assert client.get("/triage").status_code == 200
+    with world.app.sessions.begin() as session:
+        set_disabled(session, "sam", True)
+    assert client.get("/triage").status_code == 302  # the open session ended
+    assert login(web.test_client(), "sam").status_code == 401
+    with world.app.sessions.begin() as session:
+        set_disabled(session, "sam", False)
+    assert login(web.test_client(), "sam").status_code == 302
+
+
+def test_users_commands_list_disable_enable_and_unlock(world):
+    from click.testing import CliRunner
+
+    from mailflow.cli import main
+
+    env = {"MAILFLOW_DATA_DIR": str(world.settings.data_dir), "MAILFLOW_SECRET_KEY": "k" * 32}
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, ["users", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert re.search(r"^sam\s+staff\s+active\s", run("list"), re.M)
+    run("disable", "sam")
+    assert re.search(r"^sam\s+staff\s+disabled\s", run("list"), re.M)
+    run("enable", "sam")
+    assert re.search(r"^sam\s+staff\s+active\s", run("list"), re.M)
+    assert "sam unlocked" in run("unlock", "sam")
+    unknown = CliRunner().invoke(main, ["users", "disable", "nobody"], env=env)
+    assert unknown.exit_code != 0 and "no user 'nobody'" in unknown.output
