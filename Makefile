@@ -98,7 +98,7 @@ vectors: venv
 # Retrain the shipped model on those corpora (writes classifiers/model).
 model: corpora
 	$(BIN)/mailflow train $(SHARED)/corpus/dev $(CORPORA)/training $(CORPORA)/spamassassin-train \
-		--no-staff --force
+		--no-staff --force --jobs $$(nproc)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 HEADLINE = ("harmful_rate", "automation_rate", "category_accuracy")
 DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
+JOBS = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes reading the emails (attached documents are the slow part): up to one per core.",
+)
 AUTHSERV = click.option(
     "--authserv-id",
     help="The receiving server whose Authentication-Results count (default: setting trusted_authserv_id).",
@@ -50,6 +57,7 @@ AUTHSERV = click.option(
     show_default=True,
     help="Cross-validation folds for the figures written to an installed model's manifest (0: none).",
 )
+@JOBS
 @AUTHSERV
 @click.pass_obj
 def train_command(
@@ -59,6 +67,7 @@ def train_command(
     output: Path | None,
     force: bool,
     folds: int,
+    jobs: int,
     authserv_id: str | None,
 ) -> None:
     """Retrain the learned model on DIRECTORIES (default: setting training_corpora) and staff labels.
@@ -86,6 +95,7 @@ def train_command(
             force=force,
             folds=folds,
             progress=_progress,
+            jobs=jobs,
         )
         if app is not None:
             record_result(app.sessions, result, actor="mailflow train", now=app.clock())
@@ -138,6 +148,7 @@ def bench() -> None:
     is_flag=True,
     help="Figures only: no email named (for a frozen evaluation corpus).",
 )
+@JOBS
 @AUTHSERV
 @click.pass_obj
 def bench_classify(
@@ -147,6 +158,7 @@ def bench_classify(
     rules_only: bool,
     as_json: bool,
     aggregate: bool,
+    jobs: int,
     authserv_id: str | None,
 ) -> None:
     """Classify DIRECTORY's labelled emails and report how well (harmful and automation rates, …).
@@ -162,7 +174,7 @@ def bench_classify(
     if folds and rules_only:
         raise click.UsageError("--cv measures the model: it cannot be combined with --rules-only")
     analyser = _analyser(settings, with_model=not rules_only and not folds, authserv_id=authserv_id)
-    observed = _observe(analyser, (directory,))
+    observed = _observe(analyser, (directory,), jobs)
     run = (
         cross_validate(analyser, observed, folds, progress=_progress) if folds else score(analyser, observed)
     )
@@ -202,7 +214,7 @@ def _analyser(settings: Settings, *, with_model: bool, authserv_id: str | None) 
         raise click.ClickException(str(exc)) from exc
 
 
-def _observe(analyser: Analyser, directories: Sequence[Path]) -> list[Observed]:
+def _observe(analyser: Analyser, directories: Sequence[Path], jobs: int = 1) -> list[Observed]:
     from mailflow.evaluation.corpus import CorpusError, read_corpora
     from mailflow.evaluation.run import observe_all
 
@@ -211,7 +223,7 @@ def _observe(analyser: Analyser, directories: Sequence[Path]) -> list[Observed]:
     except CorpusError as exc:
         raise click.ClickException(str(exc)) from exc
     _progress(f"{len(emails)} labelled emails")
-    observed = observe_all(analyser, emails, progress=_progress)
+    observed = observe_all(analyser, emails, progress=_progress, jobs=jobs)
     failed = [o for o in observed if o.seen is None]
     if failed:
         _progress(f"{len(failed)} could not be analysed: {', '.join(o.email.name for o in failed)}")

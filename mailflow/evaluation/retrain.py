@@ -87,19 +87,21 @@ def retrain(
     folds: int = 0,
     now: datetime | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> Retrained:
     """Train on corpora and staff labels; install into ``output or model_dir`` when at least as good.
 
     ``analyser`` is the pipeline to score with (its own model is ignored): the installed model is read
     from ``model_dir``. With ``folds`` ≥ 2 an installed model's manifest also gets K-fold figures over
-    every example, as ``mailflow bench classify --cv`` reports them. TrainingError when the examples
-    cannot make a model; CorpusError for a bad corpus.
+    every example, as ``mailflow bench classify --cv`` reports them. ``jobs``: processes observing
+    the corpus emails (see ``run.observe_all``). TrainingError when the examples cannot make a model;
+    CorpusError for a bad corpus.
     """
     say = progress or log.info
     corpora = list(read_corpora(directories))
     staff = staff_emails(sessions, blobs) if sessions is not None and blobs is not None else []
     say(f"{len(corpora)} corpus emails, {len(staff)} staff-labelled emails")
-    observed = observe_all(analyser, corpora, progress=say) + [
+    observed = observe_all(analyser, corpora, progress=say, jobs=jobs) + [
         observe_raw(analyser, email, raw) for email, raw in staff
     ]
     failed = [o.email.name for o in observed if o.seen is None]

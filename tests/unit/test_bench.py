@@ -351,3 +351,16 @@ def test_thresholds_are_chosen_on_emails_the_fold_model_never_saw(tmp_path: Path
     assert len(points) == len(observed) and len(trained_on) == 3
     assert all(name not in trained_on[fold] for name, fold in scored)
     assert {name for name, _ in scored} == {o.email.name for o in observed}
+
+
+def test_observing_in_several_processes_gives_the_same_observations_in_order(tmp_path: Path):
+    from mailflow.bootstrap import build_analyser
+    from mailflow.evaluation import run
+    from mailflow.settings import load_settings
+
+    one_by_one = _observed_corpus(tmp_path)
+    analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
+    forked = run.observe_all(analyser, read_labelled(tmp_path), jobs=2)
+    assert [o.email.name for o in forked] == [o.email.name for o in one_by_one]
+    assert [o.seen.features for o in forked] == [o.seen.features for o in one_by_one]
+    assert [o.seen.rules for o in forked] == [o.seen.rules for o in one_by_one]
