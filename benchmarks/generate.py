@@ -100,7 +100,7 @@ def generate(count: int, pdf_share: float = 0.2, seed: int = 2026) -> Iterator[b
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         message = EmailMessage()
         message["From"] = f"{name} <resident{index}@example.org>"
-        message["To"] = "Migratieloket Gent <migratie@stad.gent>"
+        message["To"] = "Loket Migratie Gent <migratie@stad.gent>"
         message["Subject"] = ["Vraag", "Demande", "Request"][["nl", "fr", "en"].index(language)] + f" {index}"
         message["Date"] = format_datetime(start + timedelta(minutes=index))
         message["Message-ID"] = f"<bench.{seed}.{index}@example.org>"

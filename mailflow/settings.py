@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)
     smtp_timeout: float = 30.0
-    from_address: str = "Migratieloket Gent <migratie@stad.gent>"
+    from_address: str = "Loket Migratie Gent <migratie@stad.gent>"
     reply_domain: str | None = None  # domain of our Message-IDs; defaults to from_address's domain
 
     data_dir: Path = PROJECT_ROOT / "storage"

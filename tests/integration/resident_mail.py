@@ -131,7 +131,7 @@ def resident_email(
 ) -> bytes:
     message = EmailMessage()
     message["From"] = f"{display_name} <{sender}>"
-    message["To"] = "Migratieloket Gent <migratie@stad.gent>"
+    message["To"] = "Loket Migratie Gent <migratie@stad.gent>"
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     message["Message-ID"] = message_id

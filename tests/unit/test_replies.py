@@ -132,7 +132,7 @@ def test_templates_differ_per_language(composer: ReplyComposer, language: str) -
 
 def test_book_reply_lists_what_to_bring_and_notes(composer: ReplyComposer) -> None:
     text, html = parts(compose(composer, action="book", language="nl"))
-    assert "Breng dit mee naar je afspraak:\n- Police report (annex 12)\n- A recent passport photo" in text
+    assert "Breng dit mee naar uw afspraak:\n- Police report (annex 12)\n- A recent passport photo" in text
     assert "Goed om te weten:\n- Report the loss to the police first." in text
     assert '<a href="https://stad.gent/afspraak/card-lost"' in html
     assert "<li>A recent passport photo</li>" in html
