@@ -19,8 +19,10 @@ import numpy as np
 
 GROUPS = ("act", "redirect_info", "redirect_other", "ignore")
 # The harmful share of all held-out emails the chosen thresholds may reach, one harmful email added
-# (Laplace), so that thresholds chosen on a few emails do not promise more than they show.
-RISK_BUDGET = 0.006
+# (Laplace), so that thresholds chosen on a few emails do not promise more than they show. Below the
+# 1 % allowed to reach residents: the training corpora are written to be hard (several requests,
+# near misses), and on the open half of the blind corpus thresholds chosen so harmed half as often.
+RISK_BUDGET = 0.008
 # No threshold is lower than this, whatever the held-out emails show.
 FLOOR = 0.3
 NEVER = 1.01  # a threshold no confidence reaches: the group is never automated

@@ -27,7 +27,7 @@ def test_the_threshold_stops_above_the_harmful_emails():
 def test_some_harm_is_accepted_within_the_budget():
     right = [(0.99 - i * 0.0001, False) for i in range(2000)]
     wrong = [(0.70, True), (0.69, True)]
-    # 0.6 % of 2 002 emails allows 11 harmful ones (one counted in advance): both fit.
+    # 0.8 % of 2 002 emails allows 15 harmful ones (one counted in advance): both fit.
     assert choose_thresholds(points("act", right + wrong))["act"] == 0.69
 
 
@@ -41,7 +41,7 @@ def test_a_group_without_held_out_emails_is_never_automated():
 
 
 def test_a_few_emails_promise_little():
-    """Laplace: with one harmful email counted in advance, 100 emails cannot show a 0.6 % risk."""
+    """Laplace: with one harmful email counted in advance, 100 emails cannot show a 0.8 % risk."""
     assert choose_thresholds(points("act", [(0.95, False)] * 100))["act"] == NEVER
 
 

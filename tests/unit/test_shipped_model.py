@@ -25,5 +25,5 @@ def test_its_thresholds_come_from_a_held_out_risk_coverage_table():
     chosen = manifest["risk_coverage"][-1]
     assert chosen["threshold"] == "chosen"
     assert chosen["emails"] > 1000
-    # Within the budget the thresholds were chosen for: (harmful + 1) / (emails + 1) ≤ 0.6 %.
-    assert (chosen["harmful"] + 1) / (chosen["emails"] + 1) <= 0.006
+    # Within the budget the thresholds were chosen for: (harmful + 1) / (emails + 1) ≤ 0.8 %.
+    assert (chosen["harmful"] + 1) / (chosen["emails"] + 1) <= 0.008
