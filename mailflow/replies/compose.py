@@ -194,8 +194,11 @@ class ReplyComposer:
         product: Mapping[str, object],
         missing_documents: Sequence[str],
         idempotency_key: str,
+        automatic: bool = True,
     ) -> OutgoingReply:
-        """Render the reply for ``action``; ValueError when the inputs cannot make a sensible one."""
+        """Render the reply for ``action``; ValueError when the inputs cannot make a sensible one.
+
+        ``automatic`` False: a draft for a person to write from, without the automatic-reply notice."""
         if action not in REPLY_ACTIONS:
             raise ValueError(f"action {action!r} does not reply")
         if case_ref is not None and not _CASE_REF.fullmatch(case_ref):
@@ -222,6 +225,7 @@ class ReplyComposer:
             "case_ref": case_ref,
             "product": facts,
             "missing_documents": [self.document_name(kind, lang) for kind in missing_documents],
+            "automatic": automatic,
         }
         text = _tidy_text(self._env.get_template(f"{action}.{lang}.txt.j2").render(context))
         html = self._env.get_template(f"{action}.{lang}.html.j2").render(context)

@@ -52,6 +52,7 @@ class Composer(Protocol):
         product: Mapping[str, Any],
         missing_documents: Sequence[str],
         idempotency_key: str,
+        automatic: bool = True,
     ) -> ComposedReply: ...
 
 
@@ -66,6 +67,7 @@ def compose_reply(
     case_ref: str | None,
     product: Mapping[str, Any],
     idempotency_key: str,
+    automatic: bool = True,
 ) -> ComposedReply:
     """The reply to ``message`` for ``decision``: always to its sender, in the decision's language."""
     return composer.compose(
@@ -80,6 +82,7 @@ def compose_reply(
         product=product,
         missing_documents=decision.missing_documents,
         idempotency_key=idempotency_key,
+        automatic=automatic,
     )
 
 

@@ -2,8 +2,9 @@
 
 Everything a decision changes is one transaction: the actor's work (documents, case, queued reply),
 the decision record, the labelled example and the events naming the person. The outbox sends the
-reply afterwards, as it does for the worker's own decisions. The email itself stays in the mailbox's
-Triage folder; the ledger says where it went.
+reply afterwards, as it does for the worker's own decisions. A hand-written reply is sent as typed,
+with the case reference in place of the draft's placeholder and without the automatic-reply notice.
+The email itself stays in the mailbox's Triage folder; the ledger says where it went.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mailflow.bootstrap import App
 from mailflow.domain import Action, Analysis, Decision, Status
 from mailflow.stages.act import CASE_ACTIONS, compose_reply
 from mailflow.storage.desk_models import LabelledExample
-from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from mailflow.storage.models import Case, DecisionRecord, Event, Message, Reply
 from mailflow.web import leases
 from mailflow.web.hand_reply import hand_written
 
@@ -85,19 +86,46 @@ def preview(app: App, analysis: Analysis, decision: Decision) -> str:
     """The text of the reply this decision would send ('' when it sends none)."""
     if not decision.action.replies:
         return ""
-    message = analysis.message
+    subject, content = _rendered(app, analysis, decision, automatic=True)
+    return f"Subject: {subject}\n\n{content}"
+
+
+def hand_draft(app: App, analysis: Analysis, decision: Decision) -> str:
+    """The text a person starts a hand-written reply from: the reply for this decision, without the
+    automatic-reply notice; ``case_placeholder`` stands where the case reference will be."""
+    if not decision.action.replies:
+        return ""
+    return _rendered(app, analysis, decision, automatic=False)[1]
+
+
+def case_placeholder(app: App) -> str:
+    """Stands for the case reference in a draft; replaced by the real one when the reply is sent."""
+    return f"{app.settings.case_prefix}-NEW"
+
+
+def _rendered(app: App, analysis: Analysis, decision: Decision, *, automatic: bool) -> tuple[str, str]:
     reply = compose_reply(
         app.composer,
-        message,
+        analysis.message,
         decision,
-        case_ref=f"{app.settings.case_prefix}-NEW" if decision.action in CASE_ACTIONS else None,
+        case_ref=case_placeholder(app) if decision.action in CASE_ACTIONS else None,
         product=app.product_context(decision.category, decision.language),
         idempotency_key="preview",
+        automatic=automatic,
     )
     parsed = message_from_bytes(reply.data, policy=policy.default)
     body = parsed.get_body(("plain",))  # type: ignore[attr-defined]
-    content = body.get_content().replace("\r\n", "\n") if body else ""
-    return f"Subject: {reply.subject}\n\n{content}"
+    return reply.subject, body.get_content().replace("\r\n", "\n") if body else ""
+
+
+def _with_case(app: App, text: str, case: Case | None) -> str:
+    """The hand-written text with the real case reference where the draft had its placeholder."""
+    placeholder = case_placeholder(app)
+    if placeholder not in text:
+        return text
+    if case is None:
+        raise DecisionRefused(f"this reply opens no case: remove {placeholder} from the text")
+    return text.replace(placeholder, case.reference)
 
 
 @dataclass
@@ -172,7 +200,8 @@ def decide_item(app: App, message_id: int, username: str, parts: list[Part], han
                 if outcome.reply_id is None:  # e.g. the address is suppressed after hard bounces
                     raise DecisionRefused("no reply may go to this address; nothing was done")
                 reply = session.get_one(Reply, outcome.reply_id)
-                reply.data = hand_written(reply.data, hand_text)
+                case = session.get(Case, row.case_id) if row.case_id is not None else None
+                reply.data = hand_written(reply.data, _with_case(app, hand_text, case))
             session.add(_record(row.id, decision, username, now, analysis.screening.sender_verdict))
         first = decisions[0]
         session.add(

@@ -14,7 +14,9 @@ from mailflow.web.decisions import (
     STAFF_ACTIONS,
     DecisionRefused,
     Part,
+    case_placeholder,
     decide_item,
+    hand_draft,
     person_decision,
     preview,
     send_now,
@@ -71,22 +73,24 @@ def item(message_id: int):
     analysis = _analysis(message_id)
     category, action = suggestion(d.app, analysis)
     try:
-        text = preview(d.app, analysis, person_decision(d.app, analysis, Part(category, action), "", ()))
+        suggested = person_decision(d.app, analysis, Part(category, action), "", ())
+        text, draft = preview(d.app, analysis, suggested), hand_draft(d.app, analysis, suggested)
     except (DecisionRefused, ValueError):
-        text = ""
+        text = draft = ""
     d.log(current_user.username, "viewed", message_id, what="email", where="triage")
     form = DecideForm()
     form.category.choices = list(d.app.catalogue.products)
     form.action.choices = [AUTO, *(a.value for a in STAFF_ACTIONS)]
     form.category.data, form.action.data = category, action.value if action else AUTO
     form.parts.data = "\n".join(analysis.decision.intents or ())
-    form.reply_text.data = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+    form.reply_text.data = draft
     return render_template(
         "triage_item.html",
         **data,
         analysis=analysis,
         suggested=(category, action),
         preview_text=text,
+        case_placeholder=case_placeholder(d.app),
         form=form,
         release_form=ReleaseForm(),
         held=held,
@@ -102,6 +106,8 @@ def reply_preview(message_id: int):
     try:
         part = Part(request.args.get("category", ""), _action(request.args.get("action", "")))
         decision = person_decision(d.app, analysis, part, current_user.username, ())
+        if request.args.get("draft"):  # the text a hand-written reply starts from
+            return {"action": decision.action.value, "text": hand_draft(d.app, analysis, decision)}
         text = preview(d.app, analysis, decision) or f"(no reply: action {decision.action.value})"
         return {"action": decision.action.value, "text": text}
     except (DecisionRefused, ValueError, KeyError) as exc:

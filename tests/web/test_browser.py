@@ -141,3 +141,35 @@ def test_hostile_html_runs_and_loads_nothing(browser, desk):
     assert hosts == {"127.0.0.1"}, hosts
     assert dialogs == []
     assert not [line for line in console if "RAN" in line], console
+
+
+def test_a_hand_written_reply_reaches_smtp_as_typed_with_the_real_case_reference(browser, desk, smtp_server):
+    from mailflow.storage.models import Case
+
+    world, base = desk
+    page = browser.new_page()
+    log_in(page, base, "sam")
+    page.goto(f"{base}/triage/{world.ids['renewal']}")
+    page.keyboard.press("w")
+    hand = page.locator("#hand-text")
+    first_draft = hand.input_value()
+    page.select_option("#hand-category", "switch_c_d")
+    page.wait_for_function("draft => document.getElementById('hand-text').value !== draft", arg=first_draft)
+    page.select_option("#hand-action", "file")
+    page.wait_for_timeout(300)  # the draft for the chosen action replaces the one for the category
+    hand.focus()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("Goedendag,\n\nWe bekijken uw aanvraag deze week.\n")
+    typed = hand.input_value()
+    assert "MIG-NEW" in typed
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+
+    (received,) = [r for r in smtp_server.wait_for(1) if r.recipients == ["amina.el@example.org"]]
+    with world.app.sessions() as session:
+        row = session.get_one(Message, world.ids["renewal"])
+        reference = session.get_one(Case, row.case_id).reference
+    sent = received.message
+    body = sent.get_content().replace("\r\n", "\n").strip()
+    assert body == typed.replace("MIG-NEW", reference).replace("\r\n", "\n").strip()
+    assert "automatisch antwoord" not in body and reference in sent["Subject"]

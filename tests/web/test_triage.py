@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes, policy
 
 from sqlalchemy import select
 
 from mailflow.storage.desk_models import LabelledExample
 from mailflow.storage.labels import iter_labelled_examples
-from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from mailflow.storage.models import Case, DecisionRecord, Event, Message, Reply
 from tests.web.conftest import csrf_token
 
 
@@ -121,6 +122,47 @@ def test_a_hand_written_reply_is_sent_as_written(as_user, world):
     assert sent.get_content().replace("\r\n", "\n").strip() == text.strip()
     assert sent["Auto-Submitted"] is None and sent["In-Reply-To"]
     assert next(e for e in events if e.kind == "staff_decided").detail["hand_reply"] is True
+
+
+AUTOMATIC_NOTICE = re.compile(r"automatisch antwoord|automatic reply|réponse automatique", re.IGNORECASE)
+
+
+def test_a_hand_written_reply_follows_the_chosen_request_with_the_real_case_reference(as_user, world):
+    message_id = world.ids["renewal"]
+    client = as_user("sam")
+    assert AUTOMATIC_NOTICE.search(client.get(f"/triage/{message_id}").text)  # the automatic reply's preview
+
+    def draft(category: str, action: str) -> str:
+        url = f"/triage/{message_id}/preview"
+        return client.get(url, query_string={"draft": "1", "category": category, "action": action}).json[
+            "text"
+        ]
+
+    renewal, switch = draft("card_renewal", "book"), draft("switch_c_d", "file")
+    assert switch != renewal and "MIG-NEW" in switch and not AUTOMATIC_NOTICE.search(switch)
+    text = switch.replace("\n\n", "\n\nWe will look at it this week.\n\n", 1)
+    decide(client, message_id, outcome="hand", category="switch_c_d", action="file", reply_text=text)
+    row, _, replies, _ = outcome(world, message_id)
+    with world.app.sessions() as session:
+        reference = session.get_one(Case, row.case_id).reference
+    sent = message_from_bytes(replies[0].data, policy=policy.default)
+    body = sent.get_content().replace("\r\n", "\n")
+    assert body.strip() == text.replace("MIG-NEW", reference).strip()
+    assert "MIG-NEW" not in body and not AUTOMATIC_NOTICE.search(body) and reference in sent["Subject"]
+
+
+def test_a_case_placeholder_in_a_reply_that_opens_no_case_is_refused(as_user, world):
+    message_id = world.ids["renewal"]
+    decide(
+        as_user("sam"),
+        message_id,
+        outcome="hand",
+        category="card_renewal",
+        action="book",
+        reply_text="See MIG-NEW",
+    )
+    row, _, replies, _ = outcome(world, message_id)
+    assert row.status == "triage" and not replies
 
 
 def test_two_people_never_work_the_same_item(as_user, world):

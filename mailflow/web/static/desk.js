@@ -48,6 +48,23 @@
       });
     });
     var hand = document.getElementById("hand-text");
+    var handCategory = document.getElementById("hand-category");
+    var handAction = document.getElementById("hand-action");
+    hand.dataset.draft = hand.value;
+    // The draft follows the chosen request; text the person already changed is only replaced on request.
+    [handCategory, handAction].forEach(function (el) {
+      el.addEventListener("change", function () {
+        var url = box.dataset.preview + "?draft=1&category=" + encodeURIComponent(handCategory.value) +
+          "&action=" + encodeURIComponent(handAction.value);
+        fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (r) { return r.json(); })
+          .then(function (data) {
+            if (hand.value !== hand.dataset.draft &&
+                !window.confirm(hand.dataset.replaceQuestion || "Replace your text with the draft for this request?")) return;
+            hand.value = hand.dataset.draft = data.text;
+          });
+      });
+    });
     hand.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
