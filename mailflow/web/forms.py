@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 
@@ -25,6 +25,8 @@ class DecideForm(FlaskForm):
     # split: one "category" or "category:action" per line
     parts = TextAreaField("Requests", validators=[Optional(), Length(max=2000)])
     reply_text = TextAreaField("Reply", validators=[Optional(), Length(max=20000)])
+    # accept: a sender that failed DMARC may not be who it claims; a person must say they checked.
+    sender_checked = BooleanField("I checked the sender")
 
 
 class ReleaseForm(FlaskForm):

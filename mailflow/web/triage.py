@@ -95,6 +95,7 @@ def item(message_id: int):
         release_form=ReleaseForm(),
         held=held,
         mine=held is not None and held.username == current_user.username,
+        unverified=unverified(analysis),
     )
 
 
@@ -112,6 +113,11 @@ def reply_preview(message_id: int):
         return {"action": decision.action.value, "text": text}
     except (DecisionRefused, ValueError, KeyError) as exc:
         return {"action": "", "text": f"({exc})"}
+
+
+def unverified(analysis: Analysis) -> bool:
+    """The sender's domain failed DMARC: the email may not come from whom it claims."""
+    return analysis.screening.sender_verdict == "fail"
 
 
 def _action(value: str) -> Action | None:
@@ -149,7 +155,12 @@ def decide(message_id: int):
     try:
         parts = _parts(form)
         if form.outcome.data == "accept":
-            category, action = suggestion(d.app, _analysis(message_id))
+            analysis = _analysis(message_id)
+            if unverified(analysis) and not form.sender_checked.data:
+                raise DecisionRefused(
+                    "the sender is not verified: confirm that you checked it before accepting"
+                )
+            category, action = suggestion(d.app, analysis)
             parts = [Part(category, action)]
         hand = form.reply_text.data or "" if form.outcome.data == "hand" else ""
         status = decide_item(d.app, message_id, current_user.username, parts, hand)

@@ -55,6 +55,13 @@ def test_staff_triage_by_keyboard_reply_reaches_smtp_and_archive_shows_timeline(
     assert page.inner_text("#suggested-category") == "card_renewal"
     assert page.inner_text("#suggested-action") == "book"
     assert "afspraak" in page.inner_text("#preview")
+    # Its sender failed DMARC: one key accepts nothing, until the clerk says the sender was checked.
+    assert page.locator("#unverified").is_visible()
+    page.keyboard.press("a")
+    page.wait_for_timeout(500)
+    assert page.url.endswith(f"/triage/{world.ids['renewal']}") and not smtp_server.received
+    page.check("#sender-checked")
+    page.keyboard.press("Escape")  # out of the checkbox, back to the keys
     page.keyboard.press("a")
     page.wait_for_url(f"{base}/triage/{world.ids['second']}")  # straight on to the next item
     assert "decided (processed)" in page.inner_text("main")

@@ -44,9 +44,19 @@ def test_queue_lists_waiting_emails_oldest_first_with_why(as_user, world):
     assert f'/triage/{world.ids["renewal"]}"' not in filtered
 
 
+def test_an_unverified_sender_is_accepted_only_when_the_person_says_they_checked_it(as_user, world):
+    message_id = world.ids["renewal"]  # its sender failed DMARC
+    client = as_user("sam")
+    page = client.get(f"/triage/{message_id}").text
+    assert 'id="unverified"' in page and 'id="sender-checked"' in page and "required" in page
+    decide(client, message_id, outcome="accept")
+    row, _, replies, _ = outcome(world, message_id)
+    assert row.status == "triage" and not replies
+
+
 def test_accepting_the_suggestion_acts_records_the_person_and_sends(as_user, world):
     message_id = world.ids["renewal"]
-    response = decide(as_user("sam"), message_id, outcome="accept")
+    response = decide(as_user("sam"), message_id, outcome="accept", sender_checked="y")
     assert response.status_code == 302
     row, decisions, replies, events = outcome(world, message_id)
     assert row.status == "processed"
@@ -187,7 +197,9 @@ def test_an_item_decided_already_cannot_be_decided_again(as_user, world):
     client = as_user("sam")
     page = client.get(f"/triage/{message_id}").text
     token = csrf_token(page)
-    client.post(f"/triage/{message_id}/decide", data={"csrf_token": token, "outcome": "accept"})
+    client.post(
+        f"/triage/{message_id}/decide", data={"csrf_token": token, "outcome": "accept", "sender_checked": "y"}
+    )
     client.post(f"/triage/{message_id}/decide", data={"csrf_token": token, "outcome": "spam"})
     row, decisions, replies, _ = outcome(world, message_id)
     assert row.status == "processed" and len(replies) == 1
