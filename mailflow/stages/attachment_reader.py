@@ -69,6 +69,20 @@ def shared_sandbox(options: ReaderOptions) -> TextSandbox:
         return _sandboxes[options]
 
 
+# Readers a forked process inherited: they belong to the parent, which stops them; the child must
+# neither use nor stop them (a reader's pipe shared by two processes would mix their answers).
+_inherited: list[TextSandbox] = []
+
+
+def forget_inherited_readers() -> None:
+    """In a freshly forked process: start its own readers on first use, leave the parent's alone."""
+    global _sandboxes_lock, _cache_lock
+    _sandboxes_lock, _cache_lock = threading.Lock(), threading.Lock()  # a parent's thread may hold them
+    _inherited.extend(_sandboxes.values())
+    _sandboxes.clear()
+    _read_cache.clear()
+
+
 def close_shared_sandboxes() -> None:
     with _sandboxes_lock:
         for sandbox in _sandboxes.values():

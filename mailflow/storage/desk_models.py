@@ -26,7 +26,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Bumped on every password change: sessions made before it stop being valid.
+    # Bumped on every password change and when disabled: sessions made before it stop being valid.
     session_version: Mapped[int] = mapped_column(default=1)
     # Failed logins before this no longer lock the account (migration 0005).
     unlocked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from mailflow.storage.models import Case, DecisionRecord, Event, Message
+from mailflow.classification.taxonomy import DOCUMENT_KINDS
+from mailflow.storage.models import AttachmentRecord, Case, DecisionRecord, Event, Message
 from mailflow.web import search
 
 PAGE_SIZE = 50
+_CASE_REFERENCE = re.compile(r"[A-Z][A-Z0-9]*-\d{4}-\d{3,}")
+_KINDS = {kind.replace("_", ""): kind for kind in DOCUMENT_KINDS}  # "annex 35", "boarding pass" as typed
 
 
 def latest_decisions() -> Any:
@@ -89,7 +93,7 @@ class Row:
 
 def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> Select[Any]:
     if f.q:
-        condition = search.matching(dialect, f.q)
+        condition = _found(dialect, f.q)
         if condition is not None:
             query = query.where(condition)
     if f.date_from:
@@ -105,6 +109,20 @@ def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> 
     if f.case:
         query = query.where(Case.reference == f.case.upper())
     return query
+
+
+def _found(dialect: str, query: str) -> ColumnElement[bool] | None:
+    """Emails whose words match, or whose case reference or a document's kind is what was typed:
+    staff search by the reference they gave a resident, or for "passport" or "boarding pass"."""
+    conditions = [c for c in (search.matching(dialect, query),) if c is not None]
+    typed = query.strip()
+    if _CASE_REFERENCE.fullmatch(typed.upper()):
+        conditions.append(Case.reference == typed.upper())
+    kind = _KINDS.get("".join(typed.lower().replace("_", " ").split()))
+    if kind is not None:
+        documents = select(AttachmentRecord.message_id).where(AttachmentRecord.kind == kind)
+        conditions.append(Message.id.in_(documents))
+    return or_(*conditions) if conditions else None
 
 
 def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:

@@ -192,6 +192,15 @@ def test_read_labelled(tmp_path: Path):
         ({"file": "missing.eml", "category": "card_lost", "action": "book"}, "does not exist"),
         ({"file": "../a.eml", "category": "card_lost", "action": "book"}, "must name a file"),
         ({"file": "a.eml", "category": "card_lost", "action": "book", "documents": "passport"}, "list"),
+        (
+            {
+                "file": "a.eml",
+                "category": "card_lost",
+                "action": "triage",
+                "intents": ["card_lost", "cardlost"],
+            },
+            "unknown category 'cardlost' in intents",
+        ),
     ],
 )
 def test_read_labelled_names_the_faulty_line(tmp_path: Path, entry, message):
@@ -353,14 +362,46 @@ def test_thresholds_are_chosen_on_emails_the_fold_model_never_saw(tmp_path: Path
     assert {name for name, _ in scored} == {o.email.name for o in observed}
 
 
-def test_observing_in_several_processes_gives_the_same_observations_in_order(tmp_path: Path):
+def test_observing_in_several_processes_gives_the_same_observations_in_order(tmp_path: Path, monkeypatch):
+    from fpdf import FPDF
+
     from mailflow.bootstrap import build_analyser
     from mailflow.evaluation import run
     from mailflow.settings import load_settings
 
-    one_by_one = _observed_corpus(tmp_path)
+    labels = []
+    for number in range(6):
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.set_font("helvetica", size=14)
+        # Alternating kinds: answers of one reader mixed up between processes would show.
+        pdf.cell(text=SHOWN[number % 2])
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "r@example.org", "migratie@stad.gent", "bijlage"
+        message.set_content(f"Goedendag,\nhier mijn bijlage 35, nummer {number}.\nDank u")
+        message.add_attachment(
+            bytes(pdf.output()), maintype="application", subtype="pdf", filename=f"{number}.pdf"
+        )
+        (tmp_path / f"{number}.eml").write_bytes(bytes(message))
+        labels.append({"file": f"{number}.eml", "category": "annex35_extension", "action": "file"})
+    write_corpus(tmp_path, labels, [])
     analyser = build_analyser(load_settings(data_dir=tmp_path / "data", use_model=False))
-    forked = run.observe_all(analyser, read_labelled(tmp_path), jobs=2)
+    emails = read_labelled(tmp_path)
+    one_by_one = run.observe_all(analyser, emails)
+    forked_runs = []
+    real = run._observe_forked
+    monkeypatch.setattr(run, "_observe_forked", lambda *args: forked_runs.append(1) or real(*args))
+    forked = run.observe_all(analyser, emails, jobs=2)
+    assert forked_runs == [1]
     assert [o.email.name for o in forked] == [o.email.name for o in one_by_one]
+    assert [o.seen.extraction for o in forked] == [o.seen.extraction for o in one_by_one]
     assert [o.seen.features for o in forked] == [o.seen.features for o in one_by_one]
-    assert [o.seen.rules for o in forked] == [o.seen.rules for o in one_by_one]
+    kinds = [tuple(d.kind for d in o.seen.extraction.documents) for o in forked]
+    assert kinds == [(KINDS[number % 2],) for number in range(6)]
+
+
+SHOWN = (
+    "BIJLAGE 35 - Attest van immatriculatie - beroep bij de Raad voor Vreemdelingenbetwistingen",
+    "Loonfiche januari",
+)
+KINDS = ("annex35", "other")

@@ -198,3 +198,32 @@ def test_a_product_the_rules_found_needs_less_support_from_the_requests_head(cat
         requests={"appointment_cancel": 0.9, "card_defect": 0.3, "child_card": 0.05, "card_renewal": 0.1},
     )
     assert combine(rules, found, PERSON, catalogue).intents == ("appointment_cancel", "card_defect")
+
+
+def test_a_product_the_requests_head_never_learnt_and_the_persons_counted_stay(catalogue):
+    rules = Classification("cgrs_papers", 0.6, ("cgrs_papers", "cgrs_papers", "refugee_card"))
+    found = replace(
+        prediction({"cgrs_papers": 0.8}, topic="asylum", several=0.9),
+        requests={"cgrs_papers": 0.9, "card_lost": 0.8},  # no row for refugee_card
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == (
+        "cgrs_papers",
+        "cgrs_papers",
+        "card_lost",
+        "refugee_card",
+    )
+
+
+def test_when_the_requests_head_doubts_every_product_the_rules_found_a_person_sees_them(catalogue):
+    rules = Classification(
+        "appointment_cancel", 0.6, ("appointment_cancel", "child_card", "card_renewal", "card_defect")
+    )
+    found = replace(
+        prediction({"appointment_cancel": 0.8}, intent="cancel", topic="appointments", several=0.9),
+        requests={"appointment_cancel": 0.9, "card_defect": 0.1, "child_card": 0.05, "card_renewal": 0.1},
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == (
+        "appointment_cancel",
+        "child_card",
+        "card_renewal",
+    )

@@ -347,6 +347,24 @@ def test_the_requests_head_judges_each_category_on_its_own(rich_model):
     assert all(0.0 <= p <= 1.0 for p in lost.values())
 
 
+def test_the_requests_head_finds_two_products_in_one_email():
+    both = ("card_lost", "departure_permanent")
+    mixed = [
+        "I lost my card and I am leaving Belgium for good",
+        "mijn kaart is gestolen en ik verhuis definitief",
+        "j'ai perdu ma carte et je quitte la Belgique définitivement",
+        "card stolen, and we move back to our country permanently",
+    ]
+    examples = _rich_examples() + [
+        Example(ask(text), "card_lost", f"mixed-{i}", both) for i, text in enumerate(mixed)
+    ]
+    model = train(examples, corpus="synthetic", vectors=VECTORS, topics=TOPICS)
+    requests = model.predict_all(ask("my card was stolen and I leave Belgium for good")).requests
+    category = model.predict_all(ask("my card was stolen and I leave Belgium for good")).categories
+    assert requests["card_lost"] > 0.5 and requests["departure_permanent"] > 0.5
+    assert requests["departure_permanent"] > category["departure_permanent"]  # not the category head again
+
+
 def test_no_requests_head_without_an_email_of_several_requests():
     single = [replace(example, intents=()) for example in _rich_examples()]
     assert train(single, corpus="synthetic").requests is None

@@ -11,11 +11,11 @@ from PIL import Image
 from sqlalchemy import select, text
 
 from mailflow.cli import main
-from mailflow.storage.models import Event
+from mailflow.storage.models import Case, Event, Message
 from mailflow.web import create_app
 from mailflow.web.search import fts5_query, tsquery
 from tests.web import emails
-from tests.web.conftest import PASSWORD, build_world, desk_settings, login
+from tests.web.conftest import PASSWORD, build_world, csrf_token, desk_settings, login
 
 
 def pdf_bytes() -> bytes:
@@ -191,3 +191,26 @@ def test_users_add_command_makes_an_account_that_can_log_in(tmp_path, world):
     client = create_app(world.app, TESTING=True).test_client()
     assert login(client, "nora", "a long password").status_code == 302
     assert login(client.application.test_client(), "nora", PASSWORD).status_code == 401
+
+
+def test_search_finds_the_case_reference_and_a_document_kind(documents_world):
+    client = create_app(documents_world.app, TESTING=True).test_client()
+    assert login(client, "sam").status_code == 302
+    message_id = documents_world.ids["documents"]
+    with documents_world.app.sessions() as session:
+        row = session.get_one(Message, message_id)
+    if row.case_id is None:  # left to a person: filed by hand, which opens its case
+        token = csrf_token(client.get(f"/triage/{message_id}").text)
+        form = {"csrf_token": token, "outcome": "choose", "category": "annex35_extension", "action": "file"}
+        assert client.post(f"/triage/{message_id}/decide", data=form).status_code == 302
+    with documents_world.app.sessions() as session:
+        row = session.get_one(Message, message_id)
+        reference = session.get_one(Case, row.case_id).reference
+        kinds = [a.kind for a in session.get_one(Message, message_id).attachments]
+    link = f'/archive/{message_id}"'
+    assert link in client.get("/archive", query_string={"q": reference}).text
+    assert link in client.get("/archive", query_string={"q": reference.lower()}).text
+    assert link not in client.get("/archive", query_string={"q": reference[:-1] + "9"}).text
+    assert "annex35" in kinds
+    assert link in client.get("/archive", query_string={"q": "annex 35"}).text
+    assert link not in client.get("/archive", query_string={"q": "passport"}).text
