@@ -44,8 +44,9 @@ class Processor:
         try:
             with self.sessions.begin() as session:
                 row = session.get_one(Message, message_pk)
-                self.actor.act(session, row, analysis)
+                # What was found and decided first, then what was done: the timeline reads in that order.
                 record_decision(session, row, analysis, now=self.clock())
+                self.actor.act(session, row, analysis)
         except Exception as exc:
             log.exception("message %s: acting on the decision failed", message_pk)
             return self._quarantine(message_pk, f"action failed: {type(exc).__name__}: {exc}")

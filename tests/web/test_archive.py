@@ -93,8 +93,11 @@ def test_timeline_tells_the_story_and_views_are_logged(as_user, world):
     client = as_user("audrey")
     message_id = world.ids["question"]
     page = client.get(f"/archive/{message_id}").text
-    for step in ("received", "stored", "screened", "classified", "decided", "reply queued", "moved"):
+    steps = ("received", "stored", "screened", "classified", "decided", "reply queued", "moved")
+    for step in steps:
         assert f"<b>{step}</b>" in page, step
+    positions = [page.index(f"<b>{step}</b>") for step in steps]
+    assert positions == sorted(positions)  # in the order things happened
     assert "info_family_reunification" in page
     assert viewed(world, message_id, "audrey") == [{"what": "email"}]
     client.get(f"/archive/{message_id}/body")
