@@ -6,13 +6,14 @@ desk itself, in the chained event log.
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
 from io import BytesIO
 
 from flask import Blueprint, Response, abort, render_template, request, send_file
 from flask_login import current_user, login_required
 
 from mailflow.stages.parse import parse
-from mailflow.storage.models import AttachmentRecord, Message
+from mailflow.storage.models import AttachmentRecord, Message, Reply
 from mailflow.web import search
 from mailflow.web.archive_queries import (
     PAGE_SIZE,
@@ -106,6 +107,22 @@ def body(message_id: int):
     response = Response(document, mimetype="text/html")
     response.headers["Content-Security-Policy"] = FRAME_CSP
     return response
+
+
+@bp.route("/archive/<int:message_id>/replies/<int:reply_id>")
+@login_required
+def reply(message_id: int, reply_id: int):
+    """A reply's text exactly as it went (or will go) out: its headers that matter and its plain text."""
+    with desk().archive() as db:
+        found = db.get(Reply, reply_id)
+        if found is None or found.message_id != message_id:
+            abort(404)
+        db.expunge(found)
+    sent = message_from_bytes(found.data, policy=policy.default)
+    body = sent.get_body(("plain",))  # type: ignore[attr-defined]
+    text = body.get_content() if body is not None else ""
+    _log_view(message_id, "reply", reply=reply_id)
+    return render_template("reply.html", reply=found, message_id=message_id, text=text, sent=sent)
 
 
 @bp.route("/archive/<int:message_id>/eml")

@@ -217,3 +217,17 @@ def test_search_finds_the_case_reference_and_a_document_kind(documents_world):
     assert "annex35" in kinds
     assert link in client.get("/archive", query_string={"q": "annex 35"}).text
     assert link not in client.get("/archive", query_string={"q": "passport"}).text
+
+
+def test_a_sent_reply_can_be_read_and_reading_it_is_logged(as_user, world):
+    client = as_user("audrey")
+    message_id = world.ids["question"]  # answered automatically
+    with world.app.sessions() as session:
+        (reply,) = session.get_one(Message, message_id).replies
+        reply_id, subject = reply.id, reply.subject
+    page = client.get(f"/archive/{message_id}").text
+    assert f"/archive/{message_id}/replies/{reply_id}" in page
+    shown = client.get(f"/archive/{message_id}/replies/{reply_id}").text
+    assert 'id="reply-text"' in shown and subject in shown and "Infopunt Migratie" in shown
+    assert {"what": "reply", "reply": reply_id} in viewed(world, message_id, "audrey")
+    assert client.get(f"/archive/{world.ids['renewal']}/replies/{reply_id}").status_code == 404
