@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Browsers keep Secure cookies on http://localhost too; switch off only behind plain-HTTP proxies.
     web_secure_cookies: bool = True
     triage_lease_seconds: float = Field(default=600.0, gt=0)
+    # A person's decision waits this long before it is applied, and can be taken back meanwhile.
+    desk_undo_seconds: float = Field(default=10.0, ge=0, le=120)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailflow.storage.models import Base, Id
@@ -76,3 +76,17 @@ class LabelledExample(Base):
     # What the machine had said, to measure where it goes wrong.
     machine_category: Mapped[str | None] = mapped_column(String(60))
     machine_action: Mapped[str | None] = mapped_column(String(30))
+
+
+class PendingDecision(Base):
+    """A person's decision waiting out its undo window; applied when ``due_at`` has passed, unless
+    its author takes it back first (migration 0006)."""
+
+    __tablename__ = "pending_decisions"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    parts: Mapped[list[Any]] = mapped_column()  # [[category, action or null], …]
+    hand_text: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -14,7 +14,7 @@ from mailflow.bootstrap import App
 from mailflow.storage.database import make_engine, make_session_factory
 from mailflow.web import security
 from mailflow.web.context import EXTENSION, Desk
-from mailflow.web.forms import LogoutForm
+from mailflow.web.forms import LogoutForm, ReleaseForm
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -49,14 +49,25 @@ def create_app(app: App, **config: Any) -> Flask:
     login_manager = LoginManager(web)
     security.install(web, login_manager)
 
-    from mailflow.web import admin, archive, auth, dashboard, triage
+    from mailflow.web import admin, archive, auth, dashboard, pending, triage
 
     for blueprint in (auth.bp, triage.bp, archive.bp, dashboard.bp, admin.bp):
         web.register_blueprint(blueprint)
 
+    @web.before_request
+    def apply_due_decisions() -> None:
+        if request.endpoint != "static":
+            pending.apply_due(app, now=app.clock())
+
     @web.context_processor
     def globals_() -> dict[str, Any]:
-        return {"logout_form": LogoutForm() if current_user.is_authenticated else None}
+        signed_in = current_user.is_authenticated
+        return {
+            "logout_form": LogoutForm() if signed_in else None,
+            "waiting": pending.waiting_for(app, current_user.username, now=app.clock()) if signed_in else [],
+            "undo_form": ReleaseForm() if signed_in else None,
+            "now": app.clock(),
+        }
 
     @web.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):

@@ -160,6 +160,25 @@ def _only_request(analysis: Analysis) -> Analysis:
     )
 
 
+def check_decision(app: App, message_id: int, username: str, parts: list[Part], hand_text: str = "") -> None:
+    """DecisionRefused now for what ``decide_item`` would refuse in the decision itself (an unknown
+    category or action, a hand-written text for an action without a reply), before it waits."""
+    if not parts:
+        raise DecisionRefused("nothing was decided")
+    with app.sessions() as session:
+        row = session.get(Message, message_id)
+        if row is None:
+            raise DecisionRefused("no such email")
+        sha256 = row.sha256
+    analysis = app.analyser.analyse(app.blobs.get(sha256))
+    decisions = [person_decision(app, analysis, part, username, ()) for part in parts]
+    if hand_text.strip() and not decisions[0].action.replies:
+        raise DecisionRefused(f"action {decisions[0].action.value} sends no reply to write")
+    placeholder = case_placeholder(app)
+    if placeholder in hand_text and decisions[0].action not in CASE_ACTIONS:
+        raise DecisionRefused(f"this reply opens no case: remove {placeholder} from the text")
+
+
 def decide_item(app: App, message_id: int, username: str, parts: list[Part], hand_text: str = "") -> Status:
     """Act on a triage item as ``username`` decided; DecisionRefused when it is not theirs to decide."""
     if not parts:

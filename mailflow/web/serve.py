@@ -10,6 +10,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from mailflow.bootstrap import App
 from mailflow.web import create_app
+from mailflow.web.pending import DueDecisions
 from mailflow.web.search import Indexer, index_pending
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ def serve(
     server = build_server(app, host, port)
     indexer = Indexer(lambda: index_pending(app.sessions, app.blobs), interval=10.0)
     indexer.start()
+    due_decisions = DueDecisions(app)
+    due_decisions.start()
     worker = app.worker() if with_worker else None
     thread = None
     if worker is not None:
@@ -44,6 +47,7 @@ def serve(
     finally:
         server.server_close()
         indexer.stop()
+        due_decisions.stop()
         if worker is not None and thread is not None:
             worker.stop()
             thread.join(timeout=30)

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from mailflow.domain import Action, Analysis
 from mailflow.storage.models import Message
-from mailflow.web import leases
+from mailflow.web import leases, pending
 from mailflow.web.archive import page_data
 from mailflow.web.context import desk
 from mailflow.web.decisions import (
@@ -15,6 +15,7 @@ from mailflow.web.decisions import (
     DecisionRefused,
     Part,
     case_placeholder,
+    check_decision,
     decide_item,
     hand_draft,
     person_decision,
@@ -163,16 +164,33 @@ def decide(message_id: int):
             category, action = suggestion(d.app, analysis)
             parts = [Part(category, action)]
         hand = form.reply_text.data or "" if form.outcome.data == "hand" else ""
-        status = decide_item(d.app, message_id, current_user.username, parts, hand)
+        if d.settings.desk_undo_seconds > 0:
+            check_decision(d.app, message_id, current_user.username, parts, hand)
+            pending.hold(d.app, message_id, current_user.username, parts, hand, now=d.clock())
+        else:
+            status = decide_item(d.app, message_id, current_user.username, parts, hand)
+            send_now(d.app)
+            flash(f"Email {message_id} decided ({status.value}).", "ok")
     except (DecisionRefused, ValueError) as exc:
         flash(f"Not done: {exc}", "error")
         return redirect(url_for("triage.item", message_id=message_id))
-    send_now(d.app)
-    flash(f"Email {message_id} decided ({status.value}).", "ok")
     following = next_after(before, message_id)
     if following is None:
         return redirect(url_for("triage.queue"))
     return redirect(url_for("triage.item", message_id=following))
+
+
+@bp.route("/triage/<int:message_id>/undo", methods=["POST"])
+@roles_required(*CHANGERS)
+def undo(message_id: int):
+    if not ReleaseForm().validate_on_submit():
+        abort(400)
+    d = desk()
+    if pending.undo(d.app, message_id, current_user.username, now=d.clock()):
+        flash(f"Undone: nothing was done with email {message_id}.", "ok")
+    else:
+        flash(f"Too late to undo: the decision on email {message_id} was applied.", "error")
+    return redirect(url_for("triage.item", message_id=message_id))
 
 
 @bp.route("/triage/<int:message_id>/release", methods=["POST"])

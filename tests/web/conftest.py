@@ -57,6 +57,7 @@ def desk_settings(data_dir: Path, **overrides: object) -> Settings:
         "smtp_host": None,
         "web_secure_cookies": False,
         "secret_key": "test-secret-key-of-enough-length",
+        "desk_undo_seconds": 0,  # decisions at once; the undo window has its own tests
     }
     values.update(overrides)
     return load_settings(**values)

@@ -180,3 +180,39 @@ def test_a_hand_written_reply_reaches_smtp_as_typed_with_the_real_case_reference
     body = sent.get_content().replace("\r\n", "\n").strip()
     assert body == typed.replace("MIG-NEW", reference).replace("\r\n", "\n").strip()
     assert "automatisch antwoord" not in body and reference in sent["Subject"]
+
+
+@pytest.fixture
+def undo_desk(tmp_path, smtp_server):
+    settings = desk_settings(
+        tmp_path / "data",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_security="none",
+        desk_undo_seconds=10,
+    )
+    world = build_world(settings, standard_mails())
+    with served(create_app(world.app)) as base:
+        yield world, base
+    world.app.close()
+
+
+def test_accept_then_undo_within_the_window_sends_nothing(browser, undo_desk, smtp_server):
+    world, base = undo_desk
+    page = browser.new_page()
+    log_in(page, base, "sam")
+    page.goto(f"{base}/triage/{world.ids['renewal']}")
+    page.check("#sender-checked")
+    page.keyboard.press("Escape")
+    page.keyboard.press("a")
+    page.wait_for_url(f"{base}/triage/{world.ids['second']}")
+    assert page.locator("#undo-latest").is_visible()  # the decision waits, visibly
+    with page.expect_navigation():
+        page.keyboard.press("u")
+    assert "Undone" in page.inner_text("main")
+    world.clock.advance(seconds=30)
+    page.goto(f"{base}/triage")  # past the window: anything still waiting would be applied now
+    with world.app.sessions() as session:
+        assert session.get_one(Message, world.ids["renewal"]).status == "triage"
+    page.wait_for_timeout(500)
+    assert not smtp_server.received

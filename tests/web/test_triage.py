@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from email import message_from_bytes, policy
 
+import pytest
 from sqlalchemy import select
 
 from mailflow.storage.desk_models import LabelledExample
 from mailflow.storage.labels import iter_labelled_examples
 from mailflow.storage.models import Case, DecisionRecord, Event, Message, Reply
-from tests.web.conftest import csrf_token
+from mailflow.web import create_app
+from tests.web.conftest import build_world, csrf_token, desk_settings, login, standard_mails
 
 
 def decide(client, message_id: int, **form: str):
@@ -220,3 +222,48 @@ def test_a_hand_reply_to_a_suppressed_address_is_refused_whole(as_user, world):
     assert response.headers["Location"].endswith(f"/triage/{message_id}")
     row, decisions, replies, _ = outcome(world, message_id)
     assert row.status == "triage" and not replies and [d.decided_by for d in decisions] == ["pipeline"]
+
+
+@pytest.fixture
+def undo_world(tmp_path):
+    built = build_world(desk_settings(tmp_path / "data", desk_undo_seconds=10), standard_mails())
+    yield built
+    built.app.close()
+
+
+def test_a_decision_waits_out_its_undo_window_then_is_applied(undo_world):
+    world = undo_world
+    client = create_app(world.app, TESTING=True).test_client()
+    assert login(client, "sam").status_code == 302
+    message_id = world.ids["second"]
+    decide(client, message_id, outcome="choose", category="card_lost", action="auto")
+    row, _, replies, _ = outcome(world, message_id)
+    assert row.status == "triage" and not replies  # nothing done yet
+    assert 'id="undo-latest"' in client.get("/triage").text
+    world.clock.advance(seconds=11)
+    client.get("/triage")  # any page applies what is due
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "processed" and decisions[-1].decided_by == "sam" and len(replies) == 1
+    assert 'id="undo-latest"' not in client.get("/triage").text
+
+
+def test_undo_within_the_window_does_nothing_and_marking_spam_is_undoable(undo_world):
+    world = undo_world
+    client = create_app(world.app, TESTING=True).test_client()
+    assert login(client, "sam").status_code == 302
+    message_id = world.ids["second"]
+    decide(client, message_id, outcome="spam")
+    page = client.get("/triage").text
+    client.post(f"/triage/{message_id}/undo", data={"csrf_token": csrf_token(page)})
+    world.clock.advance(seconds=60)
+    client.get("/triage")
+    row, decisions, replies, events = outcome(world, message_id)
+    assert row.status == "triage" and not replies and [d.decided_by for d in decisions] == ["pipeline"]
+    assert any(e.kind == "staff_decision_undone" and e.actor == "sam" for e in events)
+    # Too late once applied: the undo says so and changes nothing.
+    decide(client, message_id, outcome="spam")
+    world.clock.advance(seconds=11)
+    late = client.post(
+        f"/triage/{message_id}/undo", data={"csrf_token": csrf_token(client.get("/triage").text)}
+    )
+    assert late.status_code == 302 and outcome(world, message_id)[0].status == "ignored"

@@ -102,7 +102,28 @@
     });
   }
 
+  // A decision waiting out its undo window: a countdown, and "u" takes the latest back.
+  function undoKeys() {
+    Array.prototype.forEach.call(document.querySelectorAll("form.undo"), function (form) {
+      var left = parseInt(form.dataset.left, 10);
+      var shown = form.querySelector(".seconds");
+      var timer = setInterval(function () {
+        left -= 1;
+        if (left <= 0) { clearInterval(timer); form.remove(); return; }
+        shown.textContent = left;
+      }, 1000);
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "u" || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      var latest = document.getElementById("undo-latest");
+      if (!latest) return;
+      event.preventDefault();
+      latest.form.requestSubmit();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    undoKeys();
     var table = document.querySelector("table.list[data-href], #queue, #results");
     if (table) listKeys(table);
     itemKeys();
