@@ -172,7 +172,9 @@ class Step:
     hash: str | None = None
 
 
-def _summary(kind: str, d: Mapping[str, Any]) -> str:
+def summary(kind: str, d: Mapping[str, Any]) -> str:
+    """One event in words: what was found, decided, done or looked at."""
+
     def reasons() -> str:
         listed = d.get("reasons") or []
         return f" — {'; '.join(str(r) for r in listed)}" if listed else ""
@@ -197,6 +199,8 @@ def _summary(kind: str, d: Mapping[str, Any]) -> str:
         what = d.get("what", "email")
         if "attachment" in d:
             what += f" {d['attachment']}"
+        if "reply" in d:
+            what += f" {d['reply']}"
         return f"viewed the {what}"
     if kind in {"case_opened", "case_joined"}:
         return f"case {d.get('case')}" + (f" ({d['case_status']})" if d.get("case_status") else "")
@@ -210,7 +214,7 @@ def _summary(kind: str, d: Mapping[str, Any]) -> str:
 def timeline(session: Session, row: Message) -> list[Step]:
     steps = [Step(row.received_at, "ingest", "received", f"from the {row.mailbox} mailbox")]
     events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
-    steps += [Step(e.at, e.actor, e.kind, _summary(e.kind, e.detail or {}), e.hash) for e in events]
+    steps += [Step(e.at, e.actor, e.kind, summary(e.kind, e.detail or {}), e.hash) for e in events]
     return steps
 
 

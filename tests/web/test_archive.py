@@ -231,3 +231,21 @@ def test_a_sent_reply_can_be_read_and_reading_it_is_logged(as_user, world):
     assert 'id="reply-text"' in shown and subject in shown and "Infopunt Migratie" in shown
     assert {"what": "reply", "reply": reply_id} in viewed(world, message_id, "audrey")
     assert client.get(f"/archive/{world.ids['renewal']}/replies/{reply_id}").status_code == 404
+
+
+def test_the_audit_page_filters_pages_and_exports(as_user, world):
+    client = as_user("audrey")
+    message_id = world.ids["question"]
+    for _ in range(55):
+        client.get(f"/archive/{message_id}")
+    page = client.get("/audit", query_string={"actor": "audrey", "kind": "viewed", "email": message_id}).text
+    assert "55 entries · page 1 of 2" in page and 'id="page-older"' in page
+    assert page.count('<td class="actor">audrey</td>') == 50 and "viewed the email" in page
+    older = client.get("/audit", query_string={"actor": "audrey", "kind": "viewed", "page": 2}).text
+    assert older.count('<td class="actor">audrey</td>') == 5 and 'id="page-newer"' in older
+    assert "No entry matches." in client.get("/audit", query_string={"actor": "nobody"}).text
+    exported = client.get("/audit.csv", query_string={"actor": "audrey", "kind": "viewed"})
+    lines = exported.text.strip().splitlines()
+    assert exported.mimetype == "text/csv" and lines[0].startswith("seq,at,actor,kind,email,what,hash")
+    assert len(lines) == 56 and all(",audrey,viewed," in line for line in lines[1:])
+    assert "exported" in client.get("/audit", query_string={"kind": "exported"}).text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailflow.storage.models import Event, Message
 from mailflow.web import create_app
@@ -216,3 +216,26 @@ def test_accept_then_undo_within_the_window_sends_nothing(browser, undo_desk, sm
         assert session.get_one(Message, world.ids["renewal"]).status == "triage"
     page.wait_for_timeout(500)
     assert not smtp_server.received
+
+
+def test_the_auditor_filters_and_pages_the_audit_log(browser, desk):
+    world, base = desk
+    page = browser.new_page()
+    log_in(page, base, "audrey")
+    for _ in range(52):
+        page.goto(f"{base}/archive/{world.ids['question']}")
+    page.goto(f"{base}/audit")
+    page.select_option("#filter-actor", "audrey")
+    page.select_option("#filter-kind", "viewed")
+    with page.expect_navigation():
+        page.click("#filter-submit")
+    with world.app.sessions() as session:  # each visit is logged: the email, and its framed body
+        total = session.scalar(select(func.count()).where(Event.actor == "audrey", Event.kind == "viewed"))
+    assert total >= 52
+    assert f"{total} entries · page 1 of {-(-total // 50)}" in page.inner_text("#audit-count")
+    actors = page.locator("#audit-entries td.actor").all_inner_texts()
+    assert len(actors) == 50 and set(actors) == {"audrey"}
+    with page.expect_navigation():
+        page.click("#page-older")
+    assert page.locator("#audit-entries td.actor").count() == min(50, total - 50)
+    assert "viewed the email" in page.inner_text("#audit-entries")
