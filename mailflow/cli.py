@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -350,22 +350,20 @@ def users_list(settings: Settings) -> None:
     """Every account: role, state, created and last login (UTC)."""
     from mailflow.web.accounts import Throttle, list_accounts
 
-    throttle = Throttle(
-        max_failures=settings.login_max_failures, window=timedelta(seconds=settings.login_window_seconds)
-    )
+    throttle = Throttle.from_settings(settings)
     app = _app(settings)
     try:
         with app.sessions() as session:
             accounts = list_accounts(session, now=app.clock(), throttle=throttle)
     finally:
         app.close()
-    click.echo(f"{'user':<24} {'role':<8} {'state':<9} {'created':<17} last login")
+    width = max([len("user"), *(len(account.username) for account in accounts)])
+    click.echo(f"{'user':<{width}} {'role':<8} {'state':<9} {'created':<17} last login")
     for account in accounts:
         state = "disabled" if account.disabled else "locked" if account.locked else "active"
         last = f"{account.last_login:%Y-%m-%d %H:%M}" if account.last_login else "never"
-        click.echo(
-            f"{account.username:<24} {account.role:<8} {state:<9} {account.created_at:%Y-%m-%d %H:%M} {last}"
-        )
+        created = f"{account.created_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{account.username:<{width}} {account.role:<8} {state:<9} {created} {last}")
 
 
 @users.command("disable")

@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailflow.settings import Settings
 from mailflow.storage.desk_models import ROLES, LoginAttempt, User
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,49}")
@@ -32,6 +33,13 @@ class Throttle:
     max_failures: int = 5  # per account within the window
     window: timedelta = timedelta(minutes=15)
     max_failures_per_address: int = 20  # one address trying many accounts
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Throttle:
+        return cls(
+            max_failures=settings.login_max_failures,
+            window=timedelta(seconds=settings.login_window_seconds),
+        )
 
 
 def check_username(name: str) -> str:

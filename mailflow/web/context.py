@@ -57,10 +57,7 @@ class Desk:
 
     @property
     def throttle(self) -> Throttle:
-        return Throttle(
-            max_failures=self.settings.login_max_failures,
-            window=timedelta(seconds=self.settings.login_window_seconds),
-        )
+        return Throttle.from_settings(self.settings)
 
     @property
     def lease(self) -> timedelta:
