@@ -2,7 +2,7 @@
 
 Nothing of a decision — case, documents, reply, labelled example — exists until its window has
 passed, so taking it back is simply forgetting it: no reply to recall, no case to close. The desk
-applies due decisions before serving each request and from a background thread (``DueDecisions``);
+applies due decisions before serving each request and from a background thread (``serve``);
 applying one is ``decisions.decide_item``, with the same checks as an immediate decision. The person
 keeps the item's lease meanwhile, so nobody else decides it.
 """
@@ -10,7 +10,6 @@ keeps the item's lease meanwhile, so nobody else decides it.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -130,27 +129,3 @@ def waiting_for(app: App, username: str, *, now: datetime) -> list[Waiting]:
 
 def _parts(stored: Sequence[Sequence[str | None]]) -> tuple[Part, ...]:
     return tuple(Part(str(category), Action(action) if action else None) for category, action in stored)
-
-
-class DueDecisions:
-    """Applies due decisions every ``interval`` seconds from a daemon thread, so that a decision
-    leaves even when nobody opens another page."""
-
-    def __init__(self, app: App, interval: float = 1.0) -> None:
-        self.app, self.interval = app, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mailflow-due-decisions", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                apply_due(self.app, now=self.app.clock())
-            except Exception:  # the next round tries again
-                log.exception("applying waiting decisions failed")

@@ -118,13 +118,14 @@ def matching(dialect: str, query: str) -> ColumnElement[bool] | None:
     return Message.id.in_(ids.columns(Message.id.label("id")).scalar_subquery())
 
 
-class Indexer:
-    """Keeps the index current from a daemon thread, every ``interval`` seconds."""
+class Repeating:
+    """Runs ``run`` from a daemon thread every ``interval`` seconds, again at once while it reports
+    work done (a number > 0); a failing round is logged and the next one tries again."""
 
-    def __init__(self, run: Callable[[], int], interval: float = 10.0) -> None:
+    def __init__(self, run: Callable[[], int], interval: float, name: str) -> None:
         self.run, self.interval = run, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mailflow-indexer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -138,6 +139,6 @@ class Indexer:
             try:
                 while self.run() and not self._stop.is_set():
                     pass
-            except Exception:  # the next round tries again; searching works meanwhile
-                log.exception("indexing failed")
+            except Exception:
+                log.exception("%s failed", self._thread.name)
             self._stop.wait(self.interval)

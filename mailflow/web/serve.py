@@ -10,8 +10,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from mailflow.bootstrap import App
 from mailflow.web import create_app
-from mailflow.web.pending import DueDecisions
-from mailflow.web.search import Indexer, index_pending
+from mailflow.web.pending import apply_due
+from mailflow.web.search import Repeating, index_pending
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ def serve(
 ) -> None:
     """Serve until interrupted; with ``with_worker`` the mailbox worker runs in a thread beside it."""
     server = build_server(app, host, port)
-    indexer = Indexer(lambda: index_pending(app.sessions, app.blobs), interval=10.0)
+    indexer = Repeating(lambda: index_pending(app.sessions, app.blobs), 10.0, "mailflow-indexer")
     indexer.start()
-    due_decisions = DueDecisions(app)
+    # A decision whose undo window passed leaves even when nobody opens another page.
+    due_decisions = Repeating(lambda: apply_due(app, now=app.clock()), 1.0, "mailflow-due-decisions")
     due_decisions.start()
     worker = app.worker() if with_worker else None
     thread = None
