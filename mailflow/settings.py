@@ -9,8 +9,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailflow.errors import ConfigurationError
@@ -96,8 +97,20 @@ class Settings(BaseSettings):
     triage_lease_seconds: float = Field(default=600.0, gt=0)
     # A person's decision waits this long before it is applied, and can be taken back meanwhile.
     desk_undo_seconds: float = Field(default=10.0, ge=0, le=120)
+    # The desk's language for a person who has not chosen one (nl, fr or en), and the zone of its times.
+    desk_language: Literal["nl", "fr", "en"] = "nl"
+    desk_timezone: str = "Europe/Brussels"
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
+
+    @field_validator("desk_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone name such as Europe/Brussels") from exc
+        return value
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

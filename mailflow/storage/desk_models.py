@@ -30,6 +30,8 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(default=1)
     # Failed logins before this no longer lock the account (migration 0005).
     unlocked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The desk's language this person chose (migration 0007); none: the configured default.
+    locale: Mapped[str | None] = mapped_column(String(10), default=None)
 
 
 class LoginAttempt(Base):

@@ -12,9 +12,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from mailflow.bootstrap import App
 from mailflow.storage.database import make_engine, make_session_factory
-from mailflow.web import security
+from mailflow.web import i18n, security
+from mailflow.web import labels as labels_
 from mailflow.web.context import EXTENSION, Desk
 from mailflow.web.forms import LogoutForm, ReleaseForm
+from mailflow.web.i18n import StaffLabels
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -44,7 +46,22 @@ def create_app(app: App, **config: Any) -> Flask:
         TEMPLATES_AUTO_RELOAD=False,
     )
     web.config.update(config)
-    web.extensions[EXTENSION] = Desk(app, make_session_factory(archive_engine))
+    labels = StaffLabels.load(settings.classifiers_dir / "labels.toml")
+    web.extensions[EXTENSION] = Desk(app, make_session_factory(archive_engine), labels)
+    i18n.install(web, default_language=settings.desk_language, timezone=settings.desk_timezone)
+    web.jinja_env.filters.update(
+        category=labels_.category,
+        kind=labels_.kind,
+        action=labels_.action,
+        percent=labels_.percent,
+        explain=labels_.explain,
+        status=lambda value: labels_.named(labels_.STATUSES, value),
+        case_status=lambda value: labels_.named(labels_.CASE_STATUSES, value),
+        reply_status=lambda value: labels_.named(labels_.REPLY_STATUSES, value),
+        role=lambda value: labels_.named(labels_.ROLES, value),
+        event=lambda value: labels_.named(labels_.EVENTS, value),
+        waiting_reason=lambda value: labels_.named(labels_.WAITING_REASONS, value),
+    )
     CSRFProtect(web)
     login_manager = LoginManager(web)
     security.install(web, login_manager)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
+from mailflow.storage.desk_models import User
 from mailflow.web.accounts import LoginOutcome, authenticate
 from mailflow.web.context import desk
-from mailflow.web.forms import LoginForm, LogoutForm
+from mailflow.web.forms import LanguageForm, LoginForm, LogoutForm
+from mailflow.web.i18n import LANGUAGES
 from mailflow.web.security import DeskUser
 
 bp = Blueprint("auth", __name__)
@@ -36,19 +39,26 @@ def login():
                 now=d.clock(),
                 throttle=d.throttle,
             )
-            found = DeskUser(user.id, user.username, user.role, user.session_version) if user else None
+            found = (
+                DeskUser(user.id, user.username, user.role, user.session_version, user.locale)
+                if user
+                else None
+            )
         if outcome is LoginOutcome.OK and found is not None:
+            chosen = session.get("locale")
             session.clear()  # a fresh session: nothing from before the login carries over
+            if chosen and not found.locale:
+                session["locale"] = chosen
             login_user(found)
             session.permanent = True
             session["login_at"] = datetime.now(UTC).timestamp()
             d.log(found.username, "logged_in", None)
             return redirect(home_for(found.role))
         if outcome is LoginOutcome.THROTTLED:
-            flash("Too many failed attempts. Wait a few minutes and try again.", "error")
+            flash(gettext("Too many failed attempts. Wait a few minutes and try again."), "error")
             status = 429
         else:
-            flash("Unknown user name or wrong password.", "error")
+            flash(gettext("Unknown user name or wrong password."), "error")
             status = 401
     return render_template("login.html", form=form), status
 
@@ -60,3 +70,26 @@ def logout():
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/language", methods=["POST"])
+def language():
+    """Switch the desk's language; a logged-in person keeps the choice for next time."""
+    form = LanguageForm()
+    chosen = form.language.data
+    if form.validate_on_submit() and chosen in LANGUAGES:
+        session["locale"] = chosen
+        if current_user.is_authenticated:
+            with desk().sessions.begin() as db:
+                user = db.get(User, current_user.id)
+                if user is not None:
+                    user.locale = chosen
+            current_user.locale = chosen
+    return redirect(_same_site(request.form.get("next")) or url_for("auth.login"))
+
+
+def _same_site(target: str | None) -> str | None:
+    """Only a path of this desk: never an address elsewhere (open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target

@@ -17,6 +17,7 @@ from mailflow.domain import Analysis
 from mailflow.settings import Settings
 from mailflow.storage.models import Event
 from mailflow.web.accounts import Throttle
+from mailflow.web.i18n import StaffLabels
 
 EXTENSION = "mailflow.desk"
 ANALYSES_KEPT = 64
@@ -27,6 +28,8 @@ class Desk:
     app: App
     # Everything an archive page shows is read through these: the connection itself refuses writes.
     archive: sessionmaker[Session]
+    # What staff call categories and document kinds (classifiers/labels.toml).
+    labels: StaffLabels
     # A triage page and its previews analyse the same email: the last few analyses are kept.
     _analyses: OrderedDict[str, Analysis] = field(default_factory=OrderedDict, repr=False)
     _lock: Lock = field(default_factory=Lock, repr=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -14,6 +15,12 @@ class LoginForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     pass
+
+
+class LanguageForm(FlaskForm):
+    language = SelectField(
+        lazy_gettext("Language"), choices=[("nl", "Nederlands"), ("fr", "Français"), ("en", "English")]
+    )
 
 
 class DecideForm(FlaskForm):

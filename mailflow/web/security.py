@@ -32,8 +32,11 @@ CSP = (
 class DeskUser:
     """The logged-in person, detached from any database session."""
 
-    def __init__(self, user_id: int, username: str, role: str, version: int) -> None:
+    def __init__(
+        self, user_id: int, username: str, role: str, version: int, locale: str | None = None
+    ) -> None:
         self.id, self.username, self.role, self.version = user_id, username, role, version
+        self.locale = locale  # the desk language this person chose, if any
         self.is_authenticated, self.is_active, self.is_anonymous = True, True, False
 
     def get_id(self) -> str:
@@ -92,7 +95,7 @@ def install(app: Flask, login_manager: LoginManager) -> None:
             user = db.scalar(select(User).where(User.id == int(pk)))
         if user is None or user.disabled or user.session_version != int(version):
             return None
-        return DeskUser(user.id, user.username, user.role, user.session_version)
+        return DeskUser(user.id, user.username, user.role, user.session_version, user.locale)
 
     @app.before_request
     def expire_and_guard() -> None:

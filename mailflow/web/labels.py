@@ -1,0 +1,250 @@
+"""Everything the desk shows about the machine's work, in the clerk's language and words.
+
+Ids (``switch_eplus_fplus``, ``redirect_info``, ``staff_decided``) and the machine's reasons
+("rule 4: confidence 0.62 below the 0.91 needed to act on it") are turned into sentences here;
+the names of categories and document kinds come from ``classifiers/labels.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask_babel import format_percent, gettext, lazy_gettext
+
+from mailflow.web.context import desk
+from mailflow.web.i18n import desk_language, language_name
+
+ACTIONS = {
+    "file": lazy_gettext("file in a case"),
+    "request_documents": lazy_gettext("ask for the missing documents"),
+    "book": lazy_gettext("send the booking link"),
+    "online": lazy_gettext("point to the online procedure"),
+    "redirect_info": lazy_gettext("refer to the Migration Information Centre"),
+    "redirect_other": lazy_gettext("refer to another service"),
+    "ignore": lazy_gettext("no reply"),
+    "triage": lazy_gettext("a person decides"),
+}
+STATUSES = {
+    "received": lazy_gettext("received"),
+    "processed": lazy_gettext("processed"),
+    "triage": lazy_gettext("waiting for a person"),
+    "ignored": lazy_gettext("ignored"),
+    "quarantined": lazy_gettext("quarantined"),
+}
+CASE_STATUSES = {
+    "complete": lazy_gettext("complete"),
+    "incomplete": lazy_gettext("documents missing"),
+    "closed": lazy_gettext("closed"),
+}
+REPLY_STATUSES = {
+    "pending": lazy_gettext("waiting to be sent"),
+    "sending": lazy_gettext("being sent"),
+    "sent": lazy_gettext("sent"),
+    "failed": lazy_gettext("not delivered"),
+    "unconfirmed": lazy_gettext("sent, not confirmed"),
+    "withheld": lazy_gettext("withheld"),
+}
+ROLES = {
+    "staff": lazy_gettext("staff"),
+    "auditor": lazy_gettext("auditor"),
+    "admin": lazy_gettext("administrator"),
+}
+# Why an email waits in triage: the queue's chips and filter.
+WAITING_REASONS = {
+    "unverified": lazy_gettext("sender not verified"),
+    "several": lazy_gettext("several requests"),
+    "unsure": lazy_gettext("not sure enough"),
+    "attachment": lazy_gettext("attachment not recognised"),
+    "undelivered": lazy_gettext("reply not delivered"),
+    "person": lazy_gettext("needs a person"),
+    "other": lazy_gettext("other reason"),
+}
+EVENTS = {
+    "received": lazy_gettext("received"),
+    "stored": lazy_gettext("stored"),
+    "duplicate": lazy_gettext("duplicate"),
+    "screened": lazy_gettext("screened"),
+    "classified": lazy_gettext("read by the machine"),
+    "decided": lazy_gettext("decided by the machine"),
+    "case_opened": lazy_gettext("case opened"),
+    "case_joined": lazy_gettext("added to a case"),
+    "reply_queued": lazy_gettext("reply queued"),
+    "reply_sent": lazy_gettext("reply sent"),
+    "reply_failed": lazy_gettext("reply not delivered"),
+    "reply_withheld": lazy_gettext("reply withheld"),
+    "reply_bounced": lazy_gettext("reply bounced"),
+    "interrupted_send_resolved": lazy_gettext("interrupted sending checked"),
+    "held_for_triage": lazy_gettext("put back before a person"),
+    "staff_decided": lazy_gettext("decided by a person"),
+    "staff_decision_undone": lazy_gettext("decision undone"),
+    "staff_decision_failed": lazy_gettext("decision failed"),
+    "quarantined": lazy_gettext("quarantined"),
+    "reprocess": lazy_gettext("processed again"),
+    "resumed": lazy_gettext("processing resumed"),
+    "moved": lazy_gettext("moved to a mailbox folder"),
+    "rebound": lazy_gettext("mailbox renumbered"),
+    "uidvalidity_changed": lazy_gettext("mailbox renumbered"),
+    "viewed": lazy_gettext("viewed"),
+    "exported": lazy_gettext("exported"),
+    "logged_in": lazy_gettext("logged in"),
+    "logged_out": lazy_gettext("logged out"),
+    "user_added": lazy_gettext("account added"),
+}
+EXPORTS = {"audit log": lazy_gettext("the audit log"), "archive": lazy_gettext("an archive list")}
+# Verbs of rule 4 ("needed to act on it"), by the action group whose threshold was missed.
+_VERB_OF = {
+    "act on it": lazy_gettext("act on it alone"),
+    "answer it as a question": lazy_gettext("answer it as a question"),
+    "send it to another service": lazy_gettext("refer it to another service"),
+    "ignore it": lazy_gettext("ignore it"),
+}
+
+
+def category(value: str | None) -> str:
+    return desk().labels.category(value, desk_language())
+
+
+def kind(value: str | None) -> str:
+    return desk().labels.kind(value, desk_language())
+
+
+def kinds(values: Iterable[str] | None) -> str:
+    return ", ".join(kind(v) for v in values or ()) or gettext("none")
+
+
+def named(table: Mapping[str, Any], value: str | None) -> str:
+    return str(table.get(value or "", value or ""))
+
+
+def action(value: Any) -> str:
+    return named(ACTIONS, getattr(value, "value", value))
+
+
+def percent(value: float | None) -> str:
+    return format_percent(value or 0.0) if value is not None else ""
+
+
+def explain(reason: str | None) -> str:
+    """The decision's own reason (the last of its list) as a sentence a clerk understands."""
+    reason = reason or ""
+    if m := re.fullmatch(r"rule 1: machine mail by its text \((\w+)\)", reason):
+        return gettext("Automatic message, recognised by its text: %(what)s", what=category(m[1]))
+    if reason.startswith("rule 1"):
+        return gettext("Automatic message (out-of-office, bounce or bulk mail)")
+    if reason == "rule 2: sender failed DMARC":
+        return gettext("Sender not verified (DMARC failed): the email may not come from the address it shows")
+    if reason.startswith("rule 2"):
+        return gettext("Sender not verified: the mail server did not confirm the address")
+    if m := re.fullmatch(r"rule 3: (\d+) requests", reason):
+        return gettext("Asks %(count)s things at once", count=m[1])
+    if m := re.fullmatch(r"rule 4: confidence ([\d.]+) below the ([\d.]+) needed to (.+)", reason):
+        return gettext(
+            "Not sure enough to %(verb)s: %(have)s sure, %(needed)s needed",
+            verb=named(_VERB_OF, m[3]),
+            have=percent(float(m[1])),
+            needed=percent(float(m[2])),
+        )
+    if m := re.fullmatch(r"rule 4: the model is never sure enough to (.+)", reason):
+        return gettext("The machine never does this alone: %(verb)s", verb=named(_VERB_OF, m[1]))
+    if reason.startswith("required document missing, but"):
+        return gettext(
+            "A required document is missing, but an attachment could not be read: it may be that one"
+        )
+    if reason.startswith("required document missing"):
+        return gettext("A required document is missing: the resident is asked for it")
+    if m := re.fullmatch(r"product (\w+): (\w+)", reason):
+        if m[2] == "triage":
+            return gettext("Needs a person: %(what)s", what=category(m[1]))
+        return gettext("%(what)s: %(action)s", what=category(m[1]), action=action(m[2]))
+    if reason.startswith("reply not delivered"):
+        return gettext("The reply did not reach the resident")
+    if m := re.fullmatch(r"decided by (.+)", reason):
+        return gettext("Decided by %(person)s", person=m[1])
+    return gettext("Other reason")
+
+
+def waiting_reason(reasons: list[str] | None) -> str:
+    """Why an email waits in triage, as a key of ``WAITING_REASONS``."""
+    last = (reasons or [""])[-1]
+    if last.startswith("rule 2"):
+        return "unverified"
+    if last.startswith("rule 3"):
+        return "several"
+    if last.startswith("rule 4"):
+        return "unsure"
+    if "not recognised" in last:
+        return "attachment"
+    if last.startswith("reply not delivered"):
+        return "undelivered"
+    if last.endswith(": triage"):
+        return "person"
+    return "other"
+
+
+def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
+    """One entry of the event log in words: what was found, decided, done or looked at."""
+    if kind_ == "classified":
+        return gettext(
+            "%(what)s (%(sure)s sure, %(language)s); documents: %(documents)s",
+            what=category(d.get("category")),
+            sure=percent(_number(d.get("confidence"))),
+            language=_language(d.get("language")),
+            documents=kinds(d.get("documents")),
+        )
+    if kind_ == "screened":
+        if d.get("machine"):
+            return gettext("automatic message: %(what)s", what=category(d["machine"]))
+        return {
+            "pass": gettext("sender verified"),
+            "fail": gettext("sender not verified (DMARC failed)"),
+        }.get(str(d.get("sender")), gettext("sender not checked"))
+    if kind_ in {"decided", "held_for_triage"}:
+        listed = d.get("reasons") or [d.get("reason")]
+        return (
+            explain(listed[-1])
+            if kind_ == "held_for_triage"
+            else f"{action(d.get('action'))} — {explain(listed[-1])}"
+        )
+    if kind_ == "staff_decided":
+        parts = "; ".join(
+            f"{category(p.get('category'))} → {action(p.get('action'))}" for p in d.get("parts") or []
+        )
+        return parts + (" " + gettext("(reply written by hand)") if d.get("hand_reply") else "")
+    if kind_ == "viewed":
+        return viewed(d)
+    if kind_ in {"case_opened", "case_joined"}:
+        state = named(CASE_STATUSES, d.get("case_status")) if d.get("case_status") else ""
+        return f"{d.get('case')}" + (f" ({state})" if state else "")
+    if kind_ == "moved":
+        return gettext("to the folder %(folder)s", folder=d.get("folder"))
+    if kind_ == "stored":
+        return gettext("original kept, fingerprint %(hash)s…", hash=str(d.get("sha256", ""))[:12])
+    if kind_ == "exported":
+        return gettext("%(what)s exported", what=named(EXPORTS, d.get("what")))
+    if kind_ in {"reply_queued", "reply_sent", "reply_failed", "reply_withheld"} and d.get("reply"):
+        return gettext("reply %(number)s", number=d["reply"])
+    return ""
+
+
+def viewed(d: Mapping[str, Any]) -> str:
+    what = d.get("what", "email")
+    if what == "attachment" or "attachment" in d:
+        return gettext("looked at attachment %(number)s", number=d.get("attachment", ""))
+    if what == "reply" or "reply" in d:
+        return gettext("read reply %(number)s", number=d.get("reply", ""))
+    if what == "case":
+        return gettext("looked at case %(case)s", case=d.get("case", ""))
+    return gettext("looked at the email")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _language(code: Any) -> str:
+    return language_name(str(code)) if code else ""
