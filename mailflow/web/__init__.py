@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask_babel import gettext, lazy_gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -15,7 +16,7 @@ from mailflow.storage.database import make_engine, make_session_factory
 from mailflow.web import i18n, security
 from mailflow.web import labels as labels_
 from mailflow.web.context import EXTENSION, Desk
-from mailflow.web.forms import LogoutForm, ReleaseForm
+from mailflow.web.forms import LanguageForm, LogoutForm, ReleaseForm
 from mailflow.web.i18n import StaffLabels
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -53,6 +54,7 @@ def create_app(app: App, **config: Any) -> Flask:
         category=labels_.category,
         kind=labels_.kind,
         action=labels_.action,
+        actor=labels_.actor,
         percent=labels_.percent,
         explain=labels_.explain,
         status=lambda value: labels_.named(labels_.STATUSES, value),
@@ -84,13 +86,20 @@ def create_app(app: App, **config: Any) -> Flask:
             "waiting": pending.waiting_for(app, current_user.username, now=app.clock()) if signed_in else [],
             "undo_form": ReleaseForm() if signed_in else None,
             "now": app.clock(),
+            "language_form": LanguageForm(),
+            "desk_language": i18n.desk_language(),
         }
 
     @web.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        return render_template("error.html", code=400, message="The form expired. Reload the page."), 400
+        message = gettext("The form expired. Reload the page.")
+        return render_template("error.html", code=400, message=message), 400
 
-    for code, message in ((403, "You may not do this."), (404, "Not found."), (401, "Log in first.")):
+    for code, message in (
+        (403, lazy_gettext("You may not do this.")),
+        (404, lazy_gettext("Not found.")),
+        (401, lazy_gettext("Log in first.")),
+    ):
         web.register_error_handler(code, _error_page(code, message))
 
     web.teardown_appcontext(lambda _exc: None)

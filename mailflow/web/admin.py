@@ -17,10 +17,10 @@ from mailflow.audit import verify_chain
 from mailflow.storage.desk_models import LabelledExample, User
 from mailflow.storage.models import AuditHead
 from mailflow.web.accounts import add_user
-from mailflow.web.archive_queries import summary
 from mailflow.web.audit_queries import PAGE_SIZE, AuditFilter, all_of, choices, page_of
 from mailflow.web.context import desk
 from mailflow.web.forms import NewUserForm
+from mailflow.web.labels import event_summary as summary
 from mailflow.web.security import roles_required
 
 bp = Blueprint("admin", __name__)

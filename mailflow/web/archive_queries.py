@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailflow.classification.taxonomy import DOCUMENT_KINDS
 from mailflow.storage.models import AttachmentRecord, Case, DecisionRecord, Event, Message
 from mailflow.web import search
+from mailflow.web.labels import event_summary
 
 PAGE_SIZE = 50
 _CASE_REFERENCE = re.compile(r"[A-Z][A-Z0-9]*-\d{4}-\d{3,}")
@@ -172,49 +174,12 @@ class Step:
     hash: str | None = None
 
 
-def summary(kind: str, d: Mapping[str, Any]) -> str:
-    """One event in words: what was found, decided, done or looked at."""
-
-    def reasons() -> str:
-        listed = d.get("reasons") or []
-        return f" — {'; '.join(str(r) for r in listed)}" if listed else ""
-
-    if kind == "classified":
-        model = f", model {d['model']}" if d.get("model") else ""
-        docs = ", ".join(d.get("documents") or []) or "none"
-        return (
-            f"{d.get('category')} ({d.get('confidence')}, {d.get('language')}{model}); "
-            f"documents: {docs}{reasons()}"
-        )
-    if kind == "screened":
-        machine = f"machine mail ({d['machine']}), " if d.get("machine") else ""
-        return f"{machine}sender {d.get('sender')}{reasons()}"
-    if kind == "decided":
-        return f"action {d.get('action')}{reasons()}"
-    if kind == "staff_decided":
-        parts = d.get("parts") or []
-        listed = "; ".join(f"{p.get('category')} → {p.get('action')}" for p in parts)
-        return f"{listed}{' (reply written by hand)' if d.get('hand_reply') else ''}"
-    if kind == "viewed":
-        what = d.get("what", "email")
-        if "attachment" in d:
-            what += f" {d['attachment']}"
-        if "reply" in d:
-            what += f" {d['reply']}"
-        return f"viewed the {what}"
-    if kind in {"case_opened", "case_joined"}:
-        return f"case {d.get('case')}" + (f" ({d['case_status']})" if d.get("case_status") else "")
-    if kind == "moved":
-        return f"to {d.get('folder')}"
-    if kind == "stored":
-        return f"raw email stored, sha256 {str(d.get('sha256', ''))[:12]}…"
-    return ", ".join(f"{k}: {v}" for k, v in sorted(d.items()))
-
-
 def timeline(session: Session, row: Message) -> list[Step]:
-    steps = [Step(row.received_at, "ingest", "received", f"from the {row.mailbox} mailbox")]
+    steps = [
+        Step(row.received_at, "ingest", "received", gettext("in the folder %(folder)s", folder=row.mailbox))
+    ]
     events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
-    steps += [Step(e.at, e.actor, e.kind, summary(e.kind, e.detail or {}), e.hash) for e in events]
+    steps += [Step(e.at, e.actor, e.kind, event_summary(e.kind, e.detail or {}), e.hash) for e in events]
     return steps
 
 

@@ -5,22 +5,34 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, render_template, request
+from flask_babel import format_date, gettext, lazy_gettext
 from flask_login import login_required
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.domain import Status
 from mailflow.storage.models import DecisionRecord, Message
-from mailflow.web import charts
+from mailflow.web import charts, labels
 from mailflow.web.archive_queries import latest_decisions
 from mailflow.web.context import desk
 
 bp = Blueprint("dashboard", __name__)
+BRUSSELS = ZoneInfo("Europe/Brussels")
+OTHER = "other"  # the categories beyond the most frequent, stacked together
 RANGES = (7, 30, 90)
 TOP_CATEGORIES = 8
-AGE_BUCKETS = (("< 1 h", 1), ("1–4 h", 4), ("4–24 h", 24), ("1–3 days", 72), ("> 3 days", None))
+AGE_BUCKETS = (
+    (lazy_gettext("< 1 h"), 1),
+    (lazy_gettext("1–4 h"), 4),
+    (lazy_gettext("4–24 h"), 24),
+    (lazy_gettext("1–3 days"), 72),
+    (lazy_gettext("> 3 days"), None),
+)
 MACHINE = "pipeline"
 
 
@@ -28,9 +40,10 @@ def _day_labels(first: date, days: int) -> list[date]:
     return [first + timedelta(days=i) for i in range(days)]
 
 
-def figures(session: Session, *, now: datetime, days: int) -> dict[str, object]:
-    first = (now - timedelta(days=days - 1)).date()
-    since = datetime.combine(first, time(), UTC)
+def figures(session: Session, *, now: datetime, days: int, zone: ZoneInfo = BRUSSELS) -> dict[str, Any]:
+    """The dashboard's numbers; days are calendar days in ``zone``, the counter's."""
+    first = (now.astimezone(zone) - timedelta(days=days - 1)).date()
+    since = datetime.combine(first, time(), zone)
     last = latest_decisions()
     settled = session.execute(
         select(Message.received_at, DecisionRecord.category, DecisionRecord.action, DecisionRecord.decided_by)
@@ -45,10 +58,10 @@ def figures(session: Session, *, now: datetime, days: int) -> dict[str, object]:
     by_action: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     automatic, total = [0] * days, [0] * days
     for received, category, action, decided_by in settled:
-        i = index.get(received.date())
+        i = index.get(received.astimezone(zone).date())
         if i is None:  # a clock ahead of ours
             continue
-        by_category[category if category in popular else "other"][i] += 1
+        by_category[category if category in popular else OTHER][i] += 1
         by_action[action][i] += 1
         total[i] += 1
         automatic[i] += decided_by == MACHINE and action != "triage"
@@ -77,11 +90,12 @@ def figures(session: Session, *, now: datetime, days: int) -> dict[str, object]:
     per_day: dict[int, list[float]] = defaultdict(list)
     for received, decided in handled:
         decided = decided if decided.tzinfo else decided.replace(tzinfo=UTC)
-        per_day[index.get(decided.date(), days - 1)].append((decided - received).total_seconds() / 3600)
+        per_day[index.get(decided.astimezone(zone).date(), days - 1)].append(
+            (decided - received).total_seconds() / 3600
+        )
     median = [statistics.median(per_day[i]) if per_day.get(i) else None for i in range(days)]
     all_hours = [h for hours in per_day.values() for h in hours]
-    short = [day.strftime("%d/%m") for day in labels]
-    order = [*popular, "other"] if "other" in by_category else popular
+    order = [*popular, OTHER] if OTHER in by_category else popular
     return {
         "days": days,
         "totals": {
@@ -93,14 +107,34 @@ def figures(session: Session, *, now: datetime, days: int) -> dict[str, object]:
             "handled": len(all_hours),
             "median_hours": statistics.median(all_hours) if all_hours else None,
         },
-        "charts": [
-            charts.stacked_bars("Emails per day by category", short, {c: by_category[c] for c in order}),
-            charts.stacked_bars("Emails per day by action", short, dict(sorted(by_action.items()))),
-            charts.line("Automation rate (settled without a person)", short, rate, percent=True),
-            charts.bars("Triage backlog by age", [b for b, _ in AGE_BUCKETS], bucket_counts),
-            charts.line("Time to handle by a person (median hours, by day decided)", short, median),
-        ],
+        "day_list": labels,
+        "by_category": {c: by_category[c] for c in order},
+        "by_action": dict(sorted(by_action.items())),
+        "rate": rate,
+        "backlog_by_age": bucket_counts,
+        "median_hours": median,
     }
+
+
+def drawn(data: dict[str, Any]) -> list[Markup]:
+    """The charts of ``figures``, named in the desk's language."""
+    short = [format_date(day, "dd/MM") for day in data["day_list"]]
+    by_category = {
+        (gettext("other categories") if c == OTHER else labels.category(c)): v
+        for c, v in data["by_category"].items()
+    }
+    by_action = {labels.action(a): v for a, v in data["by_action"].items()}
+    return [
+        charts.stacked_bars(gettext("Emails per day by category"), short, by_category),
+        charts.stacked_bars(gettext("Emails per day by action"), short, by_action),
+        charts.line(gettext("Automation rate (settled without a person)"), short, data["rate"], percent=True),
+        charts.bars(
+            gettext("Triage backlog by age"), [str(b) for b, _ in AGE_BUCKETS], data["backlog_by_age"]
+        ),
+        charts.line(
+            gettext("Time to handle by a person (median hours, by day decided)"), short, data["median_hours"]
+        ),
+    ]
 
 
 @bp.route("/dashboard")
@@ -113,5 +147,5 @@ def index():
         days = 30
     days = days if days in RANGES else 30
     with d.archive() as db:
-        data = figures(db, now=d.clock(), days=days)
-    return render_template("dashboard.html", ranges=RANGES, **data)
+        data = figures(db, now=d.clock(), days=days, zone=ZoneInfo(d.settings.desk_timezone))
+    return render_template("dashboard.html", ranges=RANGES, charts=drawn(data), **data)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from mailflow.bootstrap import App
@@ -52,7 +53,7 @@ def channel(app: App, category: str, documents: list[str]) -> tuple[Action, tupl
 
 def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: tuple[str, ...]) -> Decision:
     if part.category not in app.catalogue.products:
-        raise DecisionRefused(f"unknown category {part.category!r}")
+        raise DecisionRefused(gettext("Unknown category."))
     kinds = [d.kind for d in analysis.extraction.documents]
     action, missing = channel(app, part.category, kinds)
     if part.action is not None:
@@ -63,7 +64,9 @@ def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: 
             else ()
         )
     if action is Action.TRIAGE:
-        raise DecisionRefused(f"{part.category} has no automatic action: choose one, or write the reply")
+        raise DecisionRefused(
+            gettext("This category has no automatic action: choose one, or write the reply.")
+        )
     return Decision(
         category=part.category,
         action=action,
@@ -124,7 +127,11 @@ def _with_case(app: App, text: str, case: Case | None) -> str:
     if placeholder not in text:
         return text
     if case is None:
-        raise DecisionRefused(f"this reply opens no case: remove {placeholder} from the text")
+        raise DecisionRefused(
+            gettext(
+                "This reply opens no case: remove %(placeholder)s from the text.", placeholder=placeholder
+            )
+        )
     return text.replace(placeholder, case.reference)
 
 
@@ -164,43 +171,47 @@ def check_decision(app: App, message_id: int, username: str, parts: list[Part], 
     """DecisionRefused now for what ``decide_item`` would refuse in the decision itself (an unknown
     category or action, a hand-written text for an action without a reply), before it waits."""
     if not parts:
-        raise DecisionRefused("nothing was decided")
+        raise DecisionRefused(gettext("Nothing was decided."))
     with app.sessions() as session:
         row = session.get(Message, message_id)
         if row is None:
-            raise DecisionRefused("no such email")
+            raise DecisionRefused(gettext("No such email."))
         sha256 = row.sha256
     analysis = app.analyser.analyse(app.blobs.get(sha256))
     decisions = [person_decision(app, analysis, part, username, ()) for part in parts]
     if hand_text.strip() and not decisions[0].action.replies:
-        raise DecisionRefused(f"action {decisions[0].action.value} sends no reply to write")
+        raise DecisionRefused(gettext("This action sends no reply to write."))
     placeholder = case_placeholder(app)
     if placeholder in hand_text and decisions[0].action not in CASE_ACTIONS:
-        raise DecisionRefused(f"this reply opens no case: remove {placeholder} from the text")
+        raise DecisionRefused(
+            gettext(
+                "This reply opens no case: remove %(placeholder)s from the text.", placeholder=placeholder
+            )
+        )
 
 
 def decide_item(app: App, message_id: int, username: str, parts: list[Part], hand_text: str = "") -> Status:
     """Act on a triage item as ``username`` decided; DecisionRefused when it is not theirs to decide."""
     if not parts:
-        raise DecisionRefused("nothing was decided")
+        raise DecisionRefused(gettext("Nothing was decided."))
     with app.sessions.begin() as session:
         row = session.get(Message, message_id)
         if row is None:
-            raise DecisionRefused("no such email")
+            raise DecisionRefused(gettext("No such email."))
         sha256 = row.sha256
     analysis = app.analyser.analyse(app.blobs.get(sha256))
     intents = tuple(p.category for p in parts) if len(parts) > 1 else ()
     decisions = [person_decision(app, analysis, part, username, intents) for part in parts]
     if hand_text.strip() and not decisions[0].action.replies:
-        raise DecisionRefused(f"action {decisions[0].action.value} sends no reply to write")
+        raise DecisionRefused(gettext("This action sends no reply to write."))
     now = app.clock()
     actor = person_actor(app)
     with app.sessions.begin() as session:
         row = session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one()
         if row.status != Status.TRIAGE:
-            raise DecisionRefused("this email was decided already")
+            raise DecisionRefused(gettext("This email was decided already."))
         if not leases.holds(session, message_id, username, now=now):
-            raise DecisionRefused("your hold on this email ran out or someone else has it")
+            raise DecisionRefused(gettext("Your hold on this email ran out, or someone else has it."))
         machine = session.scalar(
             select(DecisionRecord)
             .where(DecisionRecord.message_id == message_id)
@@ -217,7 +228,7 @@ def decide_item(app: App, message_id: int, username: str, parts: list[Part], han
                 row.case_id = target.case_id
             if index == 0 and hand_text.strip():
                 if outcome.reply_id is None:  # e.g. the address is suppressed after hard bounces
-                    raise DecisionRefused("no reply may go to this address; nothing was done")
+                    raise DecisionRefused(gettext("No reply may go to this address; nothing was done."))
                 reply = session.get_one(Reply, outcome.reply_id)
                 case = session.get(Case, row.case_id) if row.case_id is not None else None
                 reply.data = hand_written(reply.data, _with_case(app, hand_text, case))

@@ -9,8 +9,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 
 class LoginForm(FlaskForm):
-    username = StringField("User name", validators=[DataRequired(), Length(max=100)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    username = StringField(lazy_gettext("User name"), validators=[DataRequired(), Length(max=100)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=1000)])
 
 
 class LogoutForm(FlaskForm):
@@ -27,13 +27,12 @@ class DecideForm(FlaskForm):
     """One form for every triage outcome; ``outcome`` says which button was used."""
 
     outcome = HiddenField(validators=[DataRequired()])  # accept | choose | split | spam | hand
-    category = SelectField("Category", validate_choice=False, validators=[Optional()])
-    action = SelectField("Action", validate_choice=False, validators=[Optional()])
-    # split: one "category" or "category:action" per line
-    parts = TextAreaField("Requests", validators=[Optional(), Length(max=2000)])
-    reply_text = TextAreaField("Reply", validators=[Optional(), Length(max=20000)])
+    category = SelectField(lazy_gettext("Category"), validate_choice=False, validators=[Optional()])
+    action = SelectField(lazy_gettext("Action"), validate_choice=False, validators=[Optional()])
+    # split: repeated part_category / part_action menus, read from the request (see triage._parts)
+    reply_text = TextAreaField(lazy_gettext("Reply"), validators=[Optional(), Length(max=20000)])
     # accept: a sender that failed DMARC may not be who it claims; a person must say they checked.
-    sender_checked = BooleanField("I checked the sender")
+    sender_checked = BooleanField(lazy_gettext("I checked the sender"))
 
 
 class ReleaseForm(FlaskForm):

@@ -102,6 +102,20 @@ _VERB_OF = {
 }
 
 
+# The machine's own names in the event log; people appear by their user names.
+MACHINE_ACTORS = frozenset(
+    {"ingest", "screen", "classify", "decide", "act", "pipeline", "record", "reprocess"}
+)
+
+
+def actor(value: str | None) -> str:
+    if value in MACHINE_ACTORS:
+        return gettext("the machine")
+    if value == "outbox":
+        return gettext("the outbox")
+    return value or ""
+
+
 def category(value: str | None) -> str:
     return desk().labels.category(value, desk_language())
 
@@ -236,6 +250,10 @@ def viewed(d: Mapping[str, Any]) -> str:
         return gettext("read reply %(number)s", number=d.get("reply", ""))
     if what == "case":
         return gettext("looked at case %(case)s", case=d.get("case", ""))
+    if what == "body":
+        return gettext("read the email's text")
+    if what == "original .eml":
+        return gettext("downloaded the original email")
     return gettext("looked at the email")
 
 

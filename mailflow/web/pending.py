@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import delete, select
 
 from mailflow.bootstrap import App
@@ -44,13 +45,13 @@ def hold(
     with app.sessions.begin() as session:
         row = session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one_or_none()
         if row is None:
-            raise DecisionRefused("no such email")
+            raise DecisionRefused(gettext("No such email."))
         if row.status != Status.TRIAGE:
-            raise DecisionRefused("this email was decided already")
+            raise DecisionRefused(gettext("This email was decided already."))
         if not leases.holds(session, message_id, username, now=now):
-            raise DecisionRefused("your hold on this email ran out or someone else has it")
+            raise DecisionRefused(gettext("Your hold on this email ran out, or someone else has it."))
         if session.get(PendingDecision, message_id) is not None:
-            raise DecisionRefused("a decision on this email is waiting already")
+            raise DecisionRefused(gettext("A decision on this email is waiting already."))
         session.add(
             PendingDecision(
                 message_id=message_id,

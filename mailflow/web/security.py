@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, request, session
+from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, logout_user
 from sqlalchemy import select
 
@@ -84,6 +85,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 def install(app: Flask, login_manager: LoginManager) -> None:
     login_manager.login_view = "auth.login"
+    login_manager.login_message = lazy_gettext("Log in to see this page.")
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader

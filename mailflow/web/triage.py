@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 
+from mailflow.classification.catalogue import Catalogue
 from mailflow.domain import Action, Analysis
 from mailflow.storage.models import Message
-from mailflow.web import leases, pending
+from mailflow.web import labels, leases, pending
 from mailflow.web.archive import page_data
 from mailflow.web.context import desk
 from mailflow.web.decisions import (
@@ -29,6 +31,38 @@ from mailflow.web.triage_queries import AGES, QueueFilter, counts, next_after, w
 
 bp = Blueprint("triage", __name__)
 AUTO = "auto"  # the action the catalogue gives the chosen category
+SPLIT_ROWS = 3  # request rows offered for a split (more when the machine found more)
+# The category menu's groups, by the channel the catalogue gives each product.
+_GROUPS = (
+    (lazy_gettext("Handled by email"), (Action.FILE, Action.REQUEST_DOCUMENTS)),
+    (lazy_gettext("Needs an appointment"), (Action.BOOK,)),
+    (lazy_gettext("Online procedure"), (Action.ONLINE,)),
+    (lazy_gettext("Questions for the Information Centre"), (Action.REDIRECT_INFO,)),
+    (lazy_gettext("Other"), (Action.REDIRECT_OTHER, Action.IGNORE, Action.TRIAGE)),
+)
+
+
+def category_choices(catalogue: Catalogue) -> dict[str, list[tuple[str, str]]]:
+    """Every category by its staff name, grouped by how the counter handles it."""
+    grouped = {}
+    for title, actions in _GROUPS:
+        members = [c for c, product in catalogue.products.items() if product.action in actions]
+        grouped[str(title)] = sorted(((c, labels.category(c)) for c in members), key=lambda pair: pair[1])
+    return grouped
+
+
+def action_choices() -> list[tuple[str, str]]:
+    return [(AUTO, gettext("as the category says")), *((a.value, labels.action(a)) for a in STAFF_ACTIONS)]
+
+
+def found(analysis: Analysis) -> dict[str, object]:
+    """What the machine read in the email, in the clerk's words."""
+    decision = analysis.decision
+    return {
+        "requests": [labels.category(c) for c in decision.intents] if len(decision.intents) > 1 else [],
+        "documents": [labels.kind(d.kind) for d in analysis.extraction.documents],
+        "why": labels.explain((decision.reasons or ("",))[-1]),
+    }
 
 
 def _analysis(message_id: int) -> Analysis:
@@ -57,6 +91,12 @@ def queue():
         counts=counts(items, now),
         f=f,
         ages=list(AGES),
+        age_names={
+            "1h": gettext("1 hour"),
+            "1d": gettext("1 day"),
+            "3d": gettext("3 days"),
+            "7d": gettext("7 days"),
+        },
         now=now,
         holders=leases.active(d.archive, now=now),
     )
@@ -80,11 +120,12 @@ def item(message_id: int):
         text = draft = ""
     d.log(current_user.username, "viewed", message_id, what="email", where="triage")
     form = DecideForm()
-    form.category.choices = list(d.app.catalogue.products)
-    form.action.choices = [AUTO, *(a.value for a in STAFF_ACTIONS)]
+    form.category.choices = category_choices(d.app.catalogue)
+    form.action.choices = action_choices()
     form.category.data, form.action.data = category, action.value if action else AUTO
-    form.parts.data = "\n".join(analysis.decision.intents or ())
     form.reply_text.data = draft
+    requests = list(analysis.decision.intents or ())
+    split_rows = [*requests, *[""] * max(0, SPLIT_ROWS - len(requests))][: max(SPLIT_ROWS, len(requests))]
     return render_template(
         "triage_item.html",
         **data,
@@ -97,6 +138,8 @@ def item(message_id: int):
         held=held,
         mine=held is not None and held.username == current_user.username,
         unverified=unverified(analysis),
+        split_rows=split_rows,
+        found=found(analysis),
     )
 
 
@@ -110,7 +153,9 @@ def reply_preview(message_id: int):
         decision = person_decision(d.app, analysis, part, current_user.username, ())
         if request.args.get("draft"):  # the text a hand-written reply starts from
             return {"action": decision.action.value, "text": hand_draft(d.app, analysis, decision)}
-        text = preview(d.app, analysis, decision) or f"(no reply: action {decision.action.value})"
+        text = preview(d.app, analysis, decision) or gettext(
+            "(no reply: %(action)s)", action=labels.action(decision.action)
+        )
         return {"action": decision.action.value, "text": text}
     except (DecisionRefused, ValueError, KeyError) as exc:
         return {"action": "", "text": f"({exc})"}
@@ -131,17 +176,14 @@ def _parts(form: DecideForm) -> list[Part]:
     if outcome == "spam":
         return [Part("spam", Action.IGNORE)]
     if outcome == "split":
-        parts = []
-        for line in (form.parts.data or "").splitlines():
-            fields = line.replace(":", " ").split()
-            if fields:
-                parts.append(Part(fields[0], _action(fields[1]) if len(fields) > 1 else None))
+        chosen = zip(request.form.getlist("part_category"), request.form.getlist("part_action"), strict=False)
+        parts = [Part(category, _action(action)) for category, action in chosen if category]
         if len(parts) < 2:
-            raise DecisionRefused("a split needs two or more requests, one per line")
+            raise DecisionRefused(gettext("A split needs two or more requests."))
         return parts
     if outcome in {"accept", "choose", "hand"}:
         return [Part(form.category.data or "", _action(form.action.data or ""))]
-    raise DecisionRefused("unknown outcome")
+    raise DecisionRefused(gettext("Unknown decision."))
 
 
 @bp.route("/triage/<int:message_id>/decide", methods=["POST"])
@@ -159,7 +201,7 @@ def decide(message_id: int):
             analysis = _analysis(message_id)
             if unverified(analysis) and not form.sender_checked.data:
                 raise DecisionRefused(
-                    "the sender is not verified: confirm that you checked it before accepting"
+                    gettext("The sender is not verified: confirm that you checked it before accepting.")
                 )
             category, action = suggestion(d.app, analysis)
             parts = [Part(category, action)]
@@ -170,9 +212,16 @@ def decide(message_id: int):
         else:
             status = decide_item(d.app, message_id, current_user.username, parts, hand)
             send_now(d.app)
-            flash(f"Email {message_id} decided ({status.value}).", "ok")
+            flash(
+                gettext(
+                    "Email %(number)s decided (%(status)s).",
+                    number=message_id,
+                    status=labels.named(labels.STATUSES, status.value),
+                ),
+                "ok",
+            )
     except (DecisionRefused, ValueError) as exc:
-        flash(f"Not done: {exc}", "error")
+        flash(gettext("Not done: %(why)s", why=exc), "error")
         return redirect(url_for("triage.item", message_id=message_id))
     following = next_after(before, message_id)
     if following is None:
@@ -187,9 +236,12 @@ def undo(message_id: int):
         abort(400)
     d = desk()
     if pending.undo(d.app, message_id, current_user.username, now=d.clock()):
-        flash(f"Undone: nothing was done with email {message_id}.", "ok")
+        flash(gettext("Undone: nothing was done with email %(number)s.", number=message_id), "ok")
     else:
-        flash(f"Too late to undo: the decision on email {message_id} was applied.", "error")
+        flash(
+            gettext("Too late to undo: the decision on email %(number)s was applied.", number=message_id),
+            "error",
+        )
     return redirect(url_for("triage.item", message_id=message_id))
 
 

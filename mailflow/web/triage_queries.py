@@ -13,24 +13,10 @@ from sqlalchemy.orm import Session
 from mailflow.domain import Status
 from mailflow.storage.models import DecisionRecord, Message
 from mailflow.web.archive_queries import latest_decisions
+from mailflow.web.labels import waiting_reason
 
 # Why the machine left it to a person, from the reason its decide stage gave last.
-REASONS = {
-    "rule 2": "unverified sender",
-    "rule 3": "several requests",
-    "rule 4": "low confidence",
-    "not recognised": "unrecognised attachment",
-    "reply not delivered": "reply not delivered",
-}
 AGES = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "3d": timedelta(days=3), "7d": timedelta(days=7)}
-
-
-def why(reasons: list[str] | None) -> str:
-    last = (reasons or [""])[-1]
-    for marker, label in REASONS.items():
-        if marker in last:
-            return label
-    return "needs a person" if last.endswith(": triage") else "other"
 
 
 @dataclass(frozen=True)
@@ -95,7 +81,7 @@ def waiting(session: Session) -> list[Item]:
         .order_by(Message.received_at, Message.id)
     ).all()
     return [
-        Item(pk, at, sender, subject, cat, lang, conf, tuple(intents or ()), why(reasons))
+        Item(pk, at, sender, subject, cat, lang, conf, tuple(intents or ()), waiting_reason(reasons))
         for pk, at, sender, subject, cat, lang, conf, intents, reasons in rows
     ]
 

@@ -58,6 +58,8 @@ def desk_settings(data_dir: Path, **overrides: object) -> Settings:
         "web_secure_cookies": False,
         "secret_key": "test-secret-key-of-enough-length",
         "desk_undo_seconds": 0,  # decisions at once; the undo window has its own tests
+        # Most tests read the English texts; the Dutch desk has its own tests (test_dutch_desk.py).
+        "desk_language": "en",
     }
     values.update(overrides)
     return load_settings(**values)

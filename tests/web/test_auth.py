@@ -136,7 +136,7 @@ def test_the_auditor_sees_no_way_to_change_anything(as_user, world):
         page = client.get(url)
         assert page.status_code == 200, url
         forms = re.findall(r'<form[^>]*method="post"[^>]*action="([^"]*)"', page.text)
-        assert forms == ["/logout"], (url, forms)
+        assert forms == ["/language", "/logout"], (url, forms)  # own language only
         assert 'href="/triage"' not in page.text
 
 

@@ -80,9 +80,9 @@ def test_staff_triage_by_keyboard_reply_reaches_smtp_and_archive_shows_timeline(
     rows.first.locator("a").first.click()
     page.wait_for_url(f"{base}/archive/{world.ids['renewal']}")
     timeline = page.inner_text("#timeline")
-    for step in ("received", "classified", "staff decided", "reply queued", "reply sent"):
+    for step in ("received", "read by the machine", "decided by a person", "reply queued", "reply sent"):
         assert step in timeline, step
-    assert "sam" in timeline and "card_renewal → book" in timeline
+    assert "sam" in timeline and "Residence card renewal → send the booking link" in timeline
 
 
 def test_auditor_searches_opens_and_cannot_change_anything(browser, desk):
@@ -238,4 +238,4 @@ def test_the_auditor_filters_and_pages_the_audit_log(browser, desk):
     with page.expect_navigation():
         page.click("#page-older")
     assert page.locator("#audit-entries td.actor").count() == min(50, total - 50)
-    assert "viewed the email" in page.inner_text("#audit-entries")
+    assert "looked at the email" in page.inner_text("#audit-entries")

@@ -15,7 +15,7 @@ from mailflow.web import create_app
 from tests.web.conftest import build_world, csrf_token, desk_settings, login, standard_mails
 
 
-def decide(client, message_id: int, **form: str):
+def decide(client, message_id: int, **form: str | list[str]):
     page = client.get(f"/triage/{message_id}")
     assert page.status_code == 200
     return client.post(f"/triage/{message_id}/decide", data={"csrf_token": csrf_token(page.text), **form})
@@ -41,7 +41,7 @@ def test_queue_lists_waiting_emails_oldest_first_with_why(as_user, world):
     positions = [page.find(f'/triage/{world.ids[label]}"') for label in ("renewal", "second", "hostile")]
     assert all(p > 0 for p in positions) and positions == sorted(positions)
     assert f'/triage/{world.ids["question"]}"' not in page  # handled automatically
-    assert "unverified sender" in page
+    assert "sender not verified" in page
     filtered = as_user("sam").get("/triage?reason=low+confidence").text
     assert f'/triage/{world.ids["renewal"]}"' not in filtered
 
@@ -101,7 +101,8 @@ def test_split_gives_each_request_its_own_reply(as_user, world):
         as_user("sam"),
         message_id,
         outcome="split",
-        parts="card_renewal\ninfo_family_reunification redirect_info",
+        part_category=["card_renewal", "info_family_reunification", ""],
+        part_action=["auto", "redirect_info", "auto"],
     )
     row, decisions, replies, _ = outcome(world, message_id)
     assert row.status == "processed"

@@ -33,7 +33,7 @@
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (data) { document.getElementById("preview").textContent = data.text; })
-      .catch(function () { document.getElementById("preview").textContent = "(preview unavailable)"; });
+      .catch(function () { document.getElementById("preview").textContent = box.dataset.unavailable || "…"; });
   }
 
   function itemKeys() {
@@ -60,7 +60,7 @@
           .then(function (r) { return r.json(); })
           .then(function (data) {
             if (hand.value !== hand.dataset.draft &&
-                !window.confirm(hand.dataset.replaceQuestion || "Replace your text with the draft for this request?")) return;
+                !window.confirm(hand.dataset.replaceQuestion)) return;
             hand.value = hand.dataset.draft = data.text;
           });
       });
@@ -93,7 +93,7 @@
         case "c": category.focus(); break;
         case "x": action.focus(); break;
         case "d": submit("form-choose"); break;
-        case "s": open("split-box", "split-parts"); break;
+        case "s": open("split-box", "split-category-0"); break;
         case "w": open("hand-box", "hand-text"); break;
         case "j": window.location = "/triage"; break;
         default: return;
@@ -124,6 +124,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     undoKeys();
+    var language = document.getElementById("language");
+    if (language) language.addEventListener("change", function () { language.form.requestSubmit(); });
     var table = document.querySelector("table.list[data-href], #queue, #results");
     if (table) listKeys(table);
     itemKeys();
