@@ -13,7 +13,7 @@ DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model vectors
+.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model vectors translations
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -23,6 +23,7 @@ help:
 	@echo "make format  ruff format"
 	@echo "make run     the demo, then the web desk beside the worker"
 	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
+	@echo "make translations  extract the desk's messages, merge them into nl and fr, compile"
 	@echo "make clean   remove the virtualenv, caches and build output"
 
 venv: $(STAMP)
@@ -53,6 +54,14 @@ deps:
 test: deps venv
 	$(BIN)/ruff check mailflow tests benchmarks
 	$(BIN)/pytest -q
+
+# The desk's message catalogues: extract the English messages, merge them into the Dutch and French
+# catalogues (translate the new ones there), compile. A test checks that nothing is left out.
+TRANSLATIONS := mailflow/web/translations
+translations: venv
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output --omit-header -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
 lint: venv
 	$(BIN)/ruff check mailflow tests benchmarks

@@ -55,6 +55,7 @@ def create_app(app: App, **config: Any) -> Flask:
         kind=labels_.kind,
         action=labels_.action,
         actor=labels_.actor,
+        folder=labels_.folder,
         percent=labels_.percent,
         explain=labels_.explain,
         status=lambda value: labels_.named(labels_.STATUSES, value),

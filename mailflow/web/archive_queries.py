@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailflow.classification.taxonomy import DOCUMENT_KINDS
 from mailflow.storage.models import AttachmentRecord, Case, DecisionRecord, Event, Message
-from mailflow.web import search
+from mailflow.web import labels, search
 from mailflow.web.labels import event_summary
 
 PAGE_SIZE = 50
@@ -175,9 +175,8 @@ class Step:
 
 
 def timeline(session: Session, row: Message) -> list[Step]:
-    steps = [
-        Step(row.received_at, "ingest", "received", gettext("in the folder %(folder)s", folder=row.mailbox))
-    ]
+    arrived = gettext("in the folder: %(folder)s", folder=labels.folder(row.mailbox))
+    steps = [Step(row.received_at, "ingest", "received", arrived)]
     events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
     steps += [Step(e.at, e.actor, e.kind, event_summary(e.kind, e.detail or {}), e.hash) for e in events]
     return steps

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask_babel import format_percent, gettext, lazy_gettext
 
+from mailflow.domain import Status
 from mailflow.web.context import desk
 from mailflow.web.i18n import desk_language, language_name
 
@@ -114,6 +115,18 @@ def actor(value: str | None) -> str:
     if value == "outbox":
         return gettext("the outbox")
     return value or ""
+
+
+def folder(name: str | None) -> str:
+    """A mailbox folder by what it holds: "Processed" is the folder of processed emails."""
+    if not name:
+        return ""
+    if name.upper() == "INBOX":
+        return gettext("inbox")
+    for status in Status:
+        if status is not Status.RECEIVED and status.folder == name:
+            return named(STATUSES, status.value)
+    return name
 
 
 def category(value: str | None) -> str:
@@ -232,7 +245,7 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         state = named(CASE_STATUSES, d.get("case_status")) if d.get("case_status") else ""
         return f"{d.get('case')}" + (f" ({state})" if state else "")
     if kind_ == "moved":
-        return gettext("to the folder %(folder)s", folder=d.get("folder"))
+        return gettext("to the folder: %(folder)s", folder=folder(d.get("folder")))
     if kind_ == "stored":
         return gettext("original kept, fingerprint %(hash)s…", hash=str(d.get("sha256", ""))[:12])
     if kind_ == "exported":
