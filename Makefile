@@ -60,7 +60,7 @@ test: deps venv
 TRANSLATIONS := mailflow/web/translations
 translations: venv
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output --omit-header -o $(TRANSLATIONS)/messages.pot .
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --omit-header
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --width 110
 	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
 lint: venv

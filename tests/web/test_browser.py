@@ -52,8 +52,8 @@ def test_staff_triage_by_keyboard_reply_reaches_smtp_and_archive_shows_timeline(
     assert page.locator("#queue tbody tr.selected").count() == 1  # the oldest is ready to open
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/triage/{world.ids['renewal']}")
-    assert page.inner_text("#suggested-category") == "card_renewal"
-    assert page.inner_text("#suggested-action") == "book"
+    assert page.inner_text("#suggested-category") == "Residence card renewal"
+    assert page.inner_text("#suggested-action") == "send the booking link"
     assert "afspraak" in page.inner_text("#preview")
     # Its sender failed DMARC: one key accepts nothing, until the clerk says the sender was checked.
     assert page.locator("#unverified").is_visible()
@@ -97,9 +97,10 @@ def test_auditor_searches_opens_and_cannot_change_anything(browser, desk):
     page.wait_for_url(f"{base}/archive/{world.ids['question']}")
     assert "Welke documenten" in page.frame_locator("iframe.body").locator("body").inner_text()
 
-    # The UI offers nothing: no triage link, no form but logout, no buttons besides it.
+    # The UI offers nothing: no triage link, no form but logout and her own language, no other buttons.
     assert page.locator("a[href='/triage']").count() == 0
-    assert page.locator("form[method=post]").count() == 1
+    forms = page.locator("form[method=post]")
+    assert sorted(forms.evaluate_all("fs => fs.map(f => new URL(f.action).pathname)")) == ["/language", "/logout"]
     assert page.locator("button").count() == 1
     for key in ("a", "m", "s", "w", "Escape"):
         page.keyboard.press(key)
