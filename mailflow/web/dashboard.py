@@ -93,6 +93,15 @@ def figures(session: Session, *, now: datetime, days: int) -> dict[str, object]:
             "handled": len(all_hours),
             "median_hours": statistics.median(all_hours) if all_hours else None,
         },
+        # The numbers behind the charts, day by day (UTC days, oldest first).
+        "per_day": {
+            "days": labels,
+            "emails": total,
+            "automated": automatic,
+            "rate": rate,
+            "median_hours": median,
+        },
+        "backlog_by_age": dict(zip([b for b, _ in AGE_BUCKETS], bucket_counts, strict=True)),
         "charts": [
             charts.stacked_bars("Emails per day by category", short, {c: by_category[c] for c in order}),
             charts.stacked_bars("Emails per day by action", short, dict(sorted(by_action.items()))),
