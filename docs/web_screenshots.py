@@ -78,7 +78,7 @@ def shoot(page, base: str, password: str) -> None:
     page.goto(f"{base}{first}")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=DOCS / "web-email.png")
-    page.goto(f"{base}/dashboard?days=7")
+    page.goto(f"{base}/dashboard?days=30")  # the demo's four weeks
     page.screenshot(path=DOCS / "web-dashboard.png", full_page=True)
     for name in ("queue", "triage", "archive", "email", "dashboard"):
         print(DOCS / f"web-{name}.png")

@@ -172,6 +172,7 @@ class App:
             message_id_domain=self.settings.message_id_domain,
             default_language=self.settings.default_language,
             signer=self.signer,
+            clock=self.clock,
         )
 
     @cached_property

@@ -1,9 +1,10 @@
-"""``mailflow demo``: seed the embedded mailbox, run the worker over it, and show what it did."""
+"""``mailflow demo``: sample emails arrive in the embedded mailbox over the past weeks, the worker's
+pipeline takes each as it comes, and the demo shows what it did."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -12,59 +13,54 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from mailflow.bootstrap import App
+from mailflow.demo_calendar import DAYS
+from mailflow.demo_feed import DemoClock, FeedReport, feed
 from mailflow.settings import PROJECT_ROOT, Settings
 from mailflow.storage.models import DecisionRecord, Message, Reply
 
 SAMPLE_MAILBOX = PROJECT_ROOT / "samples" / "mailbox"
 
 
-def run_demo(settings: Settings, source: Path | None = None, console: Console | None = None) -> None:
+def run_demo(
+    settings: Settings,
+    source: Path | None = None,
+    console: Console | None = None,
+    *,
+    now: datetime | None = None,
+) -> FeedReport:
+    """Let the sample emails arrive over the weeks before ``now`` (see ``mailflow.demo_feed``)."""
     console = console or Console()
     # The demo never touches a real mailbox or SMTP server, whatever the environment says.
     settings = settings.model_copy(update={"imap_host": None, "smtp_host": None})
-    app = App(settings)
+    # The demo's own clock, set to each email's arrival in turn; this App lives only for the feed.
+    clock = DemoClock()
+    app = App(settings, clock=clock)
     try:
-        seeded, skipped = seed(app, source or SAMPLE_MAILBOX)
-        console.print(f"Seeded the embedded mailbox with {seeded} emails ({skipped} were there already).")
         with Progress(
-            TextColumn("Processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("Emails arriving over the past weeks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             task = progress.add_task("emails", total=None)
 
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            mailbox = app.open_mailbox()
-            try:
-                report = app.make_ingestor(mailbox, on_progress=on_progress).run_once()
-            finally:
-                mailbox.close()
-        delivery = app.outbox.deliver_due()
-        console.print(f"Processed {report.processed} new emails; wrote {delivery.sent} replies.")
+            report = feed(app, clock, source or SAMPLE_MAILBOX, now=now, on_progress=on_progress)
+        if report.waiting:
+            console.print(f"{report.waiting} emails already waiting in the inbox arrived now.")
+        console.print(
+            f"{report.fed} sample emails arrived over the past {DAYS // 7} weeks "
+            f"({report.skipped} were there already); processed {report.processed}, "
+            f"demo staff decided {report.decided_by_staff} triage items; wrote {report.replies_sent} replies."
+        )
         console.print(summary_table(app))
         console.print(where_to_look(settings))
+        return report
     finally:
         app.close()
-
-
-def seed(app: App, source: Path) -> tuple[int, int]:
-    """Append every .eml of ``source`` to the inbox once; emails already ingested are not added again."""
-    files = sorted(source.glob("*.eml"))
-    if not files:
-        raise FileNotFoundError(f"no .eml files in {source}")
-    mailbox = app.open_mailbox()
-    seeded = skipped = 0
-    try:
-        for path in files:
-            data = path.read_bytes()
-            if app.blobs.exists(hashlib.sha256(data).hexdigest()):
-                skipped += 1
-                continue
-            mailbox.append(app.settings.imap_folder, data)  # type: ignore[attr-defined]
-            seeded += 1
-    finally:
-        mailbox.close()
-    return seeded, skipped
 
 
 def summary_table(app: App) -> Table:

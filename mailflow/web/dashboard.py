@@ -107,18 +107,24 @@ def figures(session: Session, *, now: datetime, days: int, zone: ZoneInfo = BRUS
             "handled": len(all_hours),
             "median_hours": statistics.median(all_hours) if all_hours else None,
         },
-        "day_list": labels,
         "by_category": {c: by_category[c] for c in order},
         "by_action": dict(sorted(by_action.items())),
-        "rate": rate,
-        "backlog_by_age": bucket_counts,
-        "median_hours": median,
+        "backlog_by_age": bucket_counts,  # in the order of AGE_BUCKETS
+        # The numbers behind the charts, day by day (the counter's days, oldest first).
+        "per_day": {
+            "days": labels,
+            "emails": total,
+            "automated": automatic,
+            "rate": rate,
+            "median_hours": median,
+        },
     }
 
 
 def drawn(data: dict[str, Any]) -> list[Markup]:
     """The charts of ``figures``, named in the desk's language."""
-    short = [format_date(day, "dd/MM") for day in data["day_list"]]
+    day = data["per_day"]
+    short = [format_date(d, "dd/MM") for d in day["days"]]
     by_category = {
         (gettext("other categories") if c == OTHER else labels.category(c)): v
         for c, v in data["by_category"].items()
@@ -127,12 +133,19 @@ def drawn(data: dict[str, Any]) -> list[Markup]:
     return [
         charts.stacked_bars(gettext("Emails per day by category"), short, by_category),
         charts.stacked_bars(gettext("Emails per day by action"), short, by_action),
-        charts.line(gettext("Automation rate (settled without a person)"), short, data["rate"], percent=True),
+        charts.line(
+            gettext("Automation rate (settled without a person)"),
+            short,
+            data["per_day"]["rate"],
+            percent=True,
+        ),
         charts.bars(
             gettext("Triage backlog by age"), [str(b) for b, _ in AGE_BUCKETS], data["backlog_by_age"]
         ),
         charts.line(
-            gettext("Time to handle by a person (median hours, by day decided)"), short, data["median_hours"]
+            gettext("Time to handle by a person (median hours, by day decided)"),
+            short,
+            data["per_day"]["median_hours"],
         ),
     ]
 

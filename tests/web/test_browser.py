@@ -100,7 +100,8 @@ def test_auditor_searches_opens_and_cannot_change_anything(browser, desk):
     # The UI offers nothing: no triage link, no form but logout and her own language, no other buttons.
     assert page.locator("a[href='/triage']").count() == 0
     forms = page.locator("form[method=post]")
-    assert sorted(forms.evaluate_all("fs => fs.map(f => new URL(f.action).pathname)")) == ["/language", "/logout"]
+    actions = forms.evaluate_all("fs => fs.map(f => new URL(f.action).pathname)")
+    assert sorted(actions) == ["/language", "/logout"]
     assert page.locator("button").count() == 1
     for key in ("a", "m", "s", "w", "Escape"):
         page.keyboard.press(key)
