@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 
@@ -19,7 +20,12 @@ class LogoutForm(FlaskForm):
 
 class LanguageForm(FlaskForm):
     language = SelectField(
-        lazy_gettext("Language"), choices=[("nl", "Nederlands"), ("fr", "Français"), ("en", "English")]
+        lazy_gettext("Language"),
+        choices=[
+            SelectChoice("nl", "Nederlands"),
+            SelectChoice("fr", "Français"),
+            SelectChoice("en", "English"),
+        ],
     )
 
 

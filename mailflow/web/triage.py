@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from mailflow.classification.catalogue import Catalogue
 from mailflow.domain import Action, Analysis
@@ -42,17 +45,25 @@ _GROUPS = (
 )
 
 
-def category_choices(catalogue: Catalogue) -> dict[str, list[tuple[str, str]]]:
+def category_choices(catalogue: Catalogue) -> list[SelectChoice]:
     """Every category by its staff name, grouped by how the counter handles it."""
-    grouped = {}
+    choices = []
     for title, actions in _GROUPS:
         members = [c for c, product in catalogue.products.items() if product.action in actions]
-        grouped[str(title)] = sorted(((c, labels.category(c)) for c in members), key=lambda pair: pair[1])
-    return grouped
+        named = sorted((labels.category(c), c) for c in members)
+        choices += [SelectChoice(c, label, optgroup=str(title)) for label, c in named]
+    return choices
 
 
-def action_choices() -> list[tuple[str, str]]:
-    return [(AUTO, gettext("as the category says")), *((a.value, labels.action(a)) for a in STAFF_ACTIONS)]
+def _optgroup(choice: SelectChoice) -> str | None:
+    return choice.optgroup
+
+
+def action_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice(AUTO, gettext("as the category says")),
+        *(SelectChoice(a.value, labels.action(a)) for a in STAFF_ACTIONS),
+    ]
 
 
 def found(analysis: Analysis) -> dict[str, object]:
@@ -139,6 +150,7 @@ def item(message_id: int):
         mine=held is not None and held.username == current_user.username,
         unverified=unverified(analysis),
         split_rows=split_rows,
+        split_menu=[(group, list(members)) for group, members in groupby(form.category.choices, _optgroup)],
         found=found(analysis),
     )
 
