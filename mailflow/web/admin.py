@@ -96,9 +96,9 @@ def index():
                     form.username.data or "",
                     form.role.data or "",
                     form.password.data or "",
+                    actor=current_user.username,
                     now=d.clock(),
                 )
-            d.log(current_user.username, "user_added", None, user=form.username.data, role=form.role.data)
             flash(f"Account {form.username.data} added.", "ok")
             return redirect(url_for("admin.index"))
         except ValueError as exc:

@@ -86,7 +86,7 @@ def test_a_password_change_ends_older_sessions(as_user, world):
 
     client = as_user("sam")
     with world.app.sessions.begin() as session:
-        set_password(session, "sam", "a brand new password")
+        set_password(session, "sam", "a brand new password", actor="ada", now=world.clock())
     assert client.get("/archive").status_code == 302
 
 
@@ -186,7 +186,7 @@ def test_an_unlocked_account_logs_in_again_and_its_failures_stay_on_record(web, 
         login(client, "sara", "wrong password!")
     assert login(client, "sara").status_code == 429
     with world.app.sessions.begin() as session:
-        unlock(session, "sara", now=world.clock())
+        unlock(session, "sara", actor="ada", now=world.clock())
     world.clock.advance(seconds=1)
     assert login(client, "sara").status_code == 302
     with world.app.sessions() as session:
@@ -202,11 +202,11 @@ def test_a_disabled_account_is_logged_out_and_refused_until_enabled(as_user, web
     client = as_user("sam")
     assert client.get("/triage").status_code == 200
     with world.app.sessions.begin() as session:
-        set_disabled(session, "sam", True)
+        set_disabled(session, "sam", True, actor="ada", now=world.clock())
     assert client.get("/triage").status_code == 302  # the open session ended
     assert login(web.test_client(), "sam").status_code == 401
     with world.app.sessions.begin() as session:
-        set_disabled(session, "sam", False)
+        set_disabled(session, "sam", False, actor="ada", now=world.clock())
     assert login(web.test_client(), "sam").status_code == 302
 
 
