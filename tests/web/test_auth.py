@@ -104,10 +104,17 @@ def test_every_state_changing_route_refuses_an_auditor(as_user, web, world):
     client = as_user("audrey")
     token = csrf_token(client.get("/archive").text)
     rules = state_changing_rules(web)
-    assert {r.endpoint for r in rules} >= {"triage.decide", "triage.release", "admin.index"}
+    assert {r.endpoint for r in rules} >= {
+        "triage.decide",
+        "triage.release",
+        "admin.index",
+        "accounts_admin.disable",
+        "accounts_admin.password",
+    }
     message_id = world.ids["renewal"]
     for rule in rules:
-        url = rule.build({"message_id": message_id}, append_unknown=False)[1] if rule.arguments else rule.rule
+        values = {"message_id": message_id, "username": "sam"}
+        url = rule.build(values, append_unknown=False)[1] if rule.arguments else rule.rule
         for method in sorted(rule.methods - {"GET", "HEAD", "OPTIONS"}):
             data = {
                 "csrf_token": token,
@@ -121,6 +128,10 @@ def test_every_state_changing_route_refuses_an_auditor(as_user, web, world):
     with world.app.sessions() as session:
         assert session.scalar(select(User).where(User.username == "x1")) is None
         assert not session.scalars(select(Event).where(Event.kind == "staff_decided")).all()
+        assert not session.scalars(
+            select(Event).where(Event.actor == "audrey", Event.kind.like("user_%"))
+        ).all()
+        assert not session.scalar(select(User).where(User.username == "sam")).disabled
 
 
 def test_the_auditor_sees_no_way_to_change_anything(as_user, world):
