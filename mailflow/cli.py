@@ -304,44 +304,66 @@ def users() -> None:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """From the first line of stdin (scripts), else asked twice on the terminal without echo."""
     if from_stdin or not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return click.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+
+def _cli_actor() -> str:
+    """Who changed an account from the command line, as the event log names them."""
+    import getpass
+    import os
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        who = f"uid {os.getuid()}"
+    return f"cli:{who}"
+
+
+_STDIN = click.option(
+    "--stdin",
+    "--password-stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read the password from the first line of stdin (for scripts).",
+)
 
 
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["staff", "auditor", "admin"]), required=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_STDIN
 @click.pass_obj
-def users_add(settings: Settings, name: str, role: str, password_stdin: bool) -> None:
+def users_add(settings: Settings, name: str, role: str, from_stdin: bool) -> None:
     """Add an account; the password is asked for (or read from stdin), never given as an argument."""
     from mailflow.web.accounts import add_user
 
-    password = _read_password(password_stdin)
-    app = _app(settings)
-    try:
-        with app.sessions.begin() as session:
-            user = add_user(session, name, role, password, now=app.clock())
-            username = user.username
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        app.close()
-    click.echo(f"added {role} {username}")
+    password = _read_password(from_stdin)
+    _change_account(
+        settings, lambda session, now, actor: add_user(session, name, role, password, actor=actor, now=now)
+    )
+    click.echo(f"added {role} {name.strip().lower()}")
 
 
 @users.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@_STDIN
 @click.pass_obj
-def users_passwd(settings: Settings, name: str, password_stdin: bool) -> None:
-    """Set a new password; the account's open sessions end."""
-    from mailflow.web.accounts import set_password
+def users_passwd(settings: Settings, name: str, from_stdin: bool) -> None:
+    """Set a new password (asked twice, or read from stdin); the account's open sessions end."""
+    from mailflow.web.accounts import check_password, set_password
 
-    password = _read_password(password_stdin)
-    _change_account(settings, lambda session, now: set_password(session, name, password))
-    click.echo(f"password of {name} changed")
+    password = _read_password(from_stdin)
+    try:
+        check_password(password)  # before touching the database: the account must exist too, below
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _change_account(
+        settings, lambda session, now, actor: set_password(session, name, password, actor=actor, now=now)
+    )
+    click.echo(f"password of {name} changed; its open sessions ended")
 
 
 @users.command("list")
@@ -360,10 +382,9 @@ def users_list(settings: Settings) -> None:
     width = max([len("user"), *(len(account.username) for account in accounts)])
     click.echo(f"{'user':<{width}} {'role':<8} {'state':<9} {'created':<17} last login")
     for account in accounts:
-        state = "disabled" if account.disabled else "locked" if account.locked else "active"
         last = f"{account.last_login:%Y-%m-%d %H:%M}" if account.last_login else "never"
         created = f"{account.created_at:%Y-%m-%d %H:%M}"
-        click.echo(f"{account.username:<{width}} {account.role:<8} {state:<9} {created} {last}")
+        click.echo(f"{account.username:<{width}} {account.role:<8} {account.state:<9} {created} {last}")
 
 
 @users.command("disable")
@@ -373,7 +394,9 @@ def users_disable(settings: Settings, name: str) -> None:
     """Disable an account: it can no longer log in, and its open sessions end."""
     from mailflow.web.accounts import set_disabled
 
-    _change_account(settings, lambda session, now: set_disabled(session, name, True))
+    _change_account(
+        settings, lambda session, now, actor: set_disabled(session, name, True, actor=actor, now=now)
+    )
     click.echo(f"{name} disabled")
 
 
@@ -384,7 +407,9 @@ def users_enable(settings: Settings, name: str) -> None:
     """Enable a disabled account again."""
     from mailflow.web.accounts import set_disabled
 
-    _change_account(settings, lambda session, now: set_disabled(session, name, False))
+    _change_account(
+        settings, lambda session, now, actor: set_disabled(session, name, False, actor=actor, now=now)
+    )
     click.echo(f"{name} enabled")
 
 
@@ -395,17 +420,18 @@ def users_unlock(settings: Settings, name: str) -> None:
     """Let an account locked by failed logins log in again (the attempts stay on record)."""
     from mailflow.web.accounts import unlock
 
-    _change_account(settings, lambda session, now: unlock(session, name, now=now))
+    _change_account(settings, lambda session, now, actor: unlock(session, name, actor=actor, now=now))
     click.echo(f"{name} unlocked")
 
 
-def _change_account(settings: Settings, change: Callable[[Session, datetime], object]) -> None:
+def _change_account(settings: Settings, change: Callable[[Session, datetime, str], object]) -> None:
+    """One change in one transaction, with its event naming the operating-system user who made it."""
     from mailflow.web.accounts import NoSuchUser
 
     app = _app(settings)
     try:
         with app.sessions.begin() as session:
-            change(session, app.clock())
+            change(session, app.clock(), _cli_actor())
     except (ValueError, NoSuchUser) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

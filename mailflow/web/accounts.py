@@ -1,4 +1,8 @@
-"""Accounts of the web desk: argon2 password hashes, roles, and throttled password checks."""
+"""Accounts of the web desk: argon2 password hashes, roles, and throttled password checks.
+
+Every change to an account writes an event naming who did it (a desk user, or ``cli:<os user>``) in
+the same transaction, so the hash-chained log holds all of them; never any password material.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailflow.settings import Settings
 from mailflow.storage.desk_models import ROLES, LoginAttempt, User
+from mailflow.storage.models import Event
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,49}")
 MIN_PASSWORD = 10
@@ -42,26 +47,71 @@ class Throttle:
         )
 
 
+class AccountError(ValueError):
+    """A change to an account that cannot be made; the message says why, for the command line."""
+
+
+class BadUsername(AccountError):
+    def __init__(self) -> None:
+        super().__init__("a user name is 2-50 characters: lower-case letters, digits, '.', '_' or '-'")
+
+
+class BadPassword(AccountError):
+    def __init__(self) -> None:
+        super().__init__(f"a password has at least {MIN_PASSWORD} characters")
+
+
+class BadRole(AccountError):
+    def __init__(self) -> None:
+        super().__init__(f"role must be one of {', '.join(ROLES)}")
+
+
+class UsernameTaken(AccountError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"user {username!r} exists already")
+        self.username = username
+
+
+class LastAdmin(AccountError):
+    """The change would leave the desk without an active administrator, so no one could manage it."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"{username} is the last active administrator: make another account an administrator first"
+        )
+        self.username = username
+
+
+class NoSuchUser(LookupError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user {username!r}")
+        self.username = username
+
+
 def check_username(name: str) -> str:
     name = name.strip().lower()
     if not USERNAME.fullmatch(name):
-        raise ValueError("a user name is 2-50 characters: lower-case letters, digits, '.', '_' or '-'")
+        raise BadUsername()
     return name
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+        raise BadPassword()
     return password
 
 
-def add_user(session: Session, username: str, role: str, password: str, *, now: datetime) -> User:
-    """A new account; ValueError for a bad name, role or password, or a name already taken."""
+def _record(session: Session, actor: str, kind: str, now: datetime, **detail: str) -> None:
+    session.add(Event(message_id=None, at=now, actor=actor, kind=kind, detail=detail))
+
+
+def add_user(session: Session, username: str, role: str, password: str, *, actor: str, now: datetime) -> User:
+    """A new account; an AccountError for a bad name, role or password, or a name already taken."""
     username = check_username(username)
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise BadRole()
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ValueError(f"user {username!r} exists already")
+        raise UsernameTaken(username)
     user = User(
         username=username,
         role=role,
@@ -72,6 +122,7 @@ def add_user(session: Session, username: str, role: str, password: str, *, now: 
     )
     session.add(user)
     session.flush()
+    _record(session, actor, "user_added", now, user=username, role=role)
     return user
 
 
@@ -86,10 +137,10 @@ class Account:
     last_login: datetime | None
     locked: bool  # too many recent failed logins: refused until the window passes or an unlock
 
-
-class NoSuchUser(LookupError):
-    def __init__(self, username: str) -> None:
-        super().__init__(f"no user {username!r}")
+    @property
+    def state(self) -> str:
+        """active, disabled, or locked (out by failed logins)."""
+        return "disabled" if self.disabled else "locked" if self.locked else "active"
 
 
 def find_user(session: Session, username: str) -> User:
@@ -99,27 +150,62 @@ def find_user(session: Session, username: str) -> User:
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> User:
-    user = find_user(session, check_username(username))
+def set_password(session: Session, username: str, password: str, *, actor: str, now: datetime) -> User:
+    """A new password; the account's open sessions end."""
+    user = find_user(session, username)
     user.password_hash = _hasher.hash(check_password(password))
     user.session_version += 1
+    _record(session, actor, "user_password_set", now, user=user.username)
     return user
 
 
-def set_disabled(session: Session, username: str, disabled: bool) -> User:
-    """Disable (its open sessions end at once) or enable an account."""
+def set_disabled(session: Session, username: str, disabled: bool, *, actor: str, now: datetime) -> User:
+    """Disable (its open sessions end at once) or enable an account; the same state again changes nothing."""
     user = find_user(session, username)
-    if disabled and not user.disabled:
+    if user.disabled == disabled:
+        return user
+    if disabled:
+        _keep_an_admin(session, user)
         user.session_version += 1
     user.disabled = disabled
+    _record(session, actor, "user_disabled" if disabled else "user_enabled", now, user=user.username)
     return user
 
 
-def unlock(session: Session, username: str, *, now: datetime) -> User:
+def set_role(session: Session, username: str, role: str, *, actor: str, now: datetime) -> User:
+    user = find_user(session, username)
+    if role not in ROLES:
+        raise BadRole()
+    if user.role == role:
+        return user
+    if role != "admin":
+        _keep_an_admin(session, user)
+    was, user.role = user.role, role
+    _record(session, actor, "user_role_changed", now, user=user.username, role=role, was=was)
+    return user
+
+
+def unlock(session: Session, username: str, *, actor: str, now: datetime) -> User:
     """Let an account locked by failed logins log in again; the attempts stay on record."""
     user = find_user(session, username)
     user.unlocked_at = now
+    _record(session, actor, "user_unlocked", now, user=user.username)
     return user
+
+
+def _keep_an_admin(session: Session, leaving: User) -> None:
+    """Refuse to take ``leaving`` out of the active administrators if it is the last of them."""
+    if leaving.role != "admin" or leaving.disabled:
+        return
+    # Locked rows (PostgreSQL; SQLite writes one transaction at a time anyway): two administrators
+    # disabling each other at once cannot both pass this check.
+    others = session.scalars(
+        select(User.id)
+        .where(User.role == "admin", User.disabled.is_(False), User.id != leaving.id)
+        .with_for_update()
+    ).all()
+    if not others:
+        raise LastAdmin(leaving.username)
 
 
 def list_accounts(session: Session, *, now: datetime, throttle: Throttle) -> list[Account]:

@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from mailflow.audit import verify_chain
-from mailflow.storage.desk_models import LabelledExample, User
+from mailflow.storage.desk_models import ROLES, LabelledExample
 from mailflow.storage.models import AuditHead
-from mailflow.web.accounts import add_user
+from mailflow.web.accounts import MIN_PASSWORD, AccountError, add_user, list_accounts
+from mailflow.web.admin_accounts import flash_errors, refusal
 from mailflow.web.audit_queries import PAGE_SIZE, AuditFilter, all_of, choices, page_of
 from mailflow.web.context import desk
-from mailflow.web.forms import NewUserForm
+from mailflow.web.forms import AccountChangeForm, NewUserForm, RoleForm, SetPasswordForm
 from mailflow.web.labels import event_summary as summary
 from mailflow.web.security import roles_required
 
@@ -57,7 +59,8 @@ def flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 def shown(data: dict[str, Any]) -> dict[str, Any]:
     """A manifest as the page shows it: the digests of the emails trained on only counted."""
     if isinstance(data.get("trained_on"), list):
-        data = data | {"trained_on": f"{len(data['trained_on'])} emails (digests in the manifest)"}
+        counted = gettext("%(count)s emails (digests in the manifest)", count=len(data["trained_on"]))
+        data = data | {"trained_on": counted}
     return data
 
 
@@ -70,7 +73,7 @@ def promotion_summary(data: dict[str, Any]) -> dict[str, str]:
             value = ((promotion.get(side) or {}).get(key) or {}).get("value")
             return "—" if value is None else f"{value:.1%}"
 
-        return f"{one('candidate')} (was {one('previous')})"
+        return gettext("%(now)s (was %(before)s)", now=one("candidate"), before=one("previous"))
 
     return {
         "version": str(data.get("model_version", "")),
@@ -79,7 +82,7 @@ def promotion_summary(data: dict[str, Any]) -> dict[str, str]:
         "harmful": figure("harmful_rate"),
         "automation": figure("automation_rate"),
         "category": figure("category_accuracy"),
-        "reason": str(promotion.get("reason", "installed before promotions were recorded")),
+        "reason": str(promotion.get("reason") or gettext("installed before promotions were recorded")),
     }
 
 
@@ -91,20 +94,22 @@ def index():
     if form.validate_on_submit():
         try:
             with d.sessions.begin() as db:
-                add_user(
+                user = add_user(
                     db,
                     form.username.data or "",
                     form.role.data or "",
                     form.password.data or "",
+                    actor=current_user.username,
                     now=d.clock(),
                 )
-            d.log(current_user.username, "user_added", None, user=form.username.data, role=form.role.data)
-            flash(f"Account {form.username.data} added.", "ok")
-            return redirect(url_for("admin.index"))
-        except ValueError as exc:
-            flash(str(exc), "error")
+                added = user.username
+            flash(gettext("Account %(user)s added.", user=added), "ok")
+            return redirect(url_for("admin.index", _anchor="accounts"))
+        except AccountError as exc:
+            flash(refusal(exc, by=current_user.username), "error")
+    flash_errors(form)
     with d.archive() as db:
-        users = db.scalars(select(User).order_by(User.username)).all()
+        listed = list_accounts(db, now=d.clock(), throttle=d.throttle)
         labels = db.scalar(select(func.count()).select_from(LabelledExample)) or 0
     model_dir = d.settings.effective_model_dir
     manifests = [
@@ -113,7 +118,17 @@ def index():
     ]
     history = [promotion_summary(m["data"]) for m in model_manifests(model_dir / "history")]
     return render_template(
-        "admin.html", users=users, form=form, manifests=manifests, history=history, labels=labels
+        "admin.html",
+        accounts=listed,
+        form=form,
+        change_form=AccountChangeForm(),
+        password_form=SetPasswordForm(formdata=None),
+        role_form=RoleForm(formdata=None),
+        roles=ROLES,
+        min_password=MIN_PASSWORD,
+        manifests=manifests,
+        history=history,
+        labels=labels,
     )
 
 

@@ -23,9 +23,9 @@ def demo_accounts(app: App) -> list[tuple[str, str, str]]:
         for name, role in DEMO_ACCOUNTS:
             password = secrets.token_urlsafe(9)
             if session.scalar(select(User).where(User.username == name)) is None:
-                add_user(session, name, role, password, now=app.clock())
+                add_user(session, name, role, password, actor="demo", now=app.clock())
             else:
-                set_password(session, name, password)
+                set_password(session, name, password, actor="demo", now=app.clock())
             made.append((name, role, password))
     return made
 

@@ -6,7 +6,10 @@ from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from mailflow.storage.desk_models import ROLES
+from mailflow.web.accounts import MIN_PASSWORD
 
 
 class LoginForm(FlaskForm):
@@ -45,7 +48,39 @@ class ReleaseForm(FlaskForm):
     pass
 
 
+def _new_password(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD,
+                message=lazy_gettext("A password has at least %(count)s characters.", count=MIN_PASSWORD),
+            ),
+            Length(max=1000),
+        ],
+    )
+
+
 class NewUserForm(FlaskForm):
-    username = StringField("User name", validators=[DataRequired(), Length(max=50)])
-    role = SelectField("Role", choices=["staff", "auditor", "admin"])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=1000)])
+    username = StringField(lazy_gettext("User name"), validators=[DataRequired(), Length(max=50)])
+    role = SelectField(lazy_gettext("Role"), choices=list(ROLES))
+    password = _new_password(lazy_gettext("Password"))
+
+
+class AccountChangeForm(FlaskForm):
+    """Disable, enable or unlock an account: which one the address says; the CSRF token is all."""
+
+
+class SetPasswordForm(FlaskForm):
+    """An administrator sets someone's new password, typed twice."""
+
+    password = _new_password(lazy_gettext("New password"))
+    confirm = PasswordField(
+        lazy_gettext("New password again"),
+        validators=[DataRequired(), EqualTo("password", message=lazy_gettext("The two passwords differ."))],
+    )
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(lazy_gettext("Role"), choices=list(ROLES))

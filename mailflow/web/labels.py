@@ -92,6 +92,11 @@ EVENTS = {
     "logged_in": lazy_gettext("logged in"),
     "logged_out": lazy_gettext("logged out"),
     "user_added": lazy_gettext("account added"),
+    "user_disabled": lazy_gettext("account disabled"),
+    "user_enabled": lazy_gettext("account enabled"),
+    "user_unlocked": lazy_gettext("account unlocked"),
+    "user_password_set": lazy_gettext("new password set"),
+    "user_role_changed": lazy_gettext("role changed"),
 }
 EXPORTS = {"audit log": lazy_gettext("the audit log"), "archive": lazy_gettext("an archive list")}
 # Verbs of rule 4 ("needed to act on it"), by the action group whose threshold was missed.
@@ -250,6 +255,17 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return gettext("original kept, fingerprint %(hash)s…", hash=str(d.get("sha256", ""))[:12])
     if kind_ == "exported":
         return gettext("%(what)s exported", what=named(EXPORTS, d.get("what")))
+    if kind_ == "user_added":
+        return gettext("account %(user)s, %(role)s", user=d.get("user"), role=named(ROLES, d.get("role")))
+    if kind_ == "user_role_changed":
+        return gettext(
+            "account %(user)s: %(was)s → %(role)s",
+            user=d.get("user"),
+            was=named(ROLES, d.get("was")),
+            role=named(ROLES, d.get("role")),
+        )
+    if kind_.startswith("user_"):
+        return gettext("account %(user)s", user=d.get("user"))
     if kind_ in {"reply_queued", "reply_sent", "reply_failed", "reply_withheld"} and d.get("reply"):
         return gettext("reply %(number)s", number=d["reply"])
     return ""

@@ -77,7 +77,7 @@ def build_world(settings: Settings, mails: dict[str, bytes], clock: Clock | None
         mailbox.close()
     with app.sessions.begin() as session:
         for name, role in ACCOUNTS.items():
-            add_user(session, name, role, PASSWORD, now=clock())
+            add_user(session, name, role, PASSWORD, actor="setup", now=clock())
     while index_pending(app.sessions, app.blobs):
         pass
     with app.sessions() as session:

@@ -27,6 +27,8 @@ def test_admin_page_lists_installed_and_earlier_models(tmp_path):
         (model_dir / "manifest.json").write_text(json.dumps(manifest("v2", 0.95, "harmful 0 ≤ 0")))
         (model_dir / "history" / "v1.json").write_text(json.dumps(manifest("v1", 0.9, "forced (first)")))
         client: FlaskClient = create_app(world.app, TESTING=True).test_client()
+        with client.session_transaction() as session:
+            session["locale"] = "en"  # the page's words are checked below
         assert login(client, "ada").status_code == 302
         page = client.get("/admin").text
         assert "Installed: v2" in page and "95.0% (was 95.0%)" in page

@@ -86,7 +86,7 @@ def test_a_password_change_ends_older_sessions(as_user, world):
 
     client = as_user("sam")
     with world.app.sessions.begin() as session:
-        set_password(session, "sam", "a brand new password")
+        set_password(session, "sam", "a brand new password", actor="ada", now=world.clock())
     assert client.get("/archive").status_code == 302
 
 
@@ -104,10 +104,17 @@ def test_every_state_changing_route_refuses_an_auditor(as_user, web, world):
     client = as_user("audrey")
     token = csrf_token(client.get("/archive").text)
     rules = state_changing_rules(web)
-    assert {r.endpoint for r in rules} >= {"triage.decide", "triage.release", "admin.index"}
+    assert {r.endpoint for r in rules} >= {
+        "triage.decide",
+        "triage.release",
+        "admin.index",
+        "accounts_admin.disable",
+        "accounts_admin.password",
+    }
     message_id = world.ids["renewal"]
     for rule in rules:
-        url = rule.build({"message_id": message_id}, append_unknown=False)[1] if rule.arguments else rule.rule
+        values = {"message_id": message_id, "username": "sam"}
+        url = rule.build(values, append_unknown=False)[1] if rule.arguments else rule.rule
         for method in sorted(rule.methods - {"GET", "HEAD", "OPTIONS"}):
             data = {
                 "csrf_token": token,
@@ -121,6 +128,10 @@ def test_every_state_changing_route_refuses_an_auditor(as_user, web, world):
     with world.app.sessions() as session:
         assert session.scalar(select(User).where(User.username == "x1")) is None
         assert not session.scalars(select(Event).where(Event.kind == "staff_decided")).all()
+        assert not session.scalars(
+            select(Event).where(Event.actor == "audrey", Event.kind.like("user_%"))
+        ).all()
+        assert not session.scalar(select(User).where(User.username == "sam")).disabled
 
 
 def test_the_auditor_sees_no_way_to_change_anything(as_user, world):
@@ -186,7 +197,7 @@ def test_an_unlocked_account_logs_in_again_and_its_failures_stay_on_record(web, 
         login(client, "sara", "wrong password!")
     assert login(client, "sara").status_code == 429
     with world.app.sessions.begin() as session:
-        unlock(session, "sara", now=world.clock())
+        unlock(session, "sara", actor="ada", now=world.clock())
     world.clock.advance(seconds=1)
     assert login(client, "sara").status_code == 302
     with world.app.sessions() as session:
@@ -202,11 +213,11 @@ def test_a_disabled_account_is_logged_out_and_refused_until_enabled(as_user, web
     client = as_user("sam")
     assert client.get("/triage").status_code == 200
     with world.app.sessions.begin() as session:
-        set_disabled(session, "sam", True)
+        set_disabled(session, "sam", True, actor="ada", now=world.clock())
     assert client.get("/triage").status_code == 302  # the open session ended
     assert login(web.test_client(), "sam").status_code == 401
     with world.app.sessions.begin() as session:
-        set_disabled(session, "sam", False)
+        set_disabled(session, "sam", False, actor="ada", now=world.clock())
     assert login(web.test_client(), "sam").status_code == 302
 
 

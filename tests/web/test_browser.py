@@ -36,10 +36,10 @@ def desk(tmp_path, smtp_server):
     world.app.close()
 
 
-def log_in(page, base: str, username: str) -> None:
+def log_in(page, base: str, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.keyboard.press("Enter")
 
@@ -241,3 +241,74 @@ def test_the_auditor_filters_and_pages_the_audit_log(browser, desk):
         page.click("#page-older")
     assert page.locator("#audit-entries td.actor").count() == min(50, total - 50)
     assert "looked at the email" in page.inner_text("#audit-entries")
+
+
+@pytest.fixture
+def accounts_desk(tmp_path):
+    world = build_world(desk_settings(tmp_path / "data"), {})  # accounts only: no email needed
+    with served(create_app(world.app)) as base:
+        yield world, base
+    world.app.close()
+
+
+def in_english(page, base: str) -> None:
+    """Choose English (the desk speaks Dutch by default) through the desk's own language form."""
+    page.goto(f"{base}/login")
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert page.request.post(f"{base}/language", form={"csrf_token": token, "language": "en"}).ok
+
+
+def test_an_admin_disables_enables_and_resets_a_password_and_the_person_logs_in_with_it(
+    browser, accounts_desk
+):
+    world, base = accounts_desk
+    new_password = "spring rain on the Leie"
+    admin = browser.new_context().new_page()
+    person = browser.new_context().new_page()  # another browser: its own cookies
+    for page, name in ((admin, "ada"), (person, "sam")):
+        in_english(page, base)
+        log_in(page, base, name)
+    assert person.url.endswith("/triage")
+    admin.goto(f"{base}/admin")
+    sam = admin.locator('tr.account[data-username="sam"]')
+    assert sam.locator("td.state").inner_text() == "active"
+
+    with admin.expect_navigation():
+        sam.locator("button.disable").click()
+    assert "Account sam disabled" in admin.inner_text("main")
+    assert sam.get_attribute("data-state") == "disabled"
+    person.goto(f"{base}/triage")  # the open session ended
+    assert urlsplit(person.url).path == "/login"
+    log_in(person, base, "sam")
+    assert urlsplit(person.url).path == "/login"
+    assert "Unknown user name or wrong password." in person.inner_text("main")
+
+    with admin.expect_navigation():
+        sam.locator("button.enable").click()
+    assert "Account sam enabled" in admin.inner_text("main")
+    sam.locator("details.set-password summary").click()
+    sam.locator("input[name=password]").fill(new_password)
+    sam.locator("input[name=confirm]").fill(new_password)
+    with admin.expect_navigation():
+        sam.locator("details.set-password button[type=submit]").click()
+    assert "New password set for sam" in admin.inner_text("main")
+    assert sam.get_attribute("data-state") == "active"
+
+    log_in(person, base, "sam")  # the old password no longer works
+    assert urlsplit(person.url).path == "/login"
+    log_in(person, base, "sam", new_password)
+    assert urlsplit(person.url).path == "/triage"
+    admin.reload()
+    assert sam.locator("td.last-login").inner_text() != "never"
+
+    with world.app.sessions() as session:
+        logged = session.execute(
+            select(Event.actor, Event.kind, Event.detail).where(
+                Event.kind.like("user_%"), Event.actor == "ada"
+            )
+        ).all()
+    assert [tuple(row) for row in logged] == [
+        ("ada", "user_disabled", {"user": "sam"}),
+        ("ada", "user_enabled", {"user": "sam"}),
+        ("ada", "user_password_set", {"user": "sam"}),
+    ]
