@@ -24,8 +24,10 @@ from mailflow.web.archive_queries import (
     load_message,
     timeline,
 )
+from mailflow.web.cases import notes_of
 from mailflow.web.context import desk
 from mailflow.web.documents import inline_kind, pdf_page_count, render_image, render_pdf_page
+from mailflow.web.forms import NOTE_MAX, CaseStateForm, NoteForm
 from mailflow.web.sanitise import FRAME_CSP, frame_document, safe_filename
 
 bp = Blueprint("archive", __name__)
@@ -183,6 +185,16 @@ def case(reference: str):
         found = load_case(db, reference)
         if found is None:
             abort(404)
+        notes = notes_of(db, found.id)
         db.expunge_all()
     desk().log(current_user.username, "viewed", None, what="case", case=reference)
-    return render_template("case.html", case=found)
+    changes = current_user.may_change  # an auditor's page has no form at all
+    return render_template(
+        "case.html",
+        case=found,
+        messages=sorted(found.messages, key=lambda m: (m.received_at, m.id)),
+        notes=notes,
+        note_form=NoteForm() if changes else None,
+        state_form=CaseStateForm() if changes else None,
+        note_max=NOTE_MAX,
+    )
