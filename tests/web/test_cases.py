@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -170,3 +172,16 @@ def post_to_unknown(client):
     token = csrf_token(client.get("/archive").text)
     return client.post("/cases/MIG-2026-999999/notes", data={"csrf_token": token, "text": "hello"})
 
+
+def test_the_archive_export_names_the_case_and_the_persons_decision(staff, reference):
+    response = staff.get("/archive.csv", query_string={"case": reference.lower()})
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert [r[2:] for r in rows[1:]] == [
+        [
+            "Vernieuwing verblijfskaart",
+            "Return from abroad",
+            "ask for the missing documents",
+            "processed",
+            reference,
+        ]
+    ]
