@@ -35,7 +35,7 @@ from mailflow.stages.extract import extract
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.parse import parse
 from mailflow.stages.screen import screen
-from mailflow.stages.thread import CaseLookup, find_thread, follow_up_classification
+from mailflow.stages.thread import CaseLookup, find_thread, follow_up_classification, hold_for_closed_case
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class Analyser:
             catalogue=self.catalogue,
             policy=self.policy_for_model(),
         )
+        decision = hold_for_closed_case(decision, thread)
         bounce = read_bounce(seen.raw, self.own_domain) if decision.category == "bounce" else None
         return Analysis(
             seen.message, seen.screening, seen.extraction, classification, decision, thread, bounce

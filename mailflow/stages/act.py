@@ -217,10 +217,14 @@ class Actor:
             )
 
     def _thread_case(self, session: Session, analysis: Analysis) -> Case | None:
-        """The case this email answers in its thread (verified by the thread stage), if still on file."""
+        """The case this email answers in its thread (verified by the thread stage), if still on file.
+
+        Locked: a person closing it in the desk meanwhile is either before this join (which then sees it
+        closed) or after it, never overwritten by it."""
         if analysis.thread is None:
             return None
-        return session.scalar(select(Case).where(Case.reference == analysis.thread.case.reference))
+        reference = analysis.thread.case.reference
+        return session.scalar(select(Case).where(Case.reference == reference).with_for_update())
 
     def _open_case(self, session: Session, row: Message, analysis: Analysis) -> Case:
         decision = analysis.decision
@@ -241,6 +245,20 @@ class Actor:
         return case
 
     def _complete_case(self, session: Session, row: Message, case: Case, analysis: Analysis) -> None:
+        if case.is_closed:
+            # Filed into a closed case: by a person in triage (the pipeline holds such emails for one),
+            # or the case was closed while this email was being read. Either way the case has new
+            # work, so it opens again, and the log says so and why (this email).
+            case.reopen()
+            session.add(
+                Event(
+                    message_id=row.id,
+                    at=self.clock(),
+                    actor="act",
+                    kind="case_reopened",
+                    detail={"case": case.reference, "case_status": case.status},
+                )
+            )
         if case.status == "incomplete" and not analysis.decision.missing_documents:
             case.status, case.missing_documents = "complete", []
         session.add(

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from mailflow.domain import CaseSummary, Classification, ParsedMessage, Screening, ThreadContext
+from mailflow.domain import (
+    Action,
+    CaseSummary,
+    Classification,
+    Decision,
+    ParsedMessage,
+    Screening,
+    ThreadContext,
+)
 from mailflow.replies.thread_tokens import ThreadSigner
 
 CaseLookup = Callable[[str], CaseSummary | None]
@@ -17,6 +25,8 @@ CaseLookup = Callable[[str], CaseSummary | None]
 # Categories that say nothing of their own about a request: in a case's thread, they are that case.
 NEUTRAL = frozenset({"unclear"})
 THREAD_CONFIDENCE = 0.9
+# What files an email into its thread's case (``act.CASE_ACTIONS``).
+_FILING = frozenset({Action.FILE, Action.REQUEST_DOCUMENTS})
 
 
 def find_thread(
@@ -49,4 +59,21 @@ def follow_up_classification(
         intents=(),
         intent="request",
         reasons=(*classification.reasons, f"answer in the thread of case {case.reference}"),
+    )
+
+
+def hold_for_closed_case(decision: Decision, thread: ThreadContext | None) -> Decision:
+    """A person closed the case this email answers: whether it opens again is for a person to say.
+
+    Filing it would reopen the case (``act`` never leaves new work in a closed case) and send the
+    resident an automatic reply about a case staff consider done; so the email waits in triage, with
+    the reason, and the case stays closed until someone files it there or reopens the case.
+    """
+    if thread is None or thread.case.status != "closed" or decision.action not in _FILING:
+        return decision
+    return replace(
+        decision,
+        action=Action.TRIAGE,
+        missing_documents=(),
+        reasons=(*decision.reasons, f"case {thread.case.reference} is closed"),
     )

@@ -92,3 +92,16 @@ class PendingDecision(Base):
     hand_text: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime]
     due_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CaseNote(Base):
+    """A person's note on a case: plain text, kept as written (migration 0008). The event log says
+    that a note was written, by whom and when; its text stays here, out of the chained log."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    written_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)

@@ -97,18 +97,36 @@ class Message(Base):
     replies: Mapped[list[Reply]] = relationship(back_populates="message", order_by="Reply.id")
 
 
+CASE_CLOSED = "closed"
+
+
 class Case(Base):
     __tablename__ = "cases"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     reference: Mapped[str | None] = mapped_column(String(40), unique=True)
     category: Mapped[str] = mapped_column(String(60))
-    status: Mapped[str] = mapped_column(String(20))  # complete | incomplete
+    status: Mapped[str] = mapped_column(String(20))  # complete | incomplete | closed
     resident_address: Mapped[str] = mapped_column(String(320))
     opened_at: Mapped[datetime]
     missing_documents: Mapped[list[Any]] = mapped_column(default=list)
+    # Set by a person closing the case in the desk, cleared when it reopens (migration 0008).
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_by: Mapped[str | None] = mapped_column(String(100), default=None)
 
     messages: Mapped[list[Message]] = relationship(back_populates="case")
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == CASE_CLOSED
+
+    def close(self, by: str, at: datetime) -> None:
+        self.status, self.closed_at, self.closed_by = CASE_CLOSED, at, by
+
+    def reopen(self) -> None:
+        """Open again, in the state it was closed in: documents still missing, or complete."""
+        self.status = "incomplete" if self.missing_documents else "complete"
+        self.closed_at = self.closed_by = None
 
 
 class AttachmentRecord(Base):

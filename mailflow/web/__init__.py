@@ -69,9 +69,9 @@ def create_app(app: App, **config: Any) -> Flask:
     login_manager = LoginManager(web)
     security.install(web, login_manager)
 
-    from mailflow.web import admin, admin_accounts, archive, auth, dashboard, pending, triage
+    from mailflow.web import admin, admin_accounts, archive, auth, cases, dashboard, pending, triage
 
-    for blueprint in (auth.bp, triage.bp, archive.bp, dashboard.bp, admin.bp, admin_accounts.bp):
+    for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)
 
     @web.before_request

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -21,6 +19,7 @@ from mailflow.web.accounts import MIN_PASSWORD, AccountError, add_user, list_acc
 from mailflow.web.admin_accounts import flash_errors, refusal
 from mailflow.web.audit_queries import PAGE_SIZE, AuditFilter, all_of, choices, page_of
 from mailflow.web.context import desk
+from mailflow.web.csv_export import csv_download
 from mailflow.web.forms import AccountChangeForm, NewUserForm, RoleForm, SetPasswordForm
 from mailflow.web.labels import event_summary as summary
 from mailflow.web.security import roles_required
@@ -152,30 +151,21 @@ def audit_export():
     f = AuditFilter.from_args(request.args)
     d.log(current_user.username, "exported", None, what="audit log", filter=f.args(page=None))
 
-    def rows() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["seq", "at", "actor", "kind", "email", "what", "hash"])
+    def rows() -> Iterator[list[object]]:
         with d.archive() as db:
             for e in all_of(db, f):
-                writer.writerow(
-                    [
-                        e.seq,
-                        e.at.isoformat(),
-                        e.actor,
-                        e.kind,
-                        e.message_id or "",
-                        summary(e.kind, e.detail or {}),
-                        e.hash,
-                    ]
-                )
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
+                yield [
+                    e.seq,
+                    e.at.isoformat(),
+                    e.actor,
+                    e.kind,
+                    e.message_id or "",
+                    summary(e.kind, e.detail or {}),
+                    e.hash,
+                ]
 
-    headers = {"Content-Disposition": "attachment; filename=audit-log.csv"}
-    return Response(stream_with_context(rows()), mimetype="text/csv", headers=headers)
+    header = ["seq", "at", "actor", "kind", "email", "what", "hash"]
+    return csv_download("audit-log.csv", header, rows())
 
 
 def _audit_page(verification: object) -> str:

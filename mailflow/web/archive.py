@@ -6,26 +6,34 @@ desk itself, in the chained event log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from io import BytesIO
 
 from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask_babel import gettext as _
+from flask_babel import to_user_timezone
 from flask_login import current_user, login_required
 
 from mailflow.stages.parse import parse
 from mailflow.storage.models import AttachmentRecord, Message, Reply
-from mailflow.web import search
+from mailflow.web import labels, search
 from mailflow.web.archive_queries import (
     PAGE_SIZE,
     ArchiveFilter,
+    all_messages,
+    count_messages,
     facet_values,
     list_messages,
     load_case,
     load_message,
     timeline,
 )
+from mailflow.web.cases import notes_of
 from mailflow.web.context import desk
+from mailflow.web.csv_export import csv_download
 from mailflow.web.documents import inline_kind, pdf_page_count, render_image, render_pdf_page
+from mailflow.web.forms import NOTE_MAX, CaseStateForm, NoteForm
 from mailflow.web.sanitise import FRAME_CSP, frame_document, safe_filename
 
 bp = Blueprint("archive", __name__)
@@ -59,6 +67,46 @@ def index():
         facets = facet_values(db)
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("archive.html", rows=rows, total=total, f=f, facets=facets, pages=pages)
+
+
+@bp.route("/archive.csv")
+@login_required
+def export():
+    """Every email the filters match (not just the page shown) as CSV, in the person's language;
+    the export itself is an entry of the log."""
+    d = desk()
+    f = ArchiveFilter.from_args(request.args)
+    if f.q:
+        search.index_pending(d.sessions, d.app.blobs)
+    with d.archive() as db:
+        total = count_messages(db, f)
+    d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total)
+
+    def rows() -> Iterator[list[object]]:
+        with d.archive() as db:
+            for r in all_messages(db, f):
+                yield [
+                    # Sortable in a spreadsheet, and in the desk's time zone like every time it shows.
+                    to_user_timezone(r.received_at).strftime("%Y-%m-%d %H:%M"),
+                    r.from_address,
+                    r.subject,
+                    labels.category(r.category) if r.category else "",
+                    labels.action(r.action) if r.action else "",
+                    labels.named(labels.STATUSES, r.status),
+                    r.case_ref,
+                ]
+
+    header = [_("Received"), _("From"), _("Subject"), _("Category"), _("Action"), _("Status"), _("Case")]
+    return csv_download("archive.csv", header, rows())
+
+
+def logged_filter(f: ArchiveFilter) -> dict[str, object]:
+    """The filter as the log keeps it: the words searched for may name a resident, so only their
+    number is kept (the log is permanent); dates, menus and a case reference as chosen."""
+    kept: dict[str, object] = f.args(page=None, q=None)
+    if f.q:
+        kept["words"] = len(f.q.split())
+    return kept
 
 
 def page_data(message_id: int) -> dict[str, object]:
@@ -183,6 +231,16 @@ def case(reference: str):
         found = load_case(db, reference)
         if found is None:
             abort(404)
+        notes = notes_of(db, found.id)
         db.expunge_all()
     desk().log(current_user.username, "viewed", None, what="case", case=reference)
-    return render_template("case.html", case=found)
+    changes = current_user.may_change  # an auditor's page has no form at all
+    return render_template(
+        "case.html",
+        case=found,
+        messages=sorted(found.messages, key=lambda m: (m.received_at, m.id)),
+        notes=notes,
+        note_form=NoteForm() if changes else None,
+        state_form=CaseStateForm() if changes else None,
+        note_max=NOTE_MAX,
+    )

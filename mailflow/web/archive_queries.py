@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from mailflow.web import labels, search
 from mailflow.web.labels import event_summary
 
 PAGE_SIZE = 50
+EXPORT_BATCH = 500
 _CASE_REFERENCE = re.compile(r"[A-Z][A-Z0-9]*-\d{4}-\d{3,}")
 _KINDS = {kind.replace("_", ""): kind for kind in DOCUMENT_KINDS}  # "annex 35", "boarding pass" as typed
 
@@ -127,8 +128,8 @@ def _found(dialect: str, query: str) -> ColumnElement[bool] | None:
     return or_(*conditions) if conditions else None
 
 
-def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:
-    dialect = session.get_bind().dialect.name
+def _listing(session: Session, f: ArchiveFilter) -> Select[Any]:
+    """The emails matching ``f``, newest first, with what a row of the list shows."""
     last = latest_decisions()
     base = (
         select(Message.id)
@@ -136,9 +137,11 @@ def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:
         .outerjoin(DecisionRecord, DecisionRecord.id == last.c.last)
         .outerjoin(Case, Case.id == Message.case_id)
     )
-    base = _filtered(base, f, dialect, last)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    query = base.add_columns(
+    return _filtered(base, f, session.get_bind().dialect.name, last)
+
+
+def _rows(query: Select[Any]) -> Select[Any]:
+    return query.add_columns(
         Message.received_at,
         Message.from_address,
         Message.subject,
@@ -148,8 +151,24 @@ def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:
         DecisionRecord.decided_by,
         Case.reference,
     ).order_by(Message.received_at.desc(), Message.id.desc())
-    rows = session.execute(query.limit(PAGE_SIZE).offset((f.page - 1) * PAGE_SIZE)).all()
-    return [Row(*row) for row in rows], total
+
+
+def count_messages(session: Session, f: ArchiveFilter) -> int:
+    return session.scalar(select(func.count()).select_from(_listing(session, f).subquery())) or 0
+
+
+def list_messages(session: Session, f: ArchiveFilter) -> tuple[list[Row], int]:
+    """One page of the emails matching ``f``, and how many match in all."""
+    query = _rows(_listing(session, f)).limit(PAGE_SIZE).offset((f.page - 1) * PAGE_SIZE)
+    return [Row(*row) for row in session.execute(query)], count_messages(session, f)
+
+
+def all_messages(session: Session, f: ArchiveFilter) -> Iterator[Row]:
+    """Every email matching ``f`` (its page ignored), read in batches: an export of the whole archive
+    never holds it in memory."""
+    query = _rows(_listing(session, f)).execution_options(yield_per=EXPORT_BATCH)
+    for row in session.execute(query):
+        yield Row(*row)
 
 
 def load_message(session: Session, message_id: int) -> Message | None:
@@ -186,7 +205,10 @@ def load_case(session: Session, reference: str) -> Case | None:
     return session.scalar(
         select(Case)
         .where(Case.reference == reference)
-        .options(selectinload(Case.messages).selectinload(Message.attachments))
+        .options(
+            selectinload(Case.messages).selectinload(Message.attachments),
+            selectinload(Case.messages).selectinload(Message.replies),
+        )
     )
 
 

@@ -84,3 +84,20 @@ class SetPasswordForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField(lazy_gettext("Role"), choices=list(ROLES))
+
+
+NOTE_MAX = 2000  # characters: a note says what happened, the documents are in the case's emails
+# A browser sends each line end of a textarea as two characters; the note's own length is checked
+# once they are one (``cases.clean_note``).
+NOTE_SENT_MAX = 2 * NOTE_MAX
+_NOTE_SENT = Length(max=NOTE_SENT_MAX)
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(lazy_gettext("Note"), validators=[DataRequired(), _NOTE_SENT])
+
+
+class CaseStateForm(FlaskForm):
+    """Closing or reopening a case, with a note if the person wants to say why."""
+
+    text = TextAreaField(lazy_gettext("Note (optional)"), validators=[Optional(), _NOTE_SENT])

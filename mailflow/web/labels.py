@@ -60,6 +60,7 @@ WAITING_REASONS = {
     "attachment": lazy_gettext("attachment not recognised"),
     "undelivered": lazy_gettext("reply not delivered"),
     "person": lazy_gettext("needs a person"),
+    "closed": lazy_gettext("its case is closed"),
     "other": lazy_gettext("other reason"),
 }
 EVENTS = {
@@ -71,6 +72,9 @@ EVENTS = {
     "decided": lazy_gettext("decided by the machine"),
     "case_opened": lazy_gettext("case opened"),
     "case_joined": lazy_gettext("added to a case"),
+    "case_note": lazy_gettext("note written on a case"),
+    "case_closed": lazy_gettext("case closed"),
+    "case_reopened": lazy_gettext("case reopened"),
     "reply_queued": lazy_gettext("reply queued"),
     "reply_sent": lazy_gettext("reply sent"),
     "reply_failed": lazy_gettext("reply not delivered"),
@@ -98,6 +102,8 @@ EVENTS = {
     "user_password_set": lazy_gettext("new password set"),
     "user_role_changed": lazy_gettext("role changed"),
 }
+# Events about a case: their detail names it ("case") and, when it changed, its new state.
+CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed", "case_reopened"})
 EXPORTS = {"audit log": lazy_gettext("the audit log"), "archive": lazy_gettext("an archive list")}
 # Verbs of rule 4 ("needed to act on it"), by the action group whose threshold was missed.
 _VERB_OF = {
@@ -192,6 +198,11 @@ def explain(reason: str | None) -> str:
         return gettext("%(what)s: %(action)s", what=category(m[1]), action=action(m[2]))
     if reason.startswith("reply not delivered"):
         return gettext("The reply did not reach the resident")
+    if m := re.fullmatch(r"case (\S+) is closed", reason):
+        return gettext(
+            "Case %(case)s is closed: filing this email in it opens the case again",
+            case=m[1],
+        )
     if m := re.fullmatch(r"decided by (.+)", reason):
         return gettext("Decided by %(person)s", person=m[1])
     return gettext("Other reason")
@@ -212,6 +223,8 @@ def waiting_reason(reasons: list[str] | None) -> str:
         return "undelivered"
     if last.endswith(": triage"):
         return "person"
+    if re.fullmatch(r"case \S+ is closed", last):
+        return "closed"
     return "other"
 
 
@@ -246,7 +259,7 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return parts + (" " + gettext("(reply written by hand)") if d.get("hand_reply") else "")
     if kind_ == "viewed":
         return viewed(d)
-    if kind_ in {"case_opened", "case_joined"}:
+    if kind_ in CASE_EVENTS:
         state = named(CASE_STATUSES, d.get("case_status")) if d.get("case_status") else ""
         return f"{d.get('case')}" + (f" ({state})" if state else "")
     if kind_ == "moved":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -11,7 +12,10 @@ from sqlalchemy import select
 
 from mailflow.bootstrap import App
 from mailflow.settings import Settings
-from mailflow.storage.models import Case, Message
+from mailflow.storage.models import Case, Event, Message
+from mailflow.web import leases
+from mailflow.web.cases import close_case
+from mailflow.web.decisions import Part, decide_item
 from tests.integration.resident_mail import REQUESTS, resident_email
 
 pytestmark = pytest.mark.integration
@@ -122,6 +126,55 @@ def test_follow_up_with_the_missing_document_completes_the_case(app, dovecot, sm
         assert joined.case_id == case.id and joined.status == "processed"
     # One automatic reply per sender per day: the follow-up is filed without another reply.
     assert len(smtp_server.received) == 1
+
+
+def test_a_follow_up_to_a_closed_case_waits_for_a_person_and_filing_it_reopens_the_case(
+    app, dovecot, smtp_server
+):
+    subject, body, _ = REQUESTS[("request_documents", "en")]
+    sender = "youssef@example.org"
+    dovecot.append("INBOX", resident_email(sender, subject, body, message_id="<first@example.org>"))
+    app.worker().cycle()
+    [request] = smtp_server.received
+    case_ref = re.search(r"MIG-\d{4}-\d{6}", request.message["Subject"]).group(0)
+    assert close_case(app.sessions, case_ref, "sam", "Return registered at the counter.", app.clock())
+
+    follow_up = resident_email(
+        sender,
+        request.message["Subject"],
+        "Hello,\nHere is my boarding pass after all.\nYoussef",
+        attach_boarding_pass=True,
+        message_id="<second@example.org>",
+        in_reply_to=request.message["Message-ID"],
+    )
+    dovecot.append("INBOX", follow_up)
+    app.worker().cycle()
+
+    with app.sessions() as session:
+        case = session.scalar(select(Case).where(Case.reference == case_ref))
+        late = session.scalar(select(Message).where(Message.message_id == "<second@example.org>"))
+        kinds = [e.kind for e in session.scalars(select(Event).where(Event.message_id == late.id))]
+        decided = session.scalar(select(Event).where(Event.message_id == late.id, Event.kind == "decided"))
+    # The machine neither files it in the closed case nor reopens it: a person is asked, and told why.
+    assert case.status == "closed" and late.status == "triage" and late.case_id is None
+    assert decided.detail["reasons"][-1] == f"case {case_ref} is closed"
+    assert "case_joined" not in kinds and "case_reopened" not in kinds and "reply_queued" not in kinds
+
+    # A person files it: the case opens again, and the log says it was this email that reopened it.
+    leases.take(app.sessions, late.id, "sam", now=app.clock(), lease=timedelta(minutes=5))
+    decide_item(app, late.id, "sam", [Part("return_report")])
+    with app.sessions() as session:
+        case = session.scalar(select(Case).where(Case.reference == case_ref))
+        events = session.scalars(
+            select(Event).where(Event.message_id == late.id, Event.seq > decided.seq).order_by(Event.seq)
+        ).all()
+    assert case.status == "complete" and case.closed_at is None and case.closed_by is None
+    reopening = [(e.kind, e.actor, e.detail) for e in events if e.kind.startswith("case_")]
+    assert reopening == [
+        ("case_reopened", "act", {"case": case_ref, "case_status": "incomplete"}),
+        ("case_joined", "act", {"case": case_ref, "case_status": "complete"}),
+    ]
+    assert "staff_decided" in [e.kind for e in events]
 
 
 @pytest.mark.parametrize("spoof", ["other sender", "dmarc fail", "reference only in the subject"])

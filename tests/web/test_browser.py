@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
-from mailflow.storage.models import Event, Message
-from mailflow.web import create_app
+from mailflow.storage.desk_models import User
+from mailflow.storage.models import Case, Event, Message
+from mailflow.web import create_app, leases
+from mailflow.web.decisions import Part, decide_item
 from tests.web.browser import chromium, served
 from tests.web.conftest import PASSWORD, build_world, desk_settings, standard_mails
 
@@ -311,4 +314,57 @@ def test_an_admin_disables_enables_and_resets_a_password_and_the_person_logs_in_
         ("ada", "user_disabled", {"user": "sam"}),
         ("ada", "user_enabled", {"user": "sam"}),
         ("ada", "user_password_set", {"user": "sam"}),
+
+
+    assert "viewed the email" in page.inner_text("#audit-entries")
+
+
+def test_a_clerk_writes_a_note_closes_and_reopens_a_case(browser, desk):
+    world, base = desk
+    renewal = world.ids["renewal"]
+    with world.app.sessions.begin() as session:
+        session.scalars(select(User).where(User.username == "sam")).one().locale = "en"
+    # Filed as a return from abroad, without the documents that needs: a case waiting for them.
+    leases.take(world.app.sessions, renewal, "sam", now=world.clock(), lease=timedelta(minutes=5))
+    decide_item(world.app, renewal, "sam", [Part("return_report")])
+    with world.app.sessions() as session:
+        reference = session.get_one(Case, session.get_one(Message, renewal).case_id).reference
+
+    page = browser.new_page()
+    log_in(page, base, "sam")
+    page.goto(f"{base}/archive/{renewal}")
+    with page.expect_navigation():
+        page.click(f"a[href='/cases/{reference}']")
+    assert page.inner_text("#case-category") == "Return from abroad"
+    assert page.inner_text("#case-state").split() == ["open", "·", "documents", "missing"]
+
+    page.fill("#note-text", "Called the resident <b>Monday</b>:\nshe brings her boarding pass.")
+    with page.expect_navigation():
+        page.click("#note-submit")
+    assert "Note added." in page.inner_text("main")
+    note = page.locator("#notes li.note")
+    assert note.count() == 1 and note.locator(".author").inner_text() == "sam"
+    assert (
+        note.locator(".note-text").inner_text()
+        == "Called the resident <b>Monday</b>:\nshe brings her boarding pass."
+    )
+
+    page.fill("#close-note", "Return registered at the counter.")
+    with page.expect_navigation():
+        page.click("#close-case")
+    assert page.inner_text("#case-state").startswith("closed")
+    assert page.locator("#close-form").count() == 0 and page.locator("#notes li.note").count() == 2
+    with page.expect_navigation():
+        page.click("#reopen-case")
+    assert f"Case {reference} reopened." in page.inner_text("main")
+    assert page.inner_text("#case-state").split() == ["open", "·", "documents", "missing"]
+
+    with world.app.sessions() as session:
+        case = session.get_one(Case, session.get_one(Message, renewal).case_id)
+        events = session.scalars(select(Event).where(Event.kind.like("case\\_%", escape="\\"))).all()
+    assert case.status == "incomplete" and case.closed_at is None
+    assert [(e.kind, e.actor) for e in events if e.actor == "sam"] == [
+        ("case_note", "sam"),
+        ("case_closed", "sam"),
+        ("case_reopened", "sam"),
     ]
