@@ -1,4 +1,5 @@
 """Empty the mailbox: store each email, claim it, run the pipeline, commit its outcome, then move it.
+Then refile the emails whose outcome changed after they were filed (``mailflow.storage.refiles``).
 
 The order is what makes it safe to kill at any moment: raw bytes are on disk before the ledger row
 exists, the outcome (decision, case, queued reply) is one transaction, and the email leaves the inbox
@@ -24,6 +25,7 @@ from mailflow.ports import BlobStore, Mailbox
 from mailflow.processing import Processor
 from mailflow.stages.act import Actor
 from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
+from mailflow.storage.refiles import FILED, Refiles
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class IngestReport:
     seen: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     moved_only: int = 0
+    refiled: int = 0
     busy: int = 0
     stopped_early: bool = False
 
@@ -103,7 +106,26 @@ class Ingestor:
                 self._move_all(outcomes)
             if report.stopped_early:
                 break
+        if not report.stopped_early:
+            report.refiled = self._refile()
         return report
+
+    def _refile(self) -> int:
+        """Move each email whose outcome changed since it was filed; how many were moved."""
+        refiles, moved = Refiles(self.ledger), 0
+        for item in refiles.misfiled(self.batch_size):
+            if self.should_stop():
+                break
+            if not refiles.claim(item):
+                continue
+            found_in = self.mailbox.refile(item.email, item.target, places_to_look(item.folder, item.target))
+            refiles.record(item, found_in)
+            if found_in is None:
+                log.warning("message %s: in no folder of ours any more; not refiled", item.message_pk)
+            elif found_in != item.target:
+                log.info("message %s: moved from %s to %s", item.message_pk, found_in, item.target)
+                moved += 1
+        return moved
 
     def _handle(
         self, uidvalidity: int, uid: int, raw: bytes, report: IngestReport
@@ -142,6 +164,13 @@ class Ingestor:
             from_address=sender,
             subject=subject,
         )
+
+
+def places_to_look(filed_in: str, target: str) -> list[str]:
+    """Where to look for an email to refile: where it was filed; then the target (moved there, but a
+    crash kept that from the ledger); then the other outcome folders (the same, and its outcome changed
+    again since)."""
+    return list(dict.fromkeys([filed_in, target, *(status.folder for status in FILED)]))
 
 
 def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:

@@ -6,7 +6,17 @@ Real adapters live in ``mailflow.adapters``; fakes for unit tests live in ``mail
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What picks one email out of a folder: its exact bytes. Size and Message-ID only narrow the search."""
+
+    sha256: str
+    size: int
+    message_id: str | None
 
 
 class Mailbox(Protocol):
@@ -36,6 +46,15 @@ class Mailbox(Protocol):
         """Move these messages into ``folder`` (created when missing), in one command where the server can.
 
         UIDs that are gone are skipped.
+        """
+        ...
+
+    def refile(self, email: Fingerprint, target: str, look_in: Sequence[str]) -> str | None:
+        """Put ``email`` into ``target`` (created when missing), taking it from the first folder of
+        ``look_in`` that holds it.
+
+        Returns that folder (``target`` itself when it was there already and nothing moved), or None
+        when none of them holds it. Safe to repeat: a second call finds it in ``target``.
         """
         ...
 

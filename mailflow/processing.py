@@ -70,7 +70,10 @@ class Processor:
 def reprocess_quarantined(
     processor: Processor, blobs: BlobStore, *, only: list[int] | None = None, actor: str = "cli"
 ) -> list[tuple[int, Status]]:
-    """Run the pipeline again on quarantined emails (after a fix); returns where each one ended."""
+    """Run the pipeline again on quarantined emails (after a fix); returns where each one ended.
+
+    Only the ledger changes: the worker's next cycle moves each email out of Quarantine.
+    """
     with processor.sessions() as session:
         query = select(Message.id, Message.sha256).where(Message.status == Status.QUARANTINED)
         if only:

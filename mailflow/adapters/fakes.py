@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from mailflow.errors import MailboxError
+from mailflow.ports import Fingerprint
 
 
 @dataclass
@@ -21,6 +23,7 @@ class FakeMailbox:
     validity: int = 1
     folders: dict[str, dict[int, bytes]] = field(default_factory=dict)
     moves: list[tuple[int, str]] = field(default_factory=list)  # every effective move, in order
+    refiles: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of every effective refile
     fetched: list[int] = field(default_factory=list)
     closed: bool = False
     _next_uid: dict[str, int] = field(default_factory=dict)
@@ -63,6 +66,20 @@ class FakeMailbox:
                 if data is not None:
                     self._store(folder, data)
                     self.moves.append((uid, folder))
+
+    def refile(self, email: Fingerprint, target: str, look_in: Sequence[str]) -> str | None:
+        self._maybe_fail("refile")
+        with self._changed:
+            for folder in look_in:
+                messages = self.folders.get(folder, {})
+                for uid, data in sorted(messages.items()):
+                    if hashlib.sha256(data).hexdigest() != email.sha256:
+                        continue
+                    if folder != target:
+                        self._store(target, messages.pop(uid))
+                        self.refiles.append((folder, target))
+                    return folder
+            return None
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         self._maybe_fail("wait_for_new_mail")

@@ -21,6 +21,7 @@ from mailflow.adapters.imap_protocol import (
     MAX_IDLE_SECONDS,
     appended_uid,
     body_of,
+    find_uid,
     hierarchy_delimiter,
     idle,
     set_nodelay,
@@ -31,6 +32,7 @@ from mailflow.errors import ConfigurationError, MailboxError
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mailflow.ports import Fingerprint
     from mailflow.settings import Security, Settings
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,25 @@ class ImapMailbox:
             return
         self._run("MOVE", lambda client: self._move(client, wanted, self._server_folder(folder)), by_uid=True)
         log.debug("moved %d messages of %s to %s", len(wanted), self._name, folder)
+
+    def refile(self, email: Fingerprint, target: str, look_in: Sequence[str]) -> str | None:
+        destination = self._server_folder(target)
+        places = [(name, self._server_folder(name)) for name in look_in]
+
+        def refile(client: IMAPClient) -> str | None:
+            found = None
+            for name, folder in places:
+                uid = find_uid(client, folder, email, self.batch_size)
+                if uid is not None:
+                    if folder != destination:
+                        self._move(client, [uid], destination)
+                    found = name
+                    break
+            # Back to the watched folder; a failure above drops the connection instead.
+            self._select(client)
+            return found
+
+        return self._run("refile", refile)
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         if timeout <= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import imaplib
 import socket
 import time
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient
+
+from mailflow.ports import Fingerprint
 
 # RFC 2177: servers may drop an IDLE after 30 minutes, so never idle longer than 29.
 MAX_IDLE_SECONDS = 29 * 60
@@ -94,6 +97,39 @@ def appended_uid(response: Any) -> int | None:
     with contextlib.suppress(ValueError, IndexError):
         return int(message.split("APPENDUID", 1)[1].split("]", 1)[0].split()[1])
     return None
+
+
+def find_uid(client: IMAPClient, folder: str, email: Fingerprint, batch_size: int) -> int | None:
+    """Select ``folder`` and return the UID of ``email`` in it; None when it lacks it or does not exist."""
+    try:
+        client.select_folder(folder, readonly=False)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:  # NO: no such folder, so the email is not there
+        return None
+    for criteria in search_criteria(email):
+        candidates = sorted(client.search(criteria))
+        for start in range(0, len(candidates), batch_size):
+            batch = candidates[start : start + batch_size]
+            response = client.fetch(batch, [b"BODY.PEEK[]"])
+            for uid in batch:
+                body = body_of(response.get(uid))
+                if body is not None and hashlib.sha256(body).hexdigest() == email.sha256:
+                    return uid
+    return None
+
+
+def search_criteria(email: Fingerprint) -> list[list[Any]]:
+    """UID SEARCHes for the candidates that may be ``email``, most precise first; the hash decides.
+
+    Message-ID first (some servers, Exchange among them, report sizes that differ from the bytes
+    fetched), then the exact size, for emails without a usable Message-ID or with a folded one.
+    """
+    searches: list[list[Any]] = []
+    if email.message_id and email.message_id.isascii() and email.message_id.isprintable():
+        searches.append(["NOT", "DELETED", "HEADER", "Message-ID", email.message_id])
+    searches.append(["NOT", "DELETED", "LARGER", max(email.size - 1, 0), "SMALLER", email.size + 1])
+    return searches
 
 
 def hierarchy_delimiter(client: IMAPClient) -> str | None:

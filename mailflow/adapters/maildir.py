@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import logging
 import os
@@ -26,6 +27,7 @@ from mailflow.errors import MailboxError
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mailflow.ports import Fingerprint
     from mailflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,31 @@ class MaildirMailbox:
                 f"cannot move {len(uids)} messages of {self._name} to {folder}: {exc}"
             ) from exc
         log.debug("moved %d messages of %s to %s", len(uids), self._name, folder)
+
+    def refile(self, email: Fingerprint, target: str, look_in: Sequence[str]) -> str | None:
+        destination = self._folder_dir(target)
+        try:
+            for name in look_in:
+                folder_dir = self._folder_dir(name)
+                if not (folder_dir / "cur").is_dir():
+                    continue
+                with _locked(folder_dir):
+                    uidlist, files = _sync_locked(folder_dir)
+                    key = next(
+                        (k for k in uidlist.keys.values() if _holds(files[k], folder_dir, k, email)), None
+                    )
+                    if key is None:
+                        continue
+                    if folder_dir != destination:
+                        _create_folder(destination, is_root=destination == self.root)
+                        if not _rename_into(files[key], folder_dir, key, destination):
+                            continue  # deleted meanwhile
+                        uidlist.keys = {uid: k for uid, k in uidlist.keys.items() if k != key}
+                        _write(folder_dir, uidlist)
+                    return name
+        except OSError as exc:
+            raise MailboxError(f"cannot refile a message of {self.root} to {target}: {exc}") from exc
+        return None
 
     def wait_for_new_mail(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -247,6 +274,15 @@ def _read(path: Path, folder_dir: Path, key: str) -> bytes | None:
                 return None
             path = found
     return None
+
+
+def _holds(path: Path, folder_dir: Path, key: str, email: Fingerprint) -> bool:
+    # The size rules out nearly every other message without reading it.
+    with contextlib.suppress(FileNotFoundError):  # renamed by a mail client: _read finds it again
+        if path.stat().st_size != email.size:
+            return False
+    data = _read(path, folder_dir, key)
+    return data is not None and hashlib.sha256(data).hexdigest() == email.sha256
 
 
 def _rename_into(path: Path, folder_dir: Path, key: str, target: Path) -> bool:

@@ -79,5 +79,6 @@ def record_quarantine(session: Session, row: Message, reason: str, *, now: datet
 
 
 def _settle(row: Message, status: Status) -> None:
-    row.status, row.folder = status, status.folder
+    # ``folder`` is where the email is, set when it is moved; ``status`` says where it belongs.
+    row.status = status
     row.lease_owner = row.lease_until = None

@@ -133,7 +133,7 @@ class Ledger:
         )
         if original is not None:
             # The very same bytes arrived twice: keep the copy, answer and file once.
-            row.status, row.folder, row.duplicate_of_id = Status.IGNORED, Status.IGNORED.folder, original
+            row.status, row.duplicate_of_id = Status.IGNORED, original
             row.lease_owner = row.lease_until = None
             session.add(
                 Event(message_id=row.id, at=now, actor="ingest", kind="duplicate", detail={"of": original})

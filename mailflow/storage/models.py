@@ -78,12 +78,15 @@ class Message(Base):
     from_address: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
+    # Where the email was last filed; None until it leaves the inbox, or when it was lost there.
+    # Where it differs from its status's folder, the worker moves it (``mailflow.storage.refiles``).
     folder: Mapped[str | None] = mapped_column(String(100))
     moved_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    # Who is processing it, until when: a crashed worker's claim expires and another takes over.
+    # Who is processing (or refiling) it, until when: a crashed worker's claim expires and another
+    # takes over.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
 

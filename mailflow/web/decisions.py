@@ -4,7 +4,8 @@ Everything a decision changes is one transaction: the actor's work (documents, c
 the decision record, the labelled example and the events naming the person. The outbox sends the
 reply afterwards, as it does for the worker's own decisions. A hand-written reply is sent as typed,
 with the case reference in place of the draft's placeholder and without the automatic-reply notice.
-The email itself stays in the mailbox's Triage folder; the ledger says where it went.
+The email itself leaves the mailbox's Triage folder on the worker's next cycle, which reads its new
+status from the ledger (``mailflow.storage.refiles``): the desk needs no IMAP credentials.
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ EVENTS = {
     "reprocess": lazy_gettext("processed again"),
     "resumed": lazy_gettext("processing resumed"),
     "moved": lazy_gettext("moved to a mailbox folder"),
+    "lost": lazy_gettext("no longer in the mailbox"),
     "rebound": lazy_gettext("mailbox renumbered"),
     "uidvalidity_changed": lazy_gettext("mailbox renumbered"),
     "viewed": lazy_gettext("viewed"),
@@ -264,6 +265,8 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return f"{d.get('case')}" + (f" ({state})" if state else "")
     if kind_ == "moved":
         return gettext("to the folder: %(folder)s", folder=folder(d.get("folder")))
+    if kind_ == "lost":
+        return gettext("last filed in the folder: %(folder)s", folder=folder(d.get("folder")))
     if kind_ == "stored":
         return gettext("original kept, fingerprint %(hash)s…", hash=str(d.get("sha256", ""))[:12])
     if kind_ == "exported":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from mailflow.adapters.imap import ImapMailbox
 from mailflow.errors import MailboxError
+from mailflow.ports import Fingerprint
 from mailflow.settings import Security
 from tests.fixtures.dovecot import DovecotAccount, DovecotServer, new_account, running_dovecot
 
@@ -138,6 +140,76 @@ def test_move_recreates_a_folder_deleted_behind_its_back(
     mailbox.move([second], "Processed")
 
     assert dovecot.bodies("Processed") == [message(2)]
+
+
+def fingerprint(data: bytes, message_id: str | None) -> Fingerprint:
+    return Fingerprint(hashlib.sha256(data).hexdigest(), len(data), message_id)
+
+
+def test_refile_moves_the_email_with_those_bytes_and_keeps_watching_the_inbox(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    waiting = dovecot.append("INBOX", message(9))
+    dovecot.append("Triage", message(1))
+    lookalike = message(2).replace(b"Body 2", b"Body 2, edited")  # same Message-ID, other bytes
+    dovecot.append("Triage", lookalike)
+    dovecot.append("Triage", message(2))
+
+    found = mailbox.refile(
+        fingerprint(message(2), "<test-2@example.org>"), "Processed", ["Triage", "Processed"]
+    )
+
+    assert found == "Triage"
+    assert dovecot.bodies("Triage") == [message(1), lookalike]
+    assert dovecot.bodies("Processed") == [message(2)]
+    assert mailbox.list_uids() == [waiting]
+    assert dict(mailbox.fetch([waiting])) == {waiting: message(9)}
+
+
+def test_refile_again_finds_it_in_the_target_and_moves_nothing(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    dovecot.append("Quarantine", message(1))
+    email = fingerprint(message(1), "<test-1@example.org>")
+    mailbox.refile(email, "Processed", ["Quarantine", "Processed"])
+
+    assert mailbox.refile(email, "Processed", ["Quarantine", "Processed"]) == "Processed"
+    assert dovecot.bodies("Processed") == [message(1)]
+    assert dovecot.folder_count("Quarantine") == 0
+
+
+def test_refile_finds_an_email_without_message_id_by_its_size(
+    dovecot: DovecotAccount, mailbox: ImapMailbox
+) -> None:
+    bare = b"From: someone@example.org\r\nSubject: no id\r\n\r\nBody\r\n"
+    dovecot.append("Quarantine", message(1))
+    dovecot.append("Quarantine", bare)
+
+    # "Ignored" does not exist: it cannot hold the email, and the search goes on.
+    assert (
+        mailbox.refile(fingerprint(bare, None), "Triage", ["Ignored", "Quarantine", "Triage"]) == "Quarantine"
+    )
+    assert dovecot.bodies("Triage") == [bare]
+    assert mailbox.refile(fingerprint(message(5), "<test-5@example.org>"), "Triage", ["Quarantine"]) is None
+
+
+def test_refile_without_move_capability_leaves_a_copy_flagged_deleted_alone(dovecot: DovecotAccount) -> None:
+    flagged = dovecot.append("Triage", message(1), flags=[b"\\Deleted"])  # someone's mail client's
+    dovecot.append("Triage", message(1))
+    with ImapMailbox(
+        dovecot.host,
+        dovecot.user,
+        dovecot.password,
+        port=dovecot.port,
+        security="none",
+        ignore_capabilities={"MOVE"},
+    ) as box:
+        assert (
+            box.refile(fingerprint(message(1), "<test-1@example.org>"), "Processed", ["Triage"]) == "Triage"
+        )
+
+    assert dovecot.bodies("Processed") == [message(1)]
+    assert dovecot.uids("Triage") == [flagged]
 
 
 def test_idle_wakes_up_when_mail_arrives(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import threading
@@ -12,6 +13,7 @@ import pytest
 
 from mailflow.adapters.maildir import UIDLIST, MaildirMailbox
 from mailflow.errors import MailboxError
+from mailflow.ports import Fingerprint
 from mailflow.settings import Settings
 
 
@@ -191,3 +193,37 @@ def test_two_processes_share_the_maildir(tmp_path: Path) -> None:
     assert bodies == sorted(message(n) for n in [*range(40), *range(100, 140)])
     lines = (root / UIDLIST).read_text().splitlines()
     assert lines[0].endswith(" N81")  # 80 distinct UIDs were handed out, none twice
+
+
+def fingerprint(data: bytes, message_id: str | None = None) -> Fingerprint:
+    return Fingerprint(hashlib.sha256(data).hexdigest(), len(data), message_id)
+
+
+def test_refile_moves_the_email_with_those_bytes_between_folders(box: MaildirMailbox) -> None:
+    box.append("Triage", message(1))
+    box.append("Triage", message(2))
+    box.append("Triage", message(3))
+
+    assert box.refile(fingerprint(message(2)), "Processed", ["Triage", "Processed"]) == "Triage"
+
+    triage = MaildirMailbox(box.root, folder="Triage")
+    processed = MaildirMailbox(box.root, folder="Processed")
+    assert [data for _uid, data in triage.fetch(triage.list_uids())] == [message(1), message(3)]
+    assert [data for _uid, data in processed.fetch(processed.list_uids())] == [message(2)]
+
+
+def test_refile_again_finds_it_in_the_target_and_moves_nothing(box: MaildirMailbox) -> None:
+    box.append("Quarantine", message(1))
+    box.refile(fingerprint(message(1)), "Processed", ["Quarantine", "Processed"])
+
+    assert box.refile(fingerprint(message(1)), "Processed", ["Quarantine", "Processed"]) == "Processed"
+    assert len(os.listdir(box.root / ".Processed" / "cur")) == 1
+
+
+def test_refile_of_an_email_in_no_folder_is_none(box: MaildirMailbox) -> None:
+    box.append("Triage", message(1))
+
+    # A folder that never existed is simply not there to hold it.
+    assert box.refile(fingerprint(message(2)), "Processed", ["Triage", "Ignored", "Processed"]) is None
+    assert not (box.root / ".Ignored").exists()
+    assert len(os.listdir(box.root / ".Triage" / "new")) == 1
