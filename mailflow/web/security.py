@@ -21,7 +21,7 @@ from mailflow.web.context import desk
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Routes an auditor may POST to: they change nothing of the record.
-AUDITOR_POSTS = frozenset({"auth.logout", "auth.login"})
+AUDITOR_POSTS = frozenset({"auth.logout", "auth.login", "auth.language"})
 CHANGERS = ("staff", "admin")
 
 CSP = (

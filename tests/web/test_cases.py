@@ -151,7 +151,7 @@ def test_auditors_see_the_case_but_cannot_change_it(staff, reference, world, as_
     in_english(auditor)
     page = auditor.get(f"/cases/{reference}").text
     assert "Waiting for the boarding pass." in page and "Return from abroad" in page
-    assert page.count('method="post"') == 1  # logging out, nothing else
+    assert page.count('method="post"') == 2  # logging out and her own language, nothing else
     assert "<textarea" not in page and "note-form" not in page and "close-form" not in page
     token = csrf_token(page)
     for what in ("notes", "close", "reopen"):
