@@ -13,6 +13,7 @@ import pytest
 
 from mailflow.classification.taxonomy import CATEGORIES, DOCUMENT_KINDS
 from mailflow.domain import Action
+from mailflow.storage.models import Message
 from mailflow.web import create_app
 from mailflow.web.i18n import TRANSLATIONS_DIR, StaffLabels
 from mailflow.web.labels import EVENTS
@@ -89,13 +90,14 @@ def test_a_clerk_works_the_queue_in_dutch(dutch_desk, english_only, smtp_server)
     text = check_dutch(page, english_only)
     assert page.inner_text("#suggested-category") == "Verlenging verblijfskaart"
     assert "DMARC" in page.inner_text("#unverified")
-    page.check("#sender-checked")
-    page.keyboard.press("Escape")
-    page.keyboard.press("a")
+    # She reads it as a return from abroad, chosen from the Dutch menu: a case waits for its papers.
+    page.select_option("#choose-category", label="Terugkeer na verblijf in het buitenland")
+    with page.expect_navigation():
+        page.click("#form-choose button[type=submit]")
     page.wait_for_url(f"{base}/triage/{world.ids['second']}")
     check_dutch(page, english_only)
 
-    # The second: chosen by hand from the Dutch menus, then split into two requests.
+    # The second: split into two requests from the Dutch menus.
     page.keyboard.press("s")
     page.select_option("#split-category-0", label="Verlenging verblijfskaart")
     page.select_option("#split-category-1", label="Vraag over gezinshereniging")
@@ -103,11 +105,16 @@ def test_a_clerk_works_the_queue_in_dutch(dutch_desk, english_only, smtp_server)
     with page.expect_navigation():
         page.click("#split-submit")
     check_dutch(page, english_only)
-    sent = [r.recipients for r in smtp_server.wait_for(4)]  # the question had its automatic reply
+    sent = [r.recipients for r in smtp_server.wait_for(4)]  # and the question's automatic reply
     assert sent.count(["yusuf.k@example.org"]) == 2  # one reply per request of the split
+    assert sent.count(["amina.el@example.org"]) == 1  # asked for the papers of her return
 
     # The archive, an email's history and the dashboard, as she reads them.
-    for path in ("/archive", f"/archive/{world.ids['second']}", "/dashboard"):
+    with world.app.sessions() as session:
+        case = session.get_one(Message, world.ids["renewal"]).case
+        assert case is not None
+        reference = case.reference
+    for path in ("/archive", f"/archive/{world.ids['renewal']}", f"/cases/{reference}", "/dashboard"):
         page.goto(f"{base}{path}")
         check_dutch(page, english_only)
     page.goto(f"{base}/archive/{world.ids['second']}")
