@@ -52,6 +52,10 @@ def channel(app: App, category: str, documents: list[str]) -> tuple[Action, tupl
     return product.action, ()
 
 
+# A reply with these actions points to the product's page: a product without one cannot have it.
+LINKED_ACTIONS = frozenset({Action.BOOK, Action.ONLINE, Action.REDIRECT_INFO})
+
+
 def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: tuple[str, ...]) -> Decision:
     if part.category not in app.catalogue.products:
         raise DecisionRefused(gettext("Unknown category."))
@@ -59,6 +63,13 @@ def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: 
     action, missing = channel(app, part.category, kinds)
     if part.action is not None:
         action = part.action
+        product = app.catalogue.product(part.category)
+        if action in LINKED_ACTIONS and product.product_id is None and product.link is None:
+            raise DecisionRefused(
+                gettext(
+                    "This category has no link for that reply: choose another action, or the category's own."
+                )
+            )
         missing = (
             app.catalogue.product(part.category).required_documents
             if action is Action.REQUEST_DOCUMENTS

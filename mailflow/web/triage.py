@@ -133,7 +133,9 @@ def item(message_id: int):
     form = DecideForm()
     form.category.choices = category_choices(d.app.catalogue)
     form.action.choices = action_choices()
-    form.category.data, form.action.data = category, action.value if action else AUTO
+    # The action follows the chosen category unless the person picks one: a suggested "book" must not
+    # stick to a category chosen instead.
+    form.category.data, form.action.data = category, AUTO
     form.reply_text.data = draft
     requests = list(analysis.decision.intents or ())
     split_rows = [*requests, *[""] * max(0, SPLIT_ROWS - len(requests))][: max(SPLIT_ROWS, len(requests))]
