@@ -148,7 +148,7 @@ def verify():
 def audit_export():
     """The filtered entries as CSV, oldest first; the export itself is an entry of the log."""
     d = desk()
-    f = AuditFilter.from_args(request.args)
+    f = AuditFilter.from_args(request.args, zone=desk().settings.desk_timezone)
     d.log(current_user.username, "exported", None, what="audit log", filter=f.args(page=None))
 
     def rows() -> Iterator[list[object]]:
@@ -170,7 +170,7 @@ def audit_export():
 
 def _audit_page(verification: object) -> str:
     d = desk()
-    f = AuditFilter.from_args(request.args)
+    f = AuditFilter.from_args(request.args, zone=desk().settings.desk_timezone)
     with d.archive() as db:
         head = db.get(AuditHead, 1)
         entries, total = page_of(db, f)

@@ -59,7 +59,7 @@ def _log_view(message_id: int | None, what: str, **detail: object) -> None:
 @login_required
 def index():
     d = desk()
-    f = ArchiveFilter.from_args(request.args)
+    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone)
     if f.q:
         search.index_pending(d.sessions, d.app.blobs)  # so a search never misses an email just settled
     with d.archive() as db:
@@ -75,7 +75,7 @@ def export():
     """Every email the filters match (not just the page shown) as CSV, in the person's language;
     the export itself is an entry of the log."""
     d = desk()
-    f = ArchiveFilter.from_args(request.args)
+    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone)
     if f.q:
         search.index_pending(d.sessions, d.app.blobs)
     with d.archive() as db:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -32,6 +33,11 @@ def latest_decisions() -> Any:
     )
 
 
+def start_of(day: date, zone: str) -> datetime:
+    """The moment a calendar day begins in ``zone`` (a Brussels day starts at 23:00 or 22:00 UTC)."""
+    return datetime.combine(day, time(), ZoneInfo(zone)).astimezone(UTC)
+
+
 @dataclass(frozen=True)
 class ArchiveFilter:
     q: str = ""
@@ -42,9 +48,10 @@ class ArchiveFilter:
     status: str = ""
     case: str = ""
     page: int = 1
+    zone: str = "UTC"  # whose calendar days the dates are: the desk's
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> ArchiveFilter:
+    def from_args(cls, args: Mapping[str, str], zone: str = "UTC") -> ArchiveFilter:
         def day(name: str) -> date | None:
             try:
                 return date.fromisoformat(args.get(name, "").strip())
@@ -64,6 +71,7 @@ class ArchiveFilter:
             status=args.get("status", "").strip()[:20],
             case=args.get("case", "").strip()[:40],
             page=page,
+            zone=zone,
         )
 
     def args(self, **changes: Any) -> dict[str, Any]:
@@ -100,9 +108,9 @@ def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> 
         if condition is not None:
             query = query.where(condition)
     if f.date_from:
-        query = query.where(Message.received_at >= datetime.combine(f.date_from, time(), UTC))
+        query = query.where(Message.received_at >= start_of(f.date_from, f.zone))
     if f.date_to:
-        query = query.where(Message.received_at < datetime.combine(f.date_to, time(), UTC) + timedelta(1))
+        query = query.where(Message.received_at < start_of(f.date_to + timedelta(days=1), f.zone))
     if f.category:
         query = query.where(DecisionRecord.category == f.category)
     if f.action:

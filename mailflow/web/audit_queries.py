@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mailflow.storage.models import Event
+from mailflow.web.archive_queries import start_of
 
 PAGE_SIZE = 50
 
@@ -23,9 +24,10 @@ class AuditFilter:
     date_from: date | None = None
     date_to: date | None = None
     page: int = 1
+    zone: str = "UTC"  # whose calendar days the dates are: the desk's
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> AuditFilter:
+    def from_args(cls, args: Mapping[str, str], zone: str = "UTC") -> AuditFilter:
         def day(name: str) -> date | None:
             try:
                 return date.fromisoformat(args.get(name, "").strip())
@@ -45,6 +47,7 @@ class AuditFilter:
             date_from=day("from"),
             date_to=day("to"),
             page=number("page", 1) or 1,
+            zone=zone,
         )
 
     def args(self, **changes: Any) -> dict[str, Any]:
@@ -68,9 +71,9 @@ class AuditFilter:
         if self.message_id is not None:
             query = query.where(Event.message_id == self.message_id)
         if self.date_from:
-            query = query.where(Event.at >= datetime.combine(self.date_from, time(), UTC))
+            query = query.where(Event.at >= start_of(self.date_from, self.zone))
         if self.date_to:
-            query = query.where(Event.at < datetime.combine(self.date_to, time(), UTC) + timedelta(1))
+            query = query.where(Event.at < start_of(self.date_to + timedelta(days=1), self.zone))
         return query
 
 
