@@ -35,7 +35,11 @@ VIEWPORT = {"width": 1400, "height": 900}
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mailflow-shots-") as tmp:
         settings = load_settings(
-            data_dir=Path(tmp), web_secure_cookies=True, trusted_authserv_id=emails.AUTHSERV
+            data_dir=Path(tmp),
+            web_secure_cookies=True,
+            trusted_authserv_id=emails.AUTHSERV,
+            desk_language="nl",  # the counter's staff read Dutch
+            desk_undo_seconds=0,  # the pictures after a decision show it done, not its countdown
         )
         app = App(settings)
         # Beside the samples, two emails from senders that failed DMARC: typical triage items.
@@ -63,13 +67,16 @@ def shoot(page, base: str, password: str) -> None:
     with page.expect_navigation():
         page.keyboard.press("Enter")
     page.screenshot(path=DOCS / "web-queue.png")
-    # The first item whose suggestion can be accepted as it is (some need a person to choose).
+    # The first item whose suggestion can be accepted (some need a person to choose).
     for href in [row.get_attribute("data-href") for row in page.locator("#queue tbody tr[data-href]").all()]:
         page.goto(f"{base}{href}")
         if page.locator("#form-accept button").is_enabled():
             break
     page.wait_for_load_state("networkidle")
     page.screenshot(path=DOCS / "web-triage.png")
+    if page.locator("#unverified").count():  # the clerk says she checked the sender first
+        page.check("#sender-checked")
+        page.keyboard.press("Escape")
     with page.expect_navigation():
         page.keyboard.press("a")  # accept the suggestion: the dashboard then has a person's decision too
     page.goto(f"{base}/archive")
@@ -78,9 +85,13 @@ def shoot(page, base: str, password: str) -> None:
     page.goto(f"{base}{first}")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=DOCS / "web-email.png")
+    page.goto(f"{base}/archive?status=processed")
+    case = page.locator("#results td a[href^='/cases/']").first.get_attribute("href")
+    page.goto(f"{base}{case}")
+    page.screenshot(path=DOCS / "web-case.png")
     page.goto(f"{base}/dashboard?days=30")  # the demo's four weeks
     page.screenshot(path=DOCS / "web-dashboard.png", full_page=True)
-    for name in ("queue", "triage", "archive", "email", "dashboard"):
+    for name in ("queue", "triage", "archive", "email", "case", "dashboard"):
         print(DOCS / f"web-{name}.png")
 
 
