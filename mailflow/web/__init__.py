@@ -58,6 +58,7 @@ def create_app(app: App, **config: Any) -> Flask:
         folder=labels_.folder,
         percent=labels_.percent,
         explain=labels_.explain,
+        chain_problem=labels_.chain_problem,
         status=lambda value: labels_.named(labels_.STATUSES, value),
         case_status=lambda value: labels_.named(labels_.CASE_STATUSES, value),
         reply_status=lambda value: labels_.named(labels_.REPLY_STATUSES, value),

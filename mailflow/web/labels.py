@@ -209,6 +209,23 @@ def explain(reason: str | None) -> str:
     return gettext("Other reason")
 
 
+def chain_problem(problem: str | None) -> str:
+    """What ``mailflow audit verify`` found wrong with the event log, in words."""
+    problem = problem or ""
+    if m := re.fullmatch(r"entry (\d+) is missing \(next is (\d+)\)", problem):
+        return gettext("entry %(missing)s is missing (the next is %(next)s)", missing=m[1], next=m[2])
+    return str(
+        {
+            "its link to the entry before does not match": lazy_gettext(
+                "its link to the entry before does not match"
+            ),
+            "its content was altered": lazy_gettext("its content was altered"),
+            "an entry is outside the chain": lazy_gettext("an entry is outside the chain"),
+            "the chain ends before its head": lazy_gettext("the chain ends before its last recorded entry"),
+        }.get(problem, problem)
+    )
+
+
 def waiting_reason(reasons: list[str] | None) -> str:
     """Why an email waits in triage, as a key of ``WAITING_REASONS``."""
     last = (reasons or [""])[-1]
