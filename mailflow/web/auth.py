@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
@@ -89,7 +90,14 @@ def language():
 
 
 def _same_site(target: str | None) -> str | None:
-    """Only a path of this desk: never an address elsewhere (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path of this desk: never an address elsewhere (open redirect).
+
+    Browsers drop tabs and line breaks from addresses and read a backslash as a slash, so "/\t/evil"
+    and "/\\evil" lead elsewhere too: anything but printable characters, or a scheme or host, is refused.
+    """
+    if not target or not target.isprintable() or any(c.isspace() or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target

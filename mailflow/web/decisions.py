@@ -75,6 +75,8 @@ def person_decision(app: App, analysis: Analysis, part: Part, by: str, intents: 
             if action is Action.REQUEST_DOCUMENTS
             else ()
         )
+    if action is Action.REQUEST_DOCUMENTS and not app.catalogue.product(part.category).required_documents:
+        raise DecisionRefused(gettext("This category asks for no documents: choose another action."))
     if action is Action.TRIAGE:
         raise DecisionRefused(
             gettext("This category has no automatic action: choose one, or write the reply.")
@@ -97,12 +99,22 @@ def suggestion(app: App, analysis: Analysis) -> tuple[str, Action | None]:
     return analysis.decision.category, None if action is Action.TRIAGE else action
 
 
+def writable(app: App, analysis: Analysis, decision: Decision) -> tuple[str, str]:
+    """The reply's subject and text; DecisionRefused, in words, when this decision cannot have one."""
+    try:
+        return _rendered(app, analysis, decision, automatic=False)
+    except ValueError as exc:
+        raise DecisionRefused(
+            gettext("No reply can be written for this category with this action: choose another action.")
+        ) from exc
+
+
 def preview(app: App, analysis: Analysis, decision: Decision) -> str:
     """The text of the reply this decision would send ('' when it sends none)."""
     if not decision.action.replies:
         return ""
     subject, content = _rendered(app, analysis, decision, automatic=True)
-    return f"Subject: {subject}\n\n{content}"
+    return f"{gettext('Subject:')} {subject}\n\n{content}"
 
 
 def hand_draft(app: App, analysis: Analysis, decision: Decision) -> str:
@@ -193,6 +205,9 @@ def check_decision(app: App, message_id: int, username: str, parts: list[Part], 
     decisions = [person_decision(app, analysis, part, username, ()) for part in parts]
     if hand_text.strip() and not decisions[0].action.replies:
         raise DecisionRefused(gettext("This action sends no reply to write."))
+    for decision in decisions:  # what the reply's templates refuse is refused now, not after the wait
+        if decision.action.replies:
+            writable(app, analysis, decision)
     placeholder = case_placeholder(app)
     if placeholder in hand_text and decisions[0].action not in CASE_ACTIONS:
         raise DecisionRefused(

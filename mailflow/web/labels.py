@@ -286,6 +286,8 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return gettext("last filed in the folder: %(folder)s", folder=folder(d.get("folder")))
     if kind_ == "stored":
         return gettext("original kept, fingerprint %(hash)s…", hash=str(d.get("sha256", ""))[:12])
+    if kind_ == "staff_decision_failed":
+        return gettext("the decision could not be applied; the email waits in the queue again")
     if kind_ == "exported":
         return gettext("%(what)s exported", what=named(EXPORTS, d.get("what")))
     if kind_ == "user_added":

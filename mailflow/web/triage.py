@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from itertools import groupby
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -10,7 +11,7 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from mailflow.classification.catalogue import Catalogue
-from mailflow.domain import Action, Analysis
+from mailflow.domain import Action, Analysis, Status
 from mailflow.storage.models import Message
 from mailflow.web import labels, leases, pending
 from mailflow.web.archive import page_data
@@ -33,6 +34,7 @@ from mailflow.web.security import CHANGERS, roles_required
 from mailflow.web.triage_queries import AGES, QueueFilter, counts, next_after, waiting
 
 bp = Blueprint("triage", __name__)
+log = logging.getLogger(__name__)
 AUTO = "auto"  # the action the catalogue gives the chosen category
 SPLIT_ROWS = 3  # request rows offered for a split (more when the machine found more)
 # The category menu's groups, by the channel the catalogue gives each product.
@@ -171,8 +173,10 @@ def reply_preview(message_id: int):
             "(no reply: %(action)s)", action=labels.action(decision.action)
         )
         return {"action": decision.action.value, "text": text}
-    except (DecisionRefused, ValueError, KeyError) as exc:
+    except DecisionRefused as exc:
         return {"action": "", "text": f"({exc})"}
+    except (ValueError, KeyError):
+        return {"action": "", "text": gettext("(no reply can be written for this category with this action)")}
 
 
 def unverified(analysis: Analysis) -> bool:
@@ -234,8 +238,12 @@ def decide(message_id: int):
                 ),
                 "ok",
             )
-    except (DecisionRefused, ValueError) as exc:
+    except DecisionRefused as exc:
         flash(gettext("Not done: %(why)s", why=exc), "error")
+        return redirect(url_for("triage.item", message_id=message_id))
+    except ValueError:  # what deeper code refused, in its own (English, technical) words: not for the clerk
+        log.info("message %s: decision refused by the reply or its action", message_id, exc_info=True)
+        flash(gettext("Not done: this category and this action do not go together."), "error")
         return redirect(url_for("triage.item", message_id=message_id))
     following = next_after(before, message_id)
     if following is None:
@@ -251,12 +259,26 @@ def undo(message_id: int):
     d = desk()
     if pending.undo(d.app, message_id, current_user.username, now=d.clock()):
         flash(gettext("Undone: nothing was done with email %(number)s.", number=message_id), "ok")
+    elif _status(message_id) == Status.TRIAGE:  # the window passed, and applying it failed
+        flash(
+            gettext(
+                "The decision on email %(number)s could not be applied: it waits in the queue again.",
+                number=message_id,
+            ),
+            "error",
+        )
     else:
         flash(
             gettext("Too late to undo: the decision on email %(number)s was applied.", number=message_id),
             "error",
         )
     return redirect(url_for("triage.item", message_id=message_id))
+
+
+def _status(message_id: int) -> str | None:
+    with desk().archive() as db:
+        row = db.get(Message, message_id)
+        return row.status if row is not None else None
 
 
 @bp.route("/triage/<int:message_id>/release", methods=["POST"])

@@ -242,3 +242,22 @@ def test_users_commands_list_disable_enable_and_unlock(world):
     assert "sam unlocked" in run("unlock", "sam")
     unknown = CliRunner().invoke(main, ["users", "disable", "nobody"], env=env)
     assert unknown.exit_code != 0 and "no user 'nobody'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "/a\nb"]
+)
+def test_the_language_switch_never_leads_off_the_desk(web, target):
+    client = web.test_client()
+    token = csrf_token(client.get("/login").text)
+    response = client.post("/language", data={"csrf_token": token, "language": "fr", "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
+
+
+def test_the_language_switch_returns_to_the_page_it_was_chosen_on(as_user):
+    client = as_user("audrey")
+    token = csrf_token(client.get("/archive").text)
+    response = client.post("/language", data={"csrf_token": token, "language": "nl", "next": "/archive?q=x"})
+    assert response.headers["Location"] == "/archive?q=x"
+    assert '<html lang="nl">' in client.get("/archive").text

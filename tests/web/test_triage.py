@@ -42,8 +42,10 @@ def test_queue_lists_waiting_emails_oldest_first_with_why(as_user, world):
     assert all(p > 0 for p in positions) and positions == sorted(positions)
     assert f'/triage/{world.ids["question"]}"' not in page  # handled automatically
     assert "sender not verified" in page
-    filtered = as_user("sam").get("/triage?reason=low+confidence").text
-    assert f'/triage/{world.ids["renewal"]}"' not in filtered
+    unverified = as_user("sam").get("/triage?reason=unverified").text
+    assert f'/triage/{world.ids["renewal"]}"' in unverified
+    others = as_user("sam").get("/triage?reason=person").text
+    assert f'/triage/{world.ids["renewal"]}"' not in others
 
 
 def test_an_unverified_sender_is_accepted_only_when_the_person_says_they_checked_it(as_user, world):
@@ -246,6 +248,22 @@ def test_a_decision_waits_out_its_undo_window_then_is_applied(undo_world):
     row, decisions, replies, _ = outcome(world, message_id)
     assert row.status == "processed" and decisions[-1].decided_by == "sam" and len(replies) == 1
     assert 'id="undo-latest"' not in client.get("/triage").text
+
+
+def test_a_decision_no_reply_can_carry_is_refused_before_it_waits(undo_world):
+    world = undo_world
+    client = create_app(world.app, TESTING=True).test_client()
+    assert login(client, "sam").status_code == 302
+    message_id = world.ids["second"]
+    for category, action in (("switch_eplus_fplus", "request_documents"), ("return_report", "book")):
+        response = decide(client, message_id, outcome="choose", category=category, action=action)
+        assert response.headers["Location"].endswith(f"/triage/{message_id}")
+        page = client.get(f"/triage/{message_id}").text
+        assert "Not done:" in page and 'id="undo-latest"' not in page  # said now, nothing waiting
+    world.clock.advance(seconds=60)
+    client.get("/triage")
+    row, decisions, replies, _ = outcome(world, message_id)
+    assert row.status == "triage" and not replies and [d.decided_by for d in decisions] == ["pipeline"]
 
 
 def test_undo_within_the_window_does_nothing_and_marking_spam_is_undoable(undo_world):
