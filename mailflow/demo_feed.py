@@ -138,7 +138,7 @@ def _staff_until(
         category, action = suggestion(app, analysis)
         try:
             decide_item(app, message_id, STAFF, [Part(category, action)])
-        except DecisionRefused as exc:
+        except (DecisionRefused, ValueError) as exc:  # what a person would have to sort out
             log.info("demo staff left email %s in triage: %s", message_id, exc)
             with app.sessions.begin() as session:
                 leases.release(session, message_id, STAFF)

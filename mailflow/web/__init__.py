@@ -10,6 +10,7 @@ from flask import Flask, render_template, request
 from flask_babel import gettext, lazy_gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from mailflow.bootstrap import App
 from mailflow.storage.database import make_engine, make_session_factory
@@ -84,11 +85,11 @@ def create_app(app: App, **config: Any) -> Flask:
     def globals_() -> dict[str, Any]:
         signed_in = current_user.is_authenticated
         return {
-            "logout_form": LogoutForm() if signed_in else None,
+            "logout_form": LogoutForm(formdata=None) if signed_in else None,
             "waiting": pending.waiting_for(app, current_user.username, now=app.clock()) if signed_in else [],
-            "undo_form": ReleaseForm() if signed_in else None,
+            "undo_form": ReleaseForm(formdata=None) if signed_in else None,
             "now": app.clock(),
-            "language_form": LanguageForm(),
+            "language_form": LanguageForm(formdata=None),  # for its token: never reads a posted form
             "desk_language": i18n.desk_language(),
         }
 
@@ -97,19 +98,27 @@ def create_app(app: App, **config: Any) -> Flask:
         message = gettext("The form expired. Reload the page.")
         return render_template("error.html", code=400, message=message), 400
 
-    for code, message in (
-        (403, lazy_gettext("You may not do this.")),
-        (404, lazy_gettext("Not found.")),
-        (401, lazy_gettext("Log in first.")),
-    ):
-        web.register_error_handler(code, _error_page(code, message))
-
+    web.register_error_handler(HTTPException, _error_page)
     web.teardown_appcontext(lambda _exc: None)
     return web
 
 
-def _error_page(code: int, message: str):
-    def handler(_error: Exception):
-        return render_template("error.html", code=code, message=message), code
+# Every error a person can meet, in the desk's layout and language (Werkzeug's own pages are English).
+ERRORS = {
+    400: lazy_gettext("The desk could not read what was sent. Go back and try again."),
+    401: lazy_gettext("Log in first."),
+    403: lazy_gettext("You may not do this."),
+    404: lazy_gettext("Not found."),
+    405: lazy_gettext("This address cannot be used this way."),
+    413: lazy_gettext("What was sent is too large."),
+    429: lazy_gettext("Too many attempts. Wait a few minutes and try again."),
+    500: lazy_gettext(
+        "Something went wrong on our side; nothing was changed. Try again, or tell an administrator."
+    ),
+}
 
-    return handler
+
+def _error_page(error: HTTPException):
+    code = error.code or 500
+    message = ERRORS.get(code) or ERRORS[500 if code >= 500 else 400]
+    return render_template("error.html", code=code, message=message), code

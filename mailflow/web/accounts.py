@@ -197,14 +197,16 @@ def _keep_an_admin(session: Session, leaving: User) -> None:
     """Refuse to take ``leaving`` out of the active administrators if it is the last of them."""
     if leaving.role != "admin" or leaving.disabled:
         return
-    # Locked rows (PostgreSQL; SQLite writes one transaction at a time anyway): two administrators
-    # disabling each other at once cannot both pass this check.
-    others = session.scalars(
+    # Every active administrator's row locked, the leaving one too, always in the same order
+    # (PostgreSQL; SQLite writes one transaction at a time anyway): two administrators disabling each
+    # other at once cannot both pass this check, and wait for each other instead of deadlocking.
+    admins = session.scalars(
         select(User.id)
-        .where(User.role == "admin", User.disabled.is_(False), User.id != leaving.id)
+        .where(User.role == "admin", User.disabled.is_(False))
+        .order_by(User.id)
         .with_for_update()
     ).all()
-    if not others:
+    if not set(admins) - {leaving.id}:
         raise LastAdmin(leaving.username)
 
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from flask_babel import gettext
 from markupsafe import Markup
 
 PALETTE = (
@@ -108,4 +109,5 @@ def bars(title: str, labels: Sequence[str], values: Sequence[int]) -> Markup:
 
 
 def _empty() -> str:
-    return f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="tick">no data yet</text>'
+    said = escape(gettext("no data yet"))
+    return f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="tick">{said}</text>'

@@ -22,6 +22,7 @@ def neutralised(value: object) -> str:
 def csv_lines(header: Sequence[object], rows: Iterable[Sequence[object]]) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
+    yield "\ufeff"  # a byte-order mark: spreadsheet programs then read the names' accents right
     for row in chain([header], rows):
         writer.writerow([neutralised(value) for value in row])
         yield out.getvalue()

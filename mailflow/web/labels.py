@@ -78,6 +78,7 @@ EVENTS = {
     "reply_queued": lazy_gettext("reply queued"),
     "reply_sent": lazy_gettext("reply sent"),
     "reply_failed": lazy_gettext("reply not delivered"),
+    "reply_deferred": lazy_gettext("reply delayed, to be sent again"),
     "reply_withheld": lazy_gettext("reply withheld"),
     "reply_bounced": lazy_gettext("reply bounced"),
     "interrupted_send_resolved": lazy_gettext("interrupted sending checked"),
@@ -93,6 +94,9 @@ EVENTS = {
     "rebound": lazy_gettext("mailbox renumbered"),
     "uidvalidity_changed": lazy_gettext("mailbox renumbered"),
     "viewed": lazy_gettext("viewed"),
+    "retrain_started": lazy_gettext("retraining started"),
+    "model_promoted": lazy_gettext("new model installed"),
+    "model_kept": lazy_gettext("model kept"),
     "exported": lazy_gettext("exported"),
     "logged_in": lazy_gettext("logged in"),
     "logged_out": lazy_gettext("logged out"),
@@ -117,12 +121,16 @@ _VERB_OF = {
 
 # The machine's own names in the event log; people appear by their user names.
 MACHINE_ACTORS = frozenset(
-    {"ingest", "screen", "classify", "decide", "act", "pipeline", "record", "reprocess"}
+    {"ingest", "screen", "classify", "decide", "act", "pipeline", "record", "reprocess", "setup", "demo"}
+    | {"mailflow train"}
 )
 
 
 def actor(value: str | None) -> str:
-    if value in MACHINE_ACTORS:
+    if value and value.startswith("cli:"):
+        return gettext("%(person)s (command line)", person=value[4:])
+    # A worker names itself host:process:token; set-up, the demo and training are the machine's too.
+    if value in MACHINE_ACTORS or (value and value.count(":") >= 2):
         return gettext("the machine")
     if value == "outbox":
         return gettext("the outbox")
@@ -133,6 +141,8 @@ def folder(name: str | None) -> str:
     """A mailbox folder by what it holds: "Processed" is the folder of processed emails."""
     if not name:
         return ""
+    if "://" in name or name.startswith("maildir:"):  # a mailbox's full name: its folder is what counts
+        name = name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     if name.upper() == "INBOX":
         return gettext("inbox")
     for status in Status:

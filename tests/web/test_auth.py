@@ -261,3 +261,15 @@ def test_the_language_switch_returns_to_the_page_it_was_chosen_on(as_user):
     response = client.post("/language", data={"csrf_token": token, "language": "nl", "next": "/archive?q=x"})
     assert response.headers["Location"] == "/archive?q=x"
     assert '<html lang="nl">' in client.get("/archive").text
+
+
+def test_every_error_page_is_the_desks_own(as_user):
+    client = as_user("sam")
+    method_not_allowed = client.get("/language")
+    assert method_not_allowed.status_code == 405
+    assert (
+        "This address cannot be used this way." in method_not_allowed.text
+        and 'class="top"' in method_not_allowed.text
+    )
+    too_large = client.post("/triage/1/decide", data={"reply_text": "x" * (1024 * 1024 + 1)})
+    assert too_large.status_code == 413 and "What was sent is too large." in too_large.text
