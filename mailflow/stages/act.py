@@ -118,6 +118,8 @@ class Actor:
         self.case_prefix = case_prefix
         self.clock = clock
         self.limits = limits
+        # Whom the event log names for what this actor does: the pipeline, or the person deciding.
+        self.name = "act"
 
     def act(self, session: Session, row: Message, analysis: Analysis) -> ActOutcome:
         self._store_documents(session, row, analysis)
@@ -143,7 +145,7 @@ class Actor:
                     Event(
                         message_id=row.id,
                         at=self.clock(),
-                        actor="act",
+                        actor=self.name,
                         kind="reply_withheld",
                         detail={"reason": refusal},
                     )
@@ -190,7 +192,7 @@ class Actor:
                 Event(
                     message_id=reply.message_id,
                     at=now,
-                    actor="act",
+                    actor=self.name,
                     kind="reply_bounced",
                     detail={"reply": reply.id, "bounce": row.id},
                 )
@@ -240,7 +242,13 @@ class Actor:
         session.flush()  # the reference is made from the database's id: unique across workers
         case.reference = f"{self.case_prefix}-{now.year}-{case.id:06d}"
         session.add(
-            Event(message_id=row.id, at=now, actor="act", kind="case_opened", detail={"case": case.reference})
+            Event(
+                message_id=row.id,
+                at=now,
+                actor=self.name,
+                kind="case_opened",
+                detail={"case": case.reference},
+            )
         )
         return case
 
@@ -254,7 +262,7 @@ class Actor:
                 Event(
                     message_id=row.id,
                     at=self.clock(),
-                    actor="act",
+                    actor=self.name,
                     kind="case_reopened",
                     detail={"case": case.reference, "case_status": case.status},
                 )
@@ -265,7 +273,7 @@ class Actor:
             Event(
                 message_id=row.id,
                 at=self.clock(),
-                actor="act",
+                actor=self.name,
                 kind="case_joined",
                 detail={"case": case.reference, "case_status": case.status},
             )
@@ -300,6 +308,8 @@ class Actor:
         session.add(record)
         session.flush()
         session.add(
-            Event(message_id=row.id, at=now, actor="act", kind="reply_queued", detail={"reply": record.id})
+            Event(
+                message_id=row.id, at=now, actor=self.name, kind="reply_queued", detail={"reply": record.id}
+            )
         )
         return record.id

@@ -169,13 +169,14 @@ class _PartRow:
     case_id: int | None = None
 
 
-def person_actor(app: App) -> Any:
+def person_actor(app: App, username: str) -> Any:
     """The worker's actor, without the limits meant for automatic replies.
 
     "One automatic reply per sender per period" (RFC 3834) is about replies nobody looked at; a
     person's decision, and each request of a split, gets its reply. Suppressed addresses stay so.
     """
     actor = copy.copy(app.actor)
+    actor.name = username  # the case this opens or reopens, the reply it queues: the person's doing
     limits = getattr(actor, "limits", None)
     if limits is not None and is_dataclass(limits):
         actor.limits = replace(limits, sender_period=timedelta(0), hourly_cap=sys.maxsize)
@@ -232,7 +233,7 @@ def decide_item(app: App, message_id: int, username: str, parts: list[Part], han
     if hand_text.strip() and not decisions[0].action.replies:
         raise DecisionRefused(gettext("This action sends no reply to write."))
     now = app.clock()
-    actor = person_actor(app)
+    actor = person_actor(app, username)
     with app.sessions.begin() as session:
         row = session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one()
         if row.status != Status.TRIAGE:

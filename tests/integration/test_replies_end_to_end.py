@@ -160,7 +160,7 @@ def test_a_follow_up_to_a_closed_case_waits_for_a_person_and_filing_it_reopens_t
     assert decided.detail["reasons"][-1] == f"case {case_ref} is closed"
     assert "case_joined" not in kinds and "case_reopened" not in kinds and "reply_queued" not in kinds
 
-    # A person files it: the case opens again, and the log says it was this email that reopened it.
+    # A person files it: the case opens again, and the log says who, and that this email reopened it.
     leases.take(app.sessions, late.id, "sam", now=app.clock(), lease=timedelta(minutes=5))
     decide_item(app, late.id, "sam", [Part("return_report")])
     with app.sessions() as session:
@@ -171,8 +171,8 @@ def test_a_follow_up_to_a_closed_case_waits_for_a_person_and_filing_it_reopens_t
     assert case.status == "complete" and case.closed_at is None and case.closed_by is None
     reopening = [(e.kind, e.actor, e.detail) for e in events if e.kind.startswith("case_")]
     assert reopening == [
-        ("case_reopened", "act", {"case": case_ref, "case_status": "incomplete"}),
-        ("case_joined", "act", {"case": case_ref, "case_status": "complete"}),
+        ("case_reopened", "sam", {"case": case_ref, "case_status": "incomplete"}),  # her doing
+        ("case_joined", "sam", {"case": case_ref, "case_status": "complete"}),
     ]
     assert "staff_decided" in [e.kind for e in events]
 
