@@ -362,6 +362,7 @@ def test_a_clerk_writes_a_note_closes_and_reopens_a_case(browser, desk):
         events = session.scalars(select(Event).where(Event.kind.like("case\\_%", escape="\\"))).all()
     assert case.status == "incomplete" and case.closed_at is None
     assert [(e.kind, e.actor) for e in events if e.actor == "sam"] == [
+        ("case_opened", "sam"),  # by her decision
         ("case_note", "sam"),
         ("case_closed", "sam"),
         ("case_reopened", "sam"),
