@@ -38,6 +38,14 @@ def start_of(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(), ZoneInfo(zone)).astimezone(UTC)
 
 
+def day_arg(args: Mapping[str, str], name: str) -> date | None:
+    """A date from a filter's query string; None when absent or not a date."""
+    try:
+        return date.fromisoformat(args.get(name, "").strip())
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ArchiveFilter:
     q: str = ""
@@ -52,20 +60,14 @@ class ArchiveFilter:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], zone: str = "UTC") -> ArchiveFilter:
-        def day(name: str) -> date | None:
-            try:
-                return date.fromisoformat(args.get(name, "").strip())
-            except ValueError:
-                return None
-
         try:
             page = max(1, min(10_000, int(args.get("page", "1"))))
         except ValueError:
             page = 1
         return cls(
             q=args.get("q", "").strip()[:200],
-            date_from=day("from"),
-            date_to=day("to"),
+            date_from=day_arg(args, "from"),
+            date_to=day_arg(args, "to"),
             category=args.get("category", "").strip()[:60],
             action=args.get("action", "").strip()[:30],
             status=args.get("status", "").strip()[:20],

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mailflow.storage.models import Event
-from mailflow.web.archive_queries import start_of
+from mailflow.web.archive_queries import day_arg, start_of
 
 PAGE_SIZE = 50
 
@@ -28,12 +28,6 @@ class AuditFilter:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], zone: str = "UTC") -> AuditFilter:
-        def day(name: str) -> date | None:
-            try:
-                return date.fromisoformat(args.get(name, "").strip())
-            except ValueError:
-                return None
-
         def number(name: str, default: int | None) -> int | None:
             try:
                 return max(1, min(10**12, int(args.get(name, "").strip())))
@@ -44,8 +38,8 @@ class AuditFilter:
             actor=args.get("actor", "").strip()[:100],
             kind=args.get("kind", "").strip()[:60],
             message_id=number("email", None),
-            date_from=day("from"),
-            date_to=day("to"),
+            date_from=day_arg(args, "from"),
+            date_to=day_arg(args, "to"),
             page=number("page", 1) or 1,
             zone=zone,
         )
