@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -15,7 +16,7 @@ import pytest
 from mailflow.domain import ParsedMessage
 from mailflow.settings import PROJECT_ROOT
 from mailflow.stages.parse import parse
-from mailflow.stages.screen import screen
+from mailflow.stages.screen import BULK_RECIPIENTS, screen
 
 CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus" / "dev"
 TRUSTED = "mx.stad.gent"
@@ -131,6 +132,20 @@ def test_absence_subject_alone_is_a_resident_not_an_auto_reply() -> None:
 )
 def test_bulk_mail_is_spam(headers: dict[str, str]) -> None:
     assert category(message("Nieuwsbrief maart", **headers)) == "spam"
+
+
+def test_mail_to_many_recipients_is_bulk_a_few_in_copy_are_not() -> None:
+    relatives = ", ".join(f"familie{n}@example.com" for n in range(3))
+    assert category(message("Verlenging bijlage 35", Cc=relatives)) is None
+    crowd = [f"bewoner{n}@example.org" for n in range(BULK_RECIPIENTS + 1)]
+    half = len(crowd) // 2
+    # Counted over To and Cc together: neither header alone is over the limit.
+    msg = message("Verlenging bijlage 35", Cc=", ".join(crowd[:half]), Resent_To=", ".join(crowd[half:]))
+    assert category(msg) is None  # Resent-To is not a recipient of this copy
+    msg = message("Verlenging bijlage 35", Cc=", ".join(crowd[half:]))
+    msg = replace(msg, headers=(*msg.headers, ("to", ", ".join(crowd[:half]))))
+    assert category(msg) == "spam"
+    assert any("recipients" in reason for reason in screen(msg, trusted_authserv_id=TRUSTED).reasons)
 
 
 def test_our_own_mail_coming_back_is_machine_mail() -> None:
