@@ -102,6 +102,9 @@ class Document:
     sha256: str
     size: int
     reasons: tuple[str, ...] = ()
+    # Recognised by its file name alone: what it shows (a blank page, an unreadable photo) names no
+    # such document, so it never counts as the document a case waits for.
+    named_only: bool = False
 
 
 @dataclass(frozen=True)

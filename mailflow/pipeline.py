@@ -120,10 +120,12 @@ class Analyser:
         classification = follow_up_classification(classification, seen.thread, kinds)
         thread = seen.thread
         on_file = thread.case.documents if thread and thread.case.category == classification.category else ()
+        shown = tuple(d.kind for d in seen.extraction.documents if not d.named_only)
         decision = decide(
             classification,
             language=seen.extraction.language,
-            documents=(*kinds, *on_file),
+            documents=(*shown, *on_file),
+            named_only=tuple(d.kind for d in seen.extraction.documents if d.named_only),
             screening=seen.screening,
             catalogue=self.catalogue,
             policy=self.policy_for_model(),

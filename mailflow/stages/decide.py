@@ -17,6 +17,8 @@ documents (any one of) is attached becomes ``request_documents``. When an attach
 recognised (kind ``other``: a photo without readable text, say) it may be the very document asked
 for, and asking the resident for it again would be wrong: such an email goes to triage instead (the
 taxonomy's "anything risky"; ``DecisionPolicy.triage_unrecognised_attachments`` turns this off).
+A required document known only by its file name (``named_only``: its pages or picture show no such
+document) never completes a request either: a blank ``bijlage35.pdf`` goes to a person.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def decide(
     language: str,
     documents: Sequence[str],
     screening: Screening,
+    named_only: Sequence[str] = (),
     catalogue: Catalogue,
     policy: DecisionPolicy,
 ) -> Decision:
@@ -98,6 +101,10 @@ def decide(
 
     required = set(product.required_documents)
     if product.action is Action.FILE and required and not required & set(documents):
+        if required & set(named_only):
+            return decision(
+                Action.TRIAGE, "required document named by its file name only: its content shows none"
+            )
         if UNRECOGNISED in documents and policy.triage_unrecognised_attachments:
             return decision(Action.TRIAGE, "required document missing, but an attachment was not recognised")
         return decision(

@@ -221,10 +221,12 @@ def classify_attachment(
     # A picture whose reading names no document (a photo, a blurred card) leaves it to the file name.
     says_nothing = not has_text or (ocr and not score_kinds(rules, text, "", ocr=True))
     threshold = rules.min_filename_score if says_nothing else rules.min_score
-    kind = "other"
+    kind, named_only = "other", False
     if scored and scored[0][1] >= threshold:
         kind = scored[0][0]
-        source = "file name" if says_nothing else "content"
+        shown = {found for found, _, _ in score_kinds(rules, text, "", ocr=ocr)} if text else set()
+        named_only = kind not in shown
+        source = "file name" if named_only else "content"
         reasons.append(f"{source} cues for {kind}: {', '.join(scored[0][2][:5])} (score {scored[0][1]:.1f})")
     else:
         reasons.append("no document kind recognised" + (" from the file name" if says_nothing else ""))
@@ -234,6 +236,7 @@ def classify_attachment(
         sha256=attachment.sha256,
         size=attachment.size,
         reasons=tuple(reasons),
+        named_only=named_only,
     )
 
 

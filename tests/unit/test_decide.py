@@ -36,13 +36,22 @@ NONE = Screening(machine_category=None, sender_verdict="none")
 
 
 def decided(
-    category, confidence=0.9, *, intents=(), documents=(), screening=PASS, policy=POLICY, language="fr"
+    category,
+    confidence=0.9,
+    *,
+    intents=(),
+    documents=(),
+    named_only=(),
+    screening=PASS,
+    policy=POLICY,
+    language="fr",
 ):
     classification = Classification(category, confidence, intents=intents, reasons=("cue x",))
     return decide(
         classification,
         language=language,
         documents=list(documents),
+        named_only=list(named_only),
         screening=screening,
         catalogue=CATALOGUE,
         policy=policy,
@@ -180,6 +189,16 @@ def test_an_unrecognised_attachment_may_be_the_missing_document():
     lenient = DecisionPolicy(0.6, require_authentication=False, triage_unrecognised_attachments=False)
     assert decided("return_report", documents=["other"], policy=lenient).action is Action.REQUEST_DOCUMENTS
     assert decided("return_report", documents=["other", "boarding_pass"]).action is Action.FILE
+
+
+def test_a_required_document_known_only_by_its_file_name_goes_to_a_person():
+    decision = decided("return_report", documents=["photo"], named_only=["boarding_pass"])
+    assert decision.action is Action.TRIAGE
+    assert "file name only" in rule(decision)
+    # Shown by another attachment's content, the request is complete whatever the names say.
+    assert decided("return_report", documents=["annex18"], named_only=["boarding_pass"]).action is Action.FILE
+    # A named-only document that is not required changes nothing: the resident is asked.
+    assert decided("return_report", named_only=["passport"]).action is Action.REQUEST_DOCUMENTS
 
 
 def test_file_product_without_required_documents_is_filed_directly():

@@ -281,3 +281,25 @@ def test_text_attachments_stay_in_process() -> None:
         attachment, sandbox=TextSandbox(ReaderOptions(timeout_seconds=0.001))
     )
     assert page.text.startswith("Loonbrief") and time.monotonic() - started < 1
+
+
+def test_a_blank_pdf_is_only_named_the_document_its_file_name_says(sandbox: TextSandbox) -> None:
+    from fpdf import FPDF
+
+    blank = FPDF()
+    for _ in range(3):
+        blank.add_page()
+    named = classify_attachment(
+        make_attachment(0, "bijlage35.pdf", "application/pdf", bytes(blank.output())), sandbox=sandbox
+    )
+    assert (named.kind, named.named_only) == ("annex35", True)
+    shown = classify_attachment(
+        make_attachment(
+            0,
+            "bijlage35.pdf",
+            "application/pdf",
+            pdf("BIJLAGE 35\nDocument voor bijzonder verblijf\nKoninkrijk Belgie, Dienst Vreemdelingenzaken"),
+        ),
+        sandbox=sandbox,
+    )
+    assert (shown.kind, shown.named_only) == ("annex35", False)
