@@ -22,6 +22,18 @@ FORBIDDEN_TOP = ("tests/", "storage/", "samples/", "templates/", "classifiers/")
 FORBIDDEN = ("mailflow.sqlite3", "secret-key", "blobs/", "_data/classifiers/training", ".env")
 
 
+DESK_PAGES = """
+from mailflow.bootstrap import App
+from mailflow.settings import load_settings
+from mailflow.web import create_app
+
+client = create_app(App(load_settings())).test_client()
+login = client.get("/login", headers={"Accept-Language": "nl"}, base_url="https://localhost")
+style = client.get("/static/desk.css", base_url="https://localhost")
+print(login.status_code, style.status_code, "Aanmelden" if "Aanmelden" in login.text else "untranslated")
+"""
+
+
 def _clean_environment(**extra: str) -> dict[str, str]:
     """No PYTHONPATH, no virtualenv and no MAILFLOW_* leaking from the test run into the installed copy."""
     keep = {
@@ -102,6 +114,10 @@ def test_the_installed_wheel_runs_the_demo_outside_the_checkout(wheel: Path, tmp
     assert stored == len(SAMPLES) and replies > 0
     assert len(list((data / "outbox").iterdir())) >= replies
     assert not list(elsewhere.iterdir()), "the demo wrote into the current directory"
+
+    # The desk's pages, style sheet and Dutch translation come from the wheel too.
+    desk = _run([str(venv / "bin" / "python"), "-c", DESK_PAGES], elsewhere, demo_environment, 120)
+    assert desk.split()[-3:] == ["200", "200", "Aanmelden"], desk
 
 
 def test_an_editable_install_reads_the_checkout(tmp_path: Path) -> None:
