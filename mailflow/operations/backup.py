@@ -68,23 +68,15 @@ def backup(settings: Settings, destination: Path, *, include_keys: bool = False)
         raise BackupError(f"{destination} exists already; name a new file")
     destination.parent.mkdir(parents=True, exist_ok=True)
     kind = database_kind(settings)
-    engine = make_engine(settings.effective_database_url, read_only=True)
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".mailflow-backup-") as staging:
-        try:
-            database = Path(staging) / (SQLITE_FILE if kind == "sqlite" else POSTGRES_FILE)
-            if kind == "sqlite":
-                _sqlite_snapshot(settings.effective_database_url, database)
-                snapshot = make_engine(f"sqlite:///{database}", read_only=True)
-            else:
-                postgres_tools.dump(settings.effective_database_url, database)
-                snapshot = engine  # the live database: it names at least what the dump names
-            try:
-                described = _describe_database(snapshot)
-            finally:
-                if snapshot is not engine:
-                    snapshot.dispose()
-        finally:
-            engine.dispose()
+        database = Path(staging) / (SQLITE_FILE if kind == "sqlite" else POSTGRES_FILE)
+        if kind == "sqlite":
+            _sqlite_snapshot(sqlite_path(settings.effective_database_url), database)
+            described = _describe_database(f"sqlite:///{database}")
+        else:
+            postgres_tools.dump(settings.effective_database_url, database)
+            # The live database, after the dump: it names at least the blobs the dump names.
+            described = _describe_database(settings.effective_database_url)
         partial = destination.with_name(f".{destination.name}.partial")
         partial.touch(mode=0o600)  # personal data: readable by the owner only
         with tarfile.open(partial, "w:gz" if destination.name.endswith(("gz", ".tgz")) else "w") as archive:
@@ -109,18 +101,35 @@ def backup(settings: Settings, destination: Path, *, include_keys: bool = False)
     return BackupResult(destination, manifest)
 
 
-def _sqlite_snapshot(url: str, target: Path) -> None:
+def sqlite_path(url: str) -> Path:
+    return Path(url.split("///", 1)[-1])
+
+
+def _sqlite_snapshot(path: Path, target: Path) -> None:
     """A consistent copy while workers write: SQLite's online backup API, WAL included."""
-    source = sqlite3.connect(f"file:{url.split('///', 1)[-1]}?mode=ro", uri=True)
-    copy = sqlite3.connect(target)
+    if not path.is_file():
+        raise BackupError(f"no database at {path}: there is nothing to back up")
     try:
-        source.backup(copy)
+        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot copy the database {path}: {exc}") from exc
+
+
+def _describe_database(url: str) -> dict[str, Any]:
+    engine = make_engine(url, read_only=True)
+    try:
+        return _describe(engine)
     finally:
-        copy.close()
-        source.close()
+        engine.dispose()
 
 
-def _describe_database(engine: Engine) -> dict[str, Any]:
+def _describe(engine: Engine) -> dict[str, Any]:
     state = revisions(engine)
     if state.current is None:
         raise BackupError("the database is empty: there is nothing to back up")
@@ -189,7 +198,7 @@ def unpack(source: Path, staging: Path) -> dict[str, Any]:
     """Extract the archive into ``staging`` and check it against its manifest; the manifest."""
     try:
         with tarfile.open(source) as archive:
-            archive.extractall(staging, filter="data")
+            _extract(archive, staging)
         manifest = json.loads((staging / MANIFEST).read_text())
     except (OSError, tarfile.TarError, ValueError) as exc:
         raise BackupError(f"{source} is not a readable mailflow backup: {exc}") from exc
@@ -207,6 +216,19 @@ def unpack(source: Path, staging: Path) -> dict[str, Any]:
     if listing.hexdigest() != manifest["blobs"]["listing_sha256"]:
         raise BackupError(f"{source}: the blobs are not those the manifest lists")
     return manifest
+
+
+def _extract(archive: tarfile.TarFile, staging: Path) -> None:
+    """Only plain files and directories below ``staging``: an archive is not trusted to name paths."""
+    members = archive.getmembers()
+    for member in members:
+        target = (staging / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not target.is_relative_to(staging.resolve()):
+            raise BackupError(f"unexpected entry {member.name!r} in the archive")
+    if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+        archive.extractall(staging, members, filter="data")
+    else:
+        archive.extractall(staging, members)
 
 
 def move_blobs(staging: Path, root: Path) -> int:

@@ -21,13 +21,18 @@ def db() -> None:
 @click.pass_obj
 def db_current(settings: Settings) -> None:
     """Print the database's revision against the code's; exit status 1 unless up to date."""
-    from mailflow.storage.schema import revisions
+    from mailflow.operations.backup import database_kind, sqlite_path
+    from mailflow.storage.schema import empty_database, revisions
 
-    engine = make_engine(settings.effective_database_url, read_only=True)
-    try:
-        state = revisions(engine)
-    finally:
-        engine.dispose()
+    url = settings.effective_database_url
+    if database_kind(settings) == "sqlite" and not sqlite_path(url).exists():
+        state = empty_database()  # and looking must not create the file
+    else:
+        engine = make_engine(url, read_only=True)
+        try:
+            state = revisions(engine)
+        finally:
+            engine.dispose()
     click.echo(state.describe())
     if not state.up_to_date:
         sys.exit(1)

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from mailflow.operations import postgres_tools
-from mailflow.operations.backup import BackupError, database_kind, move_blobs, secret_files, unpack
+from mailflow.operations.backup import (
+    BackupError,
+    database_kind,
+    move_blobs,
+    secret_files,
+    sqlite_path,
+    unpack,
+)
 from mailflow.settings import Settings
 from mailflow.storage.database import make_engine
 from mailflow.storage.schema import Revisions, revisions
@@ -46,7 +53,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
             _refuse_unless_empty(settings)
         database = staging / manifest["database"]["file"]
         if kind == "sqlite":
-            _replace_sqlite(settings.effective_database_url.split("///", 1)[-1], database)
+            _replace_sqlite(sqlite_path(settings.effective_database_url), database)
         else:
             postgres_tools.restore(settings.effective_database_url, database)
         moved = move_blobs(staging / "blobs", settings.blobs_dir)
@@ -60,8 +67,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
 
 
 def _refuse_unless_empty(settings: Settings) -> None:
-    url = settings.effective_database_url
-    if database_kind(settings) == "sqlite" and not Path(url.split("///", 1)[-1]).exists():
+    if database_kind(settings) == "sqlite" and not sqlite_path(settings.effective_database_url).exists():
         return
     engine = make_engine(settings.effective_database_url, read_only=True)
     try:
@@ -75,8 +81,7 @@ def _refuse_unless_empty(settings: Settings) -> None:
         )
 
 
-def _replace_sqlite(path: str, snapshot: Path) -> None:
-    target = Path(path)
+def _replace_sqlite(target: Path, snapshot: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -49,12 +49,17 @@ class Revisions:
         return f"database at revision {self.current}, code expects {self.expected}: run mailflow db upgrade"
 
 
-def _scripts(engine: Engine) -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))  # the scripts do not depend on the URL
+
+
+def empty_database() -> Revisions:
+    """Where a database that does not exist yet stands."""
+    return Revisions(None, _scripts().get_current_head() or "", True)
 
 
 def revisions(engine: Engine) -> Revisions:
-    scripts = _scripts(engine)
+    scripts = _scripts()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     known = current is None or any(script.revision == current for script in scripts.walk_revisions())

@@ -145,3 +145,15 @@ def test_a_damaged_archive_is_refused_before_anything_is_replaced(
         restore(target, damaged)
     assert not (target.data_dir / "mailflow.sqlite3").exists()
     assert not list(target.data_dir.glob("blobs/*"))
+
+
+def test_an_archive_naming_paths_outside_is_refused(processed: Settings, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as archive:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi"))
+    target = processed.model_copy(update={"data_dir": tmp_path / "restored"})
+    with pytest.raises(BackupError, match="unexpected entry"):
+        restore(target, evil)
+    assert not (target.data_dir / "outside.txt").exists()
