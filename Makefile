@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 
 # Debian packages mailflow itself uses: OCR of photographed and scanned documents.
 RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
-# And those the tests need: a real IMAP server, and Debian's chromium for the browser tests (driven
-# through Playwright, no browser download).
-DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
+# And those the tests need: a real IMAP server, Debian's chromium for the browser tests (driven
+# through Playwright, no browser download), and systemd-analyze to verify the units in deploy/.
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium systemd
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
@@ -24,6 +24,7 @@ help:
 	@echo "make run     the demo, then the web desk beside the worker"
 	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
 	@echo "make translations  extract the desk's messages, merge them into nl and fr, compile"
+	@echo "make wheel   build the wheel and source distribution into dist/"
 	@echo "make clean   remove the virtualenv, caches and build output"
 
 venv: $(STAMP)
@@ -33,6 +34,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
+
+# The installable package: templates, catalogue, model and samples inside (see setup.py).
+.PHONY: wheel
+wheel: venv
+	$(BIN)/python -m build --outdir dist .
 
 deps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \
@@ -112,7 +118,7 @@ model: corpora
 		--no-staff --force --jobs $(JOBS)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache *.egg-info
 	find mailflow tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
 
 print-deb-packages:

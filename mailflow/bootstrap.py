@@ -35,9 +35,10 @@ from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.thread import CaseLookup
 from mailflow.storage.blobs import FileBlobStore
-from mailflow.storage.database import make_engine, make_session_factory, migrate
+from mailflow.storage.database import make_engine, make_session_factory
 from mailflow.storage.ledger import Ledger
 from mailflow.storage.models import AttachmentRecord, Case, Message
+from mailflow.storage.schema import ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,11 @@ class App:
     @cached_property
     def engine(self) -> Engine:
         engine = make_engine(self.settings.effective_database_url)
-        migrate(engine)
+        try:
+            ensure_schema(engine, auto_migrate=self.settings.migrates_at_start)
+        except Exception:
+            engine.dispose()
+            raise
         return engine
 
     @cached_property

@@ -472,9 +472,11 @@ if __name__ == "__main__":
 
 def _register_model_commands() -> None:
     from mailflow.evaluation.commands import bench, train_command
+    from mailflow.operations import data_commands
 
     main.add_command(train_command)
     main.add_command(bench)
+    data_commands.register(main)
 
 
 _register_model_commands()

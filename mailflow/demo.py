@@ -15,10 +15,14 @@ from sqlalchemy import func, select
 from mailflow.bootstrap import App
 from mailflow.demo_calendar import DAYS
 from mailflow.demo_feed import DemoClock, FeedReport, feed
-from mailflow.settings import PROJECT_ROOT, Settings
+from mailflow.resources import shipped
+from mailflow.settings import Settings
 from mailflow.storage.models import DecisionRecord, Message, Reply
 
-SAMPLE_MAILBOX = PROJECT_ROOT / "samples" / "mailbox"
+
+def sample_mailbox() -> Path:
+    """The shipped sample emails (``samples/mailbox``, packaged with the wheel)."""
+    return shipped("samples") / "mailbox"
 
 
 def run_demo(
@@ -48,7 +52,7 @@ def run_demo(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            report = feed(app, clock, source or SAMPLE_MAILBOX, now=now, on_progress=on_progress)
+            report = feed(app, clock, source or sample_mailbox(), now=now, on_progress=on_progress)
         if report.waiting:
             console.print(f"{report.waiting} emails already waiting in the inbox arrived now.")
         console.print(
@@ -105,6 +109,6 @@ def where_to_look(settings: Settings) -> str:
             f"  mailbox folders (Maildir): {settings.maildir_path}",
             f"  replies written instead of sent: {settings.outbox_dir}",
             f"  database: {settings.effective_database_url}",
-            "  every email and its outcome: .venv/bin/mailflow archive export --jsonl",
+            "  every email and its outcome: mailflow archive export --jsonl",
         ]
     )

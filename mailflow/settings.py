@@ -6,6 +6,7 @@ import time: ``load_settings`` is called once by the CLI and the result passed e
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,8 +16,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailflow.errors import ConfigurationError
+from mailflow.resources import CHECKOUT_ROOT, is_installed_package, shipped
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = CHECKOUT_ROOT  # the checkout; in an installed package, its site-packages directory
 
 Security = Literal["ssl", "starttls", "none"]
 
@@ -47,10 +49,15 @@ class Settings(BaseSettings):
     from_address: str = "Loket Migratie Gent <migratie@stad.gent>"
     reply_domain: str | None = None  # domain of our Message-IDs; defaults to from_address's domain
 
-    data_dir: Path = PROJECT_ROOT / "storage"
+    data_dir: Path = Field(default_factory=lambda: _default_data_dir())
     database_url: str | None = None
-    templates_dir: Path = PROJECT_ROOT / "templates"
-    classifiers_dir: Path = PROJECT_ROOT / "classifiers"
+    # At start-up, bring an existing database's schema up to date; None: only the embedded SQLite
+    # database (no database_url). Otherwise a database behind the code stops the start with
+    # "run mailflow db upgrade". An empty database always gets its schema.
+    auto_migrate: bool | None = None
+    # Shipped with the package (mailflow.resources); these settings point elsewhere.
+    templates_dir: Path = Field(default_factory=lambda: shipped("templates"))
+    classifiers_dir: Path = Field(default_factory=lambda: shipped("classifiers"))
 
     # The counter's receiving server (stad.gent); only its Authentication-Results are believed.
     trusted_authserv_id: str | None = "mx.stad.gent"
@@ -121,6 +128,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def migrates_at_start(self) -> bool:
+        """Whether start-up may upgrade an existing schema (see ``auto_migrate``)."""
+        return self.database_url is None if self.auto_migrate is None else self.auto_migrate
+
+    @property
     def uses_embedded_mailbox(self) -> bool:
         return not self.imap_host
 
@@ -177,6 +189,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then values passed in (those read from the TOML file).
         return env_settings, init_settings
+
+
+def _default_data_dir() -> Path:
+    """A checkout keeps its data in ``storage/``; an installed package in the user's data directory."""
+    if not is_installed_package():
+        return PROJECT_ROOT / "storage"
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "mailflow"
 
 
 def _default_corpora() -> list[Path]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mailflow.domain import Attachment, Document
 from mailflow.errors import ConfigurationError
+from mailflow.resources import shipped
 from mailflow.stages.attachment_reader import read_attachment
 from mailflow.stages.document_text import ReaderOptions
 from mailflow.stages.text_sandbox import TextSandbox
@@ -32,7 +33,6 @@ DOCUMENT_KINDS = frozenset(
         "decision_letter", "photo", "other",
     }
 )  # fmt: skip
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "classifiers" / "documents.toml"
 MIN_TEXT_LETTERS = 20  # below this a PDF is a scan: its text layer (if any) is noise
 
 _FOLD = str.maketrans({"ı": "i", "ł": "l", "Ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "’": "'"})
@@ -83,8 +83,13 @@ class DocumentRules:
     reader: ReaderOptions = field(default_factory=ReaderOptions)
 
 
-def load_rules(path: Path | str = DEFAULT_RULES_PATH) -> DocumentRules:
-    """Read and compile the cue file; ConfigurationError when it is missing or wrong."""
+def default_rules_path() -> Path:
+    return shipped("classifiers") / "documents.toml"
+
+
+def load_rules(path: Path | str | None = None) -> DocumentRules:
+    """Read and compile the cue file (default: the shipped one); ConfigurationError when missing or wrong."""
+    path = path or default_rules_path()
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -121,7 +126,7 @@ def load_rules(path: Path | str = DEFAULT_RULES_PATH) -> DocumentRules:
 
 
 @lru_cache(maxsize=4)
-def default_rules(path: str = str(DEFAULT_RULES_PATH)) -> DocumentRules:
+def default_rules(path: str | None = None) -> DocumentRules:
     return load_rules(path)
 
 

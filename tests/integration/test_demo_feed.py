@@ -13,7 +13,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from mailflow.bootstrap import App, utc_now
-from mailflow.demo import SAMPLE_MAILBOX, run_demo
+from mailflow.demo import run_demo, sample_mailbox
 from mailflow.demo_calendar import BRUSSELS, arrival_times
 from mailflow.demo_feed import STAFF
 from mailflow.settings import Settings, load_settings
@@ -28,7 +28,7 @@ NO_ATTACHMENT = 4096  # bytes: the samples below this have no scan to read, so t
 def source(tmp_path: Path) -> Path:
     folder = tmp_path / "samples"
     folder.mkdir()
-    for path in SAMPLE_MAILBOX.glob("*.eml"):
+    for path in sample_mailbox().glob("*.eml"):
         if path.stat().st_size < NO_ATTACHMENT:
             shutil.copy(path, folder)
     assert len(list(folder.glob("*.eml"))) >= 20

@@ -1,0 +1,1 @@
+"""Running mailflow in production: commands for the people who operate it."""
