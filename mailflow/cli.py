@@ -466,10 +466,6 @@ def demo(settings: Settings, source: Path | None, serve_desk: bool) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _register_model_commands() -> None:
     from mailflow.evaluation.commands import bench, train_command
     from mailflow.operations import data_commands
@@ -480,3 +476,6 @@ def _register_model_commands() -> None:
 
 
 _register_model_commands()
+
+if __name__ == "__main__":
+    main()

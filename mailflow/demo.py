@@ -108,7 +108,13 @@ def where_to_look(settings: Settings) -> str:
             "Where to look:",
             f"  mailbox folders (Maildir): {settings.maildir_path}",
             f"  replies written instead of sent: {settings.outbox_dir}",
-            f"  database: {settings.effective_database_url}",
+            f"  database: {_without_password(settings.effective_database_url)}",
             "  every email and its outcome: mailflow archive export --jsonl",
         ]
     )
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
