@@ -58,7 +58,12 @@ class MicrosoftTokenSource:
     def fetch(self) -> AccessToken:
         with self._lock:
             obtained = self._clock()
-            result = self._application().acquire_token_for_client(scopes=[self._scope])
+            app = self._application()
+            # The TokenProvider is the cache and asks only when it needs a new token (maybe because the
+            # server refused the last one): MSAL's own cache would hand that one out again.
+            for cached in list(app.token_cache.search(app.token_cache.CredentialType.ACCESS_TOKEN)):
+                app.token_cache.remove_at(cached)
+            result = app.acquire_token_for_client(scopes=[self._scope])
         if "access_token" not in result:
             raise refused(self.identity, str(result.get("error", "no token")), _first_line(result))
         return access_token_from(result, obtained, self.identity)
