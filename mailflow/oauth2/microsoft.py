@@ -7,6 +7,7 @@ not the user's: the mailbox is named in the SASL login.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from mailflow.oauth2.generic import access_token_from, refused
 from mailflow.oauth2.tokens import AccessToken, OAuth2Identity
 
 AUTHORITY_HOST = "https://login.microsoftonline.com"
+_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.DOTALL)
 DEFAULT_SCOPE = "https://outlook.office365.com/.default"
 
 
@@ -103,11 +105,12 @@ def certificate_credential(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise ConfigurationError(f"cannot read the OAuth2 certificate file {path}: {exc}") from exc
     start = pem.find("-----BEGIN CERTIFICATE-----")
-    if start < 0 or "PRIVATE KEY-----" not in pem:
+    key = _KEY_BLOCK.search(pem)
+    if start < 0 or key is None:
         raise ConfigurationError(f"{path} must hold the private key and the certificate, both PEM")
     certificate = x509.load_pem_x509_certificate(pem[start:].encode())
     return {
-        "private_key": pem,
+        "private_key": key.group(0),
         "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),  # what Entra ID names a certificate by
         "public_certificate": pem[start:],
     }

@@ -4,9 +4,11 @@ and a mailbox that refuses it is logged and retried, never the end of the worker
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,13 @@ from mailflow.bootstrap import App
 from mailflow.runner import Worker
 from tests.fixtures.oauth2 import OAuth2Account
 from tests.fixtures.smtp import SmtpServer
-from tests.integration.worker_harness import SAMPLES_DIR, eml_files
+from tests.integration.worker_harness import (
+    SAMPLES_DIR,
+    eml_files,
+    mailflow_command,
+    run_mailflow,
+    worker_env,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -114,3 +122,51 @@ def test_a_refused_login_is_logged_retried_and_survived(
 
     client.secret = configured  # fixed: the running worker recovers by itself
     assert wait_until(lambda: oauth2_account.mailbox.folder_count("INBOX") == 0, 60)
+
+
+def oauth2_env(account: OAuth2Account, smtp: SmtpServer, tmp_path: Path, secret: str) -> dict[str, str]:
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text(secret + "\n")
+    env = worker_env(account.mailbox, smtp, tmp_path / "data")
+    del env["MAILFLOW_IMAP_PASSWORD"]  # OAuth2 needs none
+    env.update(
+        {
+            "MAILFLOW_IMAP_AUTH": "oauth2",
+            "MAILFLOW_SMTP_AUTH": "oauth2",
+            "MAILFLOW_OAUTH2_PROVIDER": "generic",
+            "MAILFLOW_OAUTH2_TOKEN_URL": account.tokens.token_url,
+            "MAILFLOW_OAUTH2_CLIENT_ID": account.client_id,
+            "MAILFLOW_OAUTH2_CLIENT_SECRET_FILE": str(secret_file),
+            "MAILFLOW_OAUTH2_SCOPE": "mail",
+            "MAILFLOW_OAUTH2_CLIENT_SECRET_EXPIRES": (date.today() + timedelta(days=5)).isoformat(),
+        }
+    )
+    return env
+
+
+def test_poll_once_from_the_command_line_with_oauth2(
+    oauth2_account: OAuth2Account, oauth2_smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    for path in text_samples(3):
+        oauth2_account.mailbox.append("INBOX", path.read_bytes())
+    env = oauth2_env(oauth2_account, oauth2_smtp_server, tmp_path, oauth2_account.client_secret)
+
+    result = run_mailflow(env, "poll-once")
+
+    assert oauth2_account.mailbox.folder_count("INBOX") == 0
+    assert "replies sent" in result.stdout
+    assert oauth2_smtp_server.received, "no reply went out over the OAuth2 SMTP login"
+    assert "client secret expires on" in result.stderr and "in 5 days" in result.stderr
+    assert oauth2_account.client_secret not in result.stdout + result.stderr
+
+
+def test_poll_once_with_a_wrong_secret_says_what_was_refused(
+    oauth2_account: OAuth2Account, oauth2_smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    env = oauth2_env(oauth2_account, oauth2_smtp_server, tmp_path, "wrong-secret-value")
+    result = subprocess.run(
+        mailflow_command("poll-once"), env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode != 0
+    assert "invalid_client" in result.stderr and oauth2_account.client_id in result.stderr
+    assert "Traceback" not in result.stderr and "wrong-secret-value" not in result.stderr
