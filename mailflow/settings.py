@@ -230,6 +230,12 @@ def _check_oauth2(settings: Settings) -> None:
         missing += [name for name in ("oauth2_token_url", "oauth2_client_id") if not getattr(settings, name)]
     if settings.imap_auth == "oauth2" and settings.imap_host and not settings.imap_user:
         missing.append("imap_user (the mailbox to log in to)")
+    if (
+        settings.smtp_auth == "oauth2"
+        and settings.smtp_host
+        and not (settings.smtp_user or settings.imap_user)
+    ):
+        missing.append("smtp_user or imap_user (the mailbox SMTP logs in as)")
     if missing:
         raise ValueError(f"OAuth2 with provider {provider} needs: {'; '.join(missing)}")
 

@@ -70,6 +70,8 @@ class SmtpTransport:
             raise ConfigurationError("smtp_host is not set: replies go to the outbox directory instead")
         oauth2 = settings.smtp_auth == "oauth2"
         user = settings.smtp_user or (settings.imap_user if oauth2 else None)
+        if oauth2 and not user:
+            raise ConfigurationError("SMTP with OAuth2 needs smtp_user or imap_user")
         if oauth2 and token_provider is None and user:
             from mailflow.oauth2.factory import build_token_provider
 

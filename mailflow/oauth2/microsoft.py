@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mailflow.oauth2.generic import access_token_from, refused
 from mailflow.oauth2.tokens import AccessToken, OAuth2Identity
 
 AUTHORITY_HOST = "https://login.microsoftonline.com"
+_CERTIFICATE_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 _KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.DOTALL)
 DEFAULT_SCOPE = "https://outlook.office365.com/.default"
 
@@ -43,9 +45,12 @@ class MicrosoftTokenSource:
             raise ConfigurationError("Microsoft OAuth2 needs a client secret or a certificate (one of them)")
         self._tenant_id = tenant_id
         self._client_id = client_id
-        self._credential: str | dict[str, str] = (
-            client_secret if client_secret else certificate_credential(certificate_file)  # type: ignore[arg-type]
-        )
+        self._certificate_expires: date | None = None
+        self._credential: str | dict[str, str]
+        if client_secret:
+            self._credential = client_secret
+        else:
+            self._credential, self._certificate_expires = certificate_credential(certificate_file)  # type: ignore[arg-type]
         self._scope = scope
         self._authority = f"{authority_host.rstrip('/')}/{tenant_id}"
         # Only a local test authority turns this off: the real hosts are known to MSAL anyway.
@@ -71,7 +76,10 @@ class MicrosoftTokenSource:
         return access_token_from(result, obtained, self.identity)
 
     def known_expiries(self) -> Sequence[CredentialExpiry]:
-        return ()
+        # A certificate says when it expires; a client secret does not (set oauth2_client_secret_expires).
+        if self._certificate_expires is None:
+            return ()
+        return (CredentialExpiry("client certificate", self._certificate_expires),)
 
     def _application(self) -> Any:
         # Built on first use: MSAL looks the tenant up over the network when it is created.
@@ -95,8 +103,9 @@ class MicrosoftTokenSource:
         return self._app
 
 
-def certificate_credential(path: Path) -> dict[str, str]:
-    """MSAL's certificate credential from one PEM file holding the private key and the certificate."""
+def certificate_credential(path: Path) -> tuple[dict[str, str], date]:
+    """MSAL's certificate credential from one PEM file holding the private key and the certificate,
+    and the day the certificate expires."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -104,16 +113,17 @@ def certificate_credential(path: Path) -> dict[str, str]:
         pem = path.read_text()
     except OSError as exc:
         raise ConfigurationError(f"cannot read the OAuth2 certificate file {path}: {exc}") from exc
-    start = pem.find("-----BEGIN CERTIFICATE-----")
-    key = _KEY_BLOCK.search(pem)
-    if start < 0 or key is None:
+    key, certificate_block = _KEY_BLOCK.search(pem), _CERTIFICATE_BLOCK.search(pem)
+    if key is None or certificate_block is None:
         raise ConfigurationError(f"{path} must hold the private key and the certificate, both PEM")
-    certificate = x509.load_pem_x509_certificate(pem[start:].encode())
-    return {
+    certificate = x509.load_pem_x509_certificate(certificate_block.group(0).encode())
+    credential = {
         "private_key": key.group(0),
         "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),  # what Entra ID names a certificate by
-        "public_certificate": pem[start:],
+        # Sent to Entra ID (x5c): the certificate alone, never the key beside it.
+        "public_certificate": certificate_block.group(0),
     }
+    return credential, certificate.not_valid_after_utc.date()
 
 
 def _first_line(result: dict[str, Any]) -> str:

@@ -99,9 +99,15 @@ def test_msal_with_a_certificate_signs_an_assertion_the_server_verifies(
     path = tmp_path / "mailflow.pem"
     path.write_text(certificate + pem_of(key))  # either order works
 
-    token = msal_source(microsoft, client_id, certificate_file=path).fetch()
+    source = msal_source(microsoft, client_id, certificate_file=path)
+    token = source.fetch()
 
     assert microsoft.introspect(token.value)["active"] is True
+    [expiry] = source.known_expiries()  # the certificate's own end date feeds the expiry warning
+    assert (expiry.what, expiry.expires) == (
+        "client certificate",
+        (datetime.now(UTC) + timedelta(days=1)).date(),
+    )
     # Another key with the same client id is refused: the signature was really checked.
     other = tmp_path / "other.pem"
     other.write_text(pem_of(private_key()) + certificate)

@@ -150,6 +150,8 @@ def test_settings_name_what_oauth2_is_missing(tmp_path: Path) -> None:
         load_settings(**smtp, oauth2_provider="google")
     with pytest.raises(ConfigurationError, match="oauth2_token_url"):
         load_settings(**smtp, oauth2_provider="generic", oauth2_client_id="c")
+    with pytest.raises(ConfigurationError, match="smtp_user or imap_user"):
+        load_settings(**smtp, oauth2_provider="generic", oauth2_client_id="c", oauth2_token_url="http://t")
     settings = load_settings(
         imap_host="imap.example",
         imap_user="box",
