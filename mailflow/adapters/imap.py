@@ -261,8 +261,15 @@ class ImapMailbox:
             if self.security == "starttls":
                 client.starttls(context)
             set_nodelay(client)
-            login(client, self.user, self._password, where=where, name=self._name, tokens=self._tokens,
-                  mechanism=self._mechanism)  # fmt: skip
+            login(
+                client,
+                self.user,
+                self._password,
+                where=where,
+                name=self._name,
+                tokens=self._tokens,
+                mechanism=self._mechanism,
+            )
             offered = {text(capability).upper() for capability in client.capabilities()}
             self._capabilities = frozenset(offered - self._ignored)
             self._delimiter = hierarchy_delimiter(client)
