@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +39,9 @@ from mailflow.storage.database import make_engine, make_session_factory
 from mailflow.storage.ledger import Ledger
 from mailflow.storage.models import AttachmentRecord, Case, Message
 from mailflow.storage.schema import ensure_schema
+
+if TYPE_CHECKING:
+    from mailflow.oauth2.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +82,14 @@ def build_analyser(
     )
 
 
-def open_mailbox(settings: Settings) -> Mailbox:
+def open_mailbox(settings: Settings, *, token_provider: TokenProvider | None = None) -> Mailbox:
     if settings.uses_embedded_mailbox:
         from mailflow.adapters.maildir import MaildirMailbox
 
         return MaildirMailbox.from_settings(settings)
     from mailflow.adapters.imap import ImapMailbox
 
-    return ImapMailbox.from_settings(settings)
+    return ImapMailbox.from_settings(settings, token_provider=token_provider)
 
 
 @dataclass
@@ -190,11 +193,32 @@ class App:
         )
 
     @cached_property
+    def imap_tokens(self) -> TokenProvider | None:
+        """One token cache for every IMAP connection of this process (the poller's, the watcher's)."""
+        settings = self.settings
+        if settings.imap_auth != "oauth2" or settings.uses_embedded_mailbox or not settings.imap_user:
+            return None
+        from mailflow.oauth2.factory import build_token_provider
+
+        return build_token_provider(settings, settings.imap_user)
+
+    def smtp_tokens(self) -> TokenProvider | None:
+        settings = self.settings
+        user = settings.smtp_user or settings.imap_user
+        if settings.smtp_auth != "oauth2" or not user:
+            return None
+        if self.imap_tokens is not None and user == settings.imap_user:
+            return self.imap_tokens  # the same mailbox: one token serves IMAP and SMTP
+        from mailflow.oauth2.factory import build_token_provider
+
+        return build_token_provider(settings, user)
+
+    @cached_property
     def transport(self) -> ReplyTransport:
         if self.settings.smtp_host:
             from mailflow.adapters.smtp import SmtpTransport
 
-            return SmtpTransport.from_settings(self.settings)
+            return SmtpTransport.from_settings(self.settings, token_provider=self.smtp_tokens())
         from mailflow.adapters.outbox_dir import DirectoryTransport
 
         return DirectoryTransport(self.settings.outbox_dir)
@@ -247,7 +271,7 @@ class App:
         )
 
     def open_mailbox(self) -> Mailbox:
-        return open_mailbox(self.settings)
+        return open_mailbox(self.settings, token_provider=self.imap_tokens)
 
     def make_ingestor(
         self,
@@ -270,6 +294,9 @@ class App:
         )
 
     def worker(self) -> Worker:
+        # Built here, before the worker's threads share them (cached_property takes no lock).
+        self.imap_tokens  # noqa: B018
+        self.transport  # noqa: B018
         return Worker(
             open_mailbox=self.open_mailbox,
             make_ingestor=self.make_ingestor,

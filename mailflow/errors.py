@@ -17,12 +17,33 @@ class MailboxError(MailflowError):
     """The mailbox could not be reached or refused an operation (retried with backoff)."""
 
 
+class MailboxLoginError(MailboxError):
+    """The mailbox refused our login (password or OAuth2 token): retried, but somebody must look."""
+
+
 class TransportError(MailflowError):
     """Sending a reply failed. ``permanent`` tells whether retrying can help."""
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class OAuth2Error(MailflowError):
+    """An OAuth2 mail login could not be done: no token could be had, or the token was refused.
+
+    The message names the provider, tenant, client id and scope, never a secret or a token, so that an
+    operator can see which registration to fix. The adapters re-raise it as ``MailboxLoginError`` or
+    ``TransportError`` (the cause chain keeps this one), so the worker retries as for any login fault.
+    """
+
+
+class TokenRequestRefused(OAuth2Error):
+    """The identity provider refused a token: wrong secret, unknown tenant or client, expired grant."""
+
+
+class TokenRefused(OAuth2Error):
+    """The mail server refused the access token it was given (revoked, wrong scope, mailbox not permitted)."""
 
 
 class UnreadableMessage(MailflowError):

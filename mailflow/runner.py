@@ -13,7 +13,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailflow.errors import MailboxError
+from mailflow.errors import MailboxError, MailboxLoginError
 from mailflow.ingest import Ingestor, IngestReport
 from mailflow.ports import Mailbox
 from mailflow.replies.outbox import DeliveryReport, Outbox
@@ -130,17 +130,24 @@ class Worker:
                 watcher = self.open_mailbox()
             except MailboxError as exc:
                 delay = backoff.next_delay()
-                log.warning("mailbox unreachable (%s); retrying in %.0f s", exc, delay)
+                _log_mailbox_error("mailbox unreachable", exc, delay)
                 self.stop_event.wait(delay)
                 continue
-            backoff.reset()
             try:
                 while not self.stop_event.is_set():
-                    if watcher.wait_for_new_mail(self.idle_slice):
+                    woke = watcher.wait_for_new_mail(self.idle_slice)
+                    # Only now is the login known to work: mailboxes connect lazily, on first use.
+                    backoff.reset()
+                    if woke:
                         scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
             except MailboxError as exc:
-                log.warning("lost the mailbox connection (%s); reconnecting", exc)
-                self.stop_event.wait(backoff.next_delay())
+                delay = backoff.next_delay()
+                _log_mailbox_error("lost the mailbox connection", exc, delay)
+                self.stop_event.wait(delay)
+            except Exception:  # a bug in a token library, say: the worker must live on regardless
+                delay = backoff.next_delay()
+                log.exception("watching the mailbox failed; retrying in %.0f s", delay)
+                self.stop_event.wait(delay)
             finally:
                 _close_quietly(watcher)
 
@@ -149,6 +156,9 @@ class Worker:
             return
         try:
             result = self.cycle()
+        except MailboxLoginError as exc:
+            log.error("poll failed: %s; the next poll retries", exc)
+            return
         except MailboxError as exc:
             log.warning("poll failed (%s); the next poll retries", exc)
             return
@@ -171,6 +181,12 @@ class Worker:
             self.outbox.deliver_due()
         except Exception:
             log.exception("outbox delivery failed")
+
+
+def _log_mailbox_error(what: str, exc: MailboxError, delay: float) -> None:
+    # A refused login will not cure itself: an error, so that alerting on errors catches it.
+    level = logging.ERROR if isinstance(exc, MailboxLoginError) else logging.WARNING
+    log.log(level, "%s (%s); retrying in %.0f s", what, exc, delay)
 
 
 def _close_quietly(mailbox: Mailbox) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,7 @@ from mailflow.resources import CHECKOUT_ROOT, is_installed_package, shipped
 PROJECT_ROOT = CHECKOUT_ROOT  # the checkout; in an installed package, its site-packages directory
 
 Security = Literal["ssl", "starttls", "none"]
+AuthMethod = Literal["password", "oauth2"]
 
 
 class Settings(BaseSettings):
@@ -31,6 +33,7 @@ class Settings(BaseSettings):
     imap_port: int | None = None
     imap_user: str | None = None
     imap_password: str | None = Field(default=None, repr=False)
+    imap_auth: AuthMethod = "password"
     imap_security: Security = "ssl"
     imap_folder: str = "INBOX"
     imap_batch_size: int = Field(default=50, ge=1, le=1000)
@@ -45,9 +48,31 @@ class Settings(BaseSettings):
     smtp_security: Security = "starttls"
     smtp_user: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)
+    smtp_auth: AuthMethod = "password"
     smtp_timeout: float = 30.0
     from_address: str = "Loket Migratie Gent <migratie@stad.gent>"
     reply_domain: str | None = None  # domain of our Message-IDs; defaults to from_address's domain
+
+    # OAuth2 for IMAP and SMTP (imap_auth / smtp_auth = "oauth2"): one app registration serves both.
+    oauth2_provider: Literal["microsoft", "google", "generic"] | None = None
+    oauth2_mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
+    oauth2_tenant_id: str | None = None  # microsoft
+    oauth2_client_id: str | None = None
+    # Secrets: here, or (better: not in the environment) in a file named by the *_file setting.
+    oauth2_client_secret: str | None = Field(default=None, repr=False)
+    oauth2_client_secret_file: Path | None = None
+    oauth2_certificate_file: Path | None = None  # microsoft: PEM private key + certificate
+    oauth2_service_account_file: Path | None = None  # google: the service account's JSON key
+    oauth2_refresh_token: str | None = Field(default=None, repr=False)  # google, generic
+    oauth2_refresh_token_file: Path | None = None
+    oauth2_token_url: str | None = None  # generic (required); google with a refresh token
+    oauth2_scope: str | None = None  # defaults to the provider's mail scope
+    oauth2_refresh_margin: float = Field(default=300.0, ge=0)  # renew tokens this many seconds early
+    oauth2_timeout: float = Field(default=30.0, gt=0)
+    # Known expiry dates (ISO, YYYY-MM-DD): warned about oauth2_expiry_warning_days before.
+    oauth2_client_secret_expires: date | None = None
+    oauth2_refresh_token_expires: date | None = None
+    oauth2_expiry_warning_days: int = Field(default=14, ge=0)
 
     data_dir: Path = Field(default_factory=lambda: _default_data_dir())
     database_url: str | None = None
@@ -110,6 +135,11 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
 
+    @field_validator("oauth2_mechanism", mode="before")
+    @classmethod
+    def _mechanism_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("desk_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -125,6 +155,8 @@ class Settings(BaseSettings):
             self.imap_port = 993 if self.imap_security == "ssl" else 143
         if self.smtp_host and self.smtp_port is None:
             self.smtp_port = {"ssl": 465, "starttls": 587, "none": 25}[self.smtp_security]
+        if "oauth2" in (self.imap_auth, self.smtp_auth):
+            _check_oauth2(self)
         return self
 
     @property
@@ -197,6 +229,35 @@ def _default_data_dir() -> Path:
         return PROJECT_ROOT / "storage"
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "mailflow"
+
+
+def _check_oauth2(settings: Settings) -> None:
+    """Name every missing OAuth2 setting at start-up, not at the first login hours later."""
+    provider = settings.oauth2_provider
+    if provider is None:
+        raise ValueError("imap_auth or smtp_auth is oauth2: set oauth2_provider (microsoft, google, generic)")
+    has_secret = bool(settings.oauth2_client_secret or settings.oauth2_client_secret_file)
+    has_refresh = bool(settings.oauth2_refresh_token or settings.oauth2_refresh_token_file)
+    missing = []
+    if provider == "microsoft":
+        missing += [name for name in ("oauth2_tenant_id", "oauth2_client_id") if not getattr(settings, name)]
+        if has_secret == bool(settings.oauth2_certificate_file):
+            missing.append("exactly one of oauth2_client_secret(_file) or oauth2_certificate_file")
+    elif provider == "google":
+        if not settings.oauth2_service_account_file and not (settings.oauth2_client_id and has_refresh):
+            missing.append("oauth2_service_account_file, or oauth2_client_id and oauth2_refresh_token(_file)")
+    else:
+        missing += [name for name in ("oauth2_token_url", "oauth2_client_id") if not getattr(settings, name)]
+    if settings.imap_auth == "oauth2" and settings.imap_host and not settings.imap_user:
+        missing.append("imap_user (the mailbox to log in to)")
+    if (
+        settings.smtp_auth == "oauth2"
+        and settings.smtp_host
+        and not (settings.smtp_user or settings.imap_user)
+    ):
+        missing.append("smtp_user or imap_user (the mailbox SMTP logs in as)")
+    if missing:
+        raise ValueError(f"OAuth2 with provider {provider} needs: {'; '.join(missing)}")
 
 
 def _default_corpora() -> list[Path]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from imapclient import DELETED, IMAPClient
 
+from mailflow.adapters.imap_login import login
 from mailflow.adapters.imap_protocol import (
     MAX_IDLE_SECONDS,
     appended_uid,
@@ -27,11 +28,13 @@ from mailflow.adapters.imap_protocol import (
     set_nodelay,
     text,
 )
-from mailflow.errors import ConfigurationError, MailboxError
+from mailflow.errors import ConfigurationError, MailboxError, MailboxLoginError
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mailflow.oauth2.sasl import Mechanism
+    from mailflow.oauth2.tokens import TokenProvider
     from mailflow.ports import Fingerprint
     from mailflow.settings import Security, Settings
 
@@ -45,13 +48,17 @@ _ERRORS = (OSError, imaplib.IMAP4.error)
 
 
 class ImapMailbox:
-    """One IMAP folder as a ``Mailbox``. Folder names passed in use ``/`` as hierarchy separator."""
+    """One IMAP folder as a ``Mailbox``. Folder names passed in use ``/`` as hierarchy separator.
+
+    Logs in with ``password``, or, given a ``token_provider``, with an OAuth2 token over SASL
+    ``oauth2_mechanism`` (XOAUTH2 or OAUTHBEARER).
+    """
 
     def __init__(
         self,
         host: str,
         user: str,
-        password: str,
+        password: str | None,
         *,
         port: int | None = None,
         folder: str = "INBOX",
@@ -61,8 +68,12 @@ class ImapMailbox:
         batch_size: int = 50,
         name: str | None = None,
         ignore_capabilities: Collection[str] = (),
+        token_provider: TokenProvider | None = None,
+        oauth2_mechanism: Mechanism = "XOAUTH2",
     ) -> None:
         self._options: dict[str, Any] = {
+            "token_provider": token_provider,
+            "oauth2_mechanism": oauth2_mechanism,
             "port": port,
             "folder": folder,
             "security": security,
@@ -76,6 +87,8 @@ class ImapMailbox:
         self.port = port if port is not None else (993 if security == "ssl" else 143)
         self.user = user
         self._password = password
+        self._tokens = token_provider
+        self._mechanism = oauth2_mechanism
         self.folder = folder
         self.security = security
         self._ssl_context = ssl_context
@@ -93,9 +106,22 @@ class ImapMailbox:
         self._expected_validity: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> ImapMailbox:
-        if not settings.imap_host or settings.imap_user is None or settings.imap_password is None:
-            raise ConfigurationError("IMAP needs imap_host, imap_user and imap_password")
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        token_provider: TokenProvider | None = None,
+    ) -> ImapMailbox:
+        """``token_provider``: share one between the mailboxes of a worker, so they share its token."""
+        oauth2 = settings.imap_auth == "oauth2"
+        password_missing = not oauth2 and settings.imap_password is None
+        if not settings.imap_host or settings.imap_user is None or password_missing:
+            raise ConfigurationError("IMAP needs imap_host, imap_user and imap_password (or OAuth2)")
+        if oauth2 and token_provider is None:
+            from mailflow.oauth2.factory import build_token_provider
+
+            token_provider = build_token_provider(settings, settings.imap_user)
         return cls(
             settings.imap_host,
             settings.imap_user,
@@ -107,6 +133,8 @@ class ImapMailbox:
             timeout=settings.imap_timeout,
             batch_size=settings.imap_batch_size,
             name=settings.mailbox_name,
+            token_provider=token_provider if oauth2 else None,
+            oauth2_mechanism=settings.oauth2_mechanism,
         )
 
     def clone(self) -> ImapMailbox:
@@ -233,14 +261,24 @@ class ImapMailbox:
             if self.security == "starttls":
                 client.starttls(context)
             set_nodelay(client)
-            client.login(self.user, self._password)
+            login(
+                client,
+                self.user,
+                self._password,
+                where=where,
+                name=self._name,
+                tokens=self._tokens,
+                mechanism=self._mechanism,
+            )
             offered = {text(capability).upper() for capability in client.capabilities()}
             self._capabilities = frozenset(offered - self._ignored)
             self._delimiter = hierarchy_delimiter(client)
             self._select(client)
-        except _ERRORS as exc:
+        except (*_ERRORS, MailboxLoginError) as exc:
             with contextlib.suppress(Exception):
                 client.shutdown()
+            if isinstance(exc, MailboxLoginError):
+                raise
             raise MailboxError(f"cannot open {self._name} on {where}: {exc}") from exc
         self._client = client
         return client

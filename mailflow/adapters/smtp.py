@@ -13,10 +13,15 @@ import re
 import smtplib
 import ssl
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from mailflow.errors import ConfigurationError, TransportError
+from mailflow.errors import ConfigurationError, OAuth2Error, TokenRefused, TransportError
+from mailflow.oauth2.sasl import smtp_authobject
 from mailflow.settings import Settings
+
+if TYPE_CHECKING:
+    from mailflow.oauth2.sasl import Mechanism
+    from mailflow.oauth2.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,10 @@ class SmtpTransport:
         *,
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        token_provider: TokenProvider | None = None,
+        oauth2_mechanism: Mechanism = "XOAUTH2",
     ) -> None:
+        """With a ``token_provider``, ``user`` logs in with an OAuth2 token over ``oauth2_mechanism``."""
         if security not in ("ssl", "starttls", "none"):
             raise ConfigurationError(f"unknown SMTP security {security!r}")
         self.host = host
@@ -48,18 +56,35 @@ class SmtpTransport:
         self.timeout = timeout
         self._ssl_context = ssl_context
         self._local_hostname = local_hostname
+        self._tokens = token_provider
+        self._mechanism = oauth2_mechanism
+        if token_provider is not None and not user:
+            raise ConfigurationError("SMTP with OAuth2 needs the mailbox user (smtp_user or imap_user)")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpTransport:
+    def from_settings(
+        cls, settings: Settings, *, token_provider: TokenProvider | None = None
+    ) -> SmtpTransport:
+        """``token_provider``: pass the IMAP one when the user is the same, so both share its token."""
         if not settings.smtp_host or settings.smtp_port is None:
             raise ConfigurationError("smtp_host is not set: replies go to the outbox directory instead")
+        oauth2 = settings.smtp_auth == "oauth2"
+        user = settings.smtp_user or (settings.imap_user if oauth2 else None)
+        if oauth2 and not user:
+            raise ConfigurationError("SMTP with OAuth2 needs smtp_user or imap_user")
+        if oauth2 and token_provider is None and user:
+            from mailflow.oauth2.factory import build_token_provider
+
+            token_provider = build_token_provider(settings, user)
         return cls(
             settings.smtp_host,
             settings.smtp_port,
             settings.smtp_security,
-            settings.smtp_user,
+            user,
             settings.smtp_password,
             settings.smtp_timeout,
+            token_provider=token_provider if oauth2 else None,
+            oauth2_mechanism=settings.oauth2_mechanism,
         )
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes, message_id: str) -> None:
@@ -69,6 +94,8 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             # Wrong credentials are a configuration fault, not a fault of this message.
             raise TransportError(f"SMTP login failed: {_describe(exc)}", permanent=False) from exc
+        except OAuth2Error as exc:  # no token, or the server refused it: retried like a wrong password
+            raise TransportError(f"SMTP login to {self.host}:{self.port} failed: {exc}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             # Whatever the code, a refusal before MAIL FROM is about the server or our settings,
             # not about this message: worth trying again once that is fixed.
@@ -116,12 +143,34 @@ class SmtpTransport:
             if self.security == "starttls":
                 client.starttls(context=self._context())
                 client.ehlo()
-            if self.user:
+            if self._tokens is not None:
+                self._oauth2_login(client)
+            elif self.user:
                 client.login(self.user, self._password or "")
         except BaseException:
             _close(client)
             raise
         return client
+
+    def _oauth2_login(self, client: smtplib.SMTP) -> None:
+        assert self._tokens is not None and self.user
+        offered = client.esmtp_features.get("auth", "").upper().split()
+        if self._mechanism not in offered:
+            raise TransportError(
+                f"{self.host}:{self.port} does not offer AUTH {self._mechanism} "
+                f"(it offers: {', '.join(offered) or 'no AUTH'}); is SMTP AUTH enabled for the mailbox?"
+            )
+        token = self._tokens.token()
+        respond = smtp_authobject(self._mechanism, self.user, token, self.host, self.port)
+        try:
+            client.auth(self._mechanism, respond)
+        except smtplib.SMTPAuthenticationError as exc:
+            self._tokens.invalidate(token)  # the next attempt asks for a new one
+            refused = TokenRefused(
+                f"the SMTP server {self.host}:{self.port} refused the OAuth2 token ({self._mechanism}) for "
+                f"{self._tokens.identity.describe()}: {_describe(exc).replace(token, '<token>')}"
+            )
+            raise refused from exc
 
 
 def _response_error(stage: str, exc: smtplib.SMTPResponseException) -> TransportError:
