@@ -28,9 +28,16 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def make_server(wsgi: Any, host: str, port: int, *, threads: int) -> Any:
-    # ident: the Server header names the software only, not its version.
     return create_server(
-        wsgi, host=host, port=port, threads=threads, ident="waitress", expose_tracebacks=False
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="waitress",  # the Server header names the software, not its version
+        expose_tracebacks=False,
+        # Waitress would drop every X-Forwarded-* header (its trusted_proxy is one exact address, no
+        # networks); the desk's TrustedProxies middleware decides, and drops them from other peers.
+        clear_untrusted_proxy_headers=False,
     )
 
 
@@ -38,11 +45,18 @@ def bound_port(server: Any) -> int:
     return int(_listeners(server)[0].effective_port)
 
 
-def run(server: Any, *, drain_seconds: float = 20.0, announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGTERM or SIGINT, then drain; call from the main thread (signal handlers live there)."""
+def run(
+    server: Any, *, started: str = "", drain_seconds: float = 20.0, announce: Callable[[str], None] = print
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; call from the main thread (signal handlers live there).
+
+    ``started`` is announced once the signals are ours: whoever waits for it may stop the server then.
+    """
     socket_map = _socket_map(server)
     tick = server.adj.asyncore_loop_timeout  # how soon a signal is noticed (1 s)
     with _signals() as received:
+        if started:
+            announce(started)
         # Not server.run(): it stops the threads at once, and its answers in progress with them.
         while not received:
             wasyncore.loop(timeout=tick, map=socket_map, count=1)

@@ -41,8 +41,8 @@ def _production(app: App, host: str, port: int, announce: Callable[[str], None])
     threads = app.settings.web_threads
     server = production.make_server(create_app(app), host, port, threads=threads)
     bound = production.bound_port(server)
-    announce(f"web desk on http://{host}:{bound}/ (waitress, {threads} threads; Ctrl-C or SIGTERM stops it)")
-    return lambda: production.run(server, announce=announce)
+    started = f"web desk on http://{host}:{bound}/ (waitress, {threads} threads; Ctrl-C or SIGTERM stops it)"
+    return lambda: production.run(server, started=started, announce=announce)
 
 
 def serve(
