@@ -60,6 +60,8 @@ def run(
         # Not server.run(): it stops the threads at once, and its answers in progress with them.
         while not received:
             wasyncore.loop(timeout=tick, map=socket_map, count=1)
+        for listener in _listeners(server):
+            wasyncore.dispatcher.close(listener)  # the socket only: the loop's trigger stays for the answers
         announce(f"{received[0]}: no new connections; finishing the requests in progress")
         _drain(server, drain_seconds)
     announce("web desk stopped")
@@ -84,8 +86,6 @@ def _signals() -> Iterator[list[str]]:
 
 def _drain(server: Any, seconds: float) -> None:
     socket_map = _socket_map(server)
-    for listener in _listeners(server):
-        wasyncore.dispatcher.close(listener)  # the socket only: the loop's trigger stays for the answers
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and any(_busy(channel) for channel in _channels(socket_map)):
         wasyncore.loop(timeout=0.05, map=socket_map, count=1)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.web.conftest import PASSWORD, build_world, csrf_token, desk_settings, emails
-from tests.web.served import Answer, Visitor, start_desk
+from tests.web.served import Answer, DeskProcess, Visitor, clean_environment, start_desk
 
 PROXY = "127.0.0.2"
 FORWARDED = {
@@ -139,3 +142,43 @@ def test_only_dev_serves_with_werkzeug(data_dir):
     finally:
         process.kill()
     assert "development server" in "".join(process.output)
+
+
+SLOW_APP = """
+import pathlib, sys, time
+from mailflow.web import production
+
+def slow(environ, start_response):
+    pathlib.Path(sys.argv[1]).write_text("started")
+    time.sleep(2)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    # Far more than the sockets hold: the event loop must go on sending after the signal.
+    return [b"finished after the signal " * 2_000_000]
+
+server = production.make_server(slow, "127.0.0.1", 0, threads=2)
+production.run(server, started=f"web desk on http://127.0.0.1:{production.bound_port(server)}/")
+"""
+
+
+def test_a_request_in_progress_at_sigterm_is_answered_and_new_connections_are_refused(tmp_path):
+    marker = tmp_path / "started"
+    process = DeskProcess([sys.executable, "-c", SLOW_APP, str(marker)], clean_environment())
+    try:
+        port = int(process.wait_for(r"web desk on http://127.0.0.1:(\d+)/").group(1))
+        answers: list[Answer] = []
+        client = threading.Thread(target=lambda: answers.append(Visitor(port).request("GET", "/slow")))
+        client.start()
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.process.send_signal(signal.SIGTERM)
+        process.wait_for("SIGTERM: no new connections")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        client.join(timeout=10)
+        assert process.process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    assert [(a.status, len(a.text)) for a in answers] == [(200, 52_000_000)]
+    assert answers[0].text.endswith("finished after the signal ")
+    assert "web desk stopped" in "".join(process.output)
