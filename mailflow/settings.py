@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=0, le=65535)
     # Requests served at once by the production server (waitress), each on its own thread.
     web_threads: int = Field(default=8, ge=1, le=256)
-    # Peers whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are believed (addresses or networks);
+    # Peers whose X-Forwarded-For/-Proto/-Host/-Prefix are believed (addresses or networks);
     # empty: no peer's, and the headers are dropped.
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: str | None = Field(default=None, repr=False)

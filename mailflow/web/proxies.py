@@ -2,8 +2,9 @@
 
 Werkzeug's ProxyFix trusts a fixed number of hops from whoever connects, so a client reaching the desk
 directly could claim any address or HTTPS. Here the peer's address decides: from a trusted proxy the
-headers are applied (the scheme, host, port and prefix by ProxyFix, the client address by walking
+headers are applied (the scheme, host and prefix by ProxyFix, the client address by walking
 X-Forwarded-For past the trusted hops); from anyone else they are removed before the desk sees them.
+X-Forwarded-Port is never believed: the Host header a proxy passes on carries the port.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TrustedProxies:
         self.app = app
         self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
         # One hop for these: the trusted proxy nearest the desk sets them (and overwrites the client's).
-        self._forwarded = ProxyFix(app, x_for=0, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+        self._forwarded = ProxyFix(app, x_for=0, x_proto=1, x_host=1, x_port=0, x_prefix=1)
 
     def trusts(self, address: Address | None) -> bool:
         return address is not None and any(address in network for network in self.networks)

@@ -21,7 +21,7 @@ def echo(request: Request) -> Response:
         "host": request.host,
         "script_root": request.script_root,
         "access_route": request.access_route,
-        "forwarded_headers": sorted(k for k in request.headers if k.lower().startswith("x-forwarded")),
+        "forwarded_headers": sorted(k for k, _ in request.headers.items() if k.startswith("X-Forwarded")),
     }
     return Response(json.dumps(seen), mimetype="application/json")
 
@@ -44,6 +44,12 @@ def test_a_trusted_proxy_gives_the_client_address_scheme_host_and_prefix():
     got = seen(["10.0.0.0/8"], "10.1.2.3", **PROXY_HEADERS)
     assert got["remote_addr"] == "203.0.113.7"
     assert (got["scheme"], got["host"], got["script_root"]) == ("https", "loket.stad.gent", "/desk")
+
+
+def test_x_forwarded_port_is_never_believed_the_host_carries_the_port():
+    headers = {"X-Forwarded-Host": "loket.example:8443", "X-Forwarded-Port": "1"}
+    got = seen(["10.0.0.0/8"], "10.1.2.3", **headers)
+    assert got["host"] == "loket.example:8443"
 
 
 def test_an_untrusted_peer_is_itself_the_client_and_its_headers_are_dropped():

@@ -100,6 +100,18 @@ def test_https_from_the_trusted_proxy_makes_cookies_secure_sends_hsts_and_logs_t
     assert attempts_from(data_dir, "sara") == ["203.0.113.7"]
 
 
+def test_under_a_prefix_from_the_trusted_proxy_links_and_redirects_carry_it(desk):
+    ada = Visitor(desk, source=PROXY, headers={"X-Forwarded-Prefix": "/loket"})
+    page = ada.request("GET", "/login")
+    assert 'action="/loket/login"' in page.text or "/loket/login" in page.text
+    assert "/loket/static/desk.js" in page.text and 'data-root="/loket"' in page.text
+    answer = log_in(ada, "ada")
+    assert answer.status == 302 and answer.header("Location") == "/loket/triage"
+    # The same header from the untrusted peer changes nothing.
+    elsewhere = Visitor(desk, headers={"X-Forwarded-Prefix": "/loket"})
+    assert "/loket" not in elsewhere.request("GET", "/login").text
+
+
 def test_the_same_headers_from_an_untrusted_peer_are_ignored(desk, data_dir):
     audrey = Visitor(desk, source="127.0.0.1", headers=FORWARDED)
     page = audrey.request("GET", "/login")
