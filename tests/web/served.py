@@ -8,12 +8,14 @@ import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"web desk on http://[^:]+:(\d+)/")
@@ -108,16 +110,20 @@ class Visitor:
     source: str = "127.0.0.1"
     headers: dict[str, str] = field(default_factory=dict)
     cookie: str | None = None
+    tls: bool = False  # HTTPS to a test proxy, whose certificate is its own
+
+    def _connect(self) -> http.client.HTTPConnection:
+        source = (self.source, 0)
+        if self.tls:
+            unchecked = ssl._create_unverified_context()
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=unchecked)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=source)
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None, **headers: str) -> Answer:
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=30, source_address=(self.source, 0)
-        )
+        connection = self._connect()
         sent = {**self.headers, **{k.replace("_", "-"): v for k, v in headers.items()}}
         body = None
         if form is not None:
-            from urllib.parse import urlencode
-
             body = urlencode(form)
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         if self.cookie:

@@ -93,6 +93,7 @@ def test_over_https_a_login_needs_a_same_origin_referer_which_the_pages_let_brow
     page = client.get("/login", base_url="https://localhost")
     # no-referrer would make browsers send none, and flask-wtf refuses a form over HTTPS without one.
     assert page.headers["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.text  # a meta tag would win over the header
     form = {"username": "sam", "password": PASSWORD, "csrf_token": csrf_token(page.text)}
     assert client.post("/login", data=form, base_url="https://localhost").status_code == 400
     headers = {"Referer": "https://localhost/login"}
