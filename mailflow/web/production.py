@@ -4,10 +4,11 @@ Waitress (pure Python, one process, a pool of threads) rather than gunicorn: the
 indexer, the undo window's clock and optionally the mailbox worker as threads beside the requests,
 which forked gunicorn workers would each start again; one process also keeps SQLite to one writer.
 
-Waitress's own stop (its ``run`` catching KeyboardInterrupt) ends the event loop at once, so answers
-still being written are lost. Here a stop closes the listening socket first (new connections are
-refused, a proxy tries elsewhere or says so), lets the requests in progress finish and their answers
-reach the client, at most ``drain_seconds``, then closes what is left.
+Waitress alone dies on SIGTERM, and on Ctrl-C its ``run`` leaves the event loop at once: the threads get
+five seconds to finish, but what their answers still had to send (more than the socket takes at once)
+is lost. Here either signal closes the listening socket first (new connections are refused, a proxy
+tries elsewhere or says so), then the loop goes on until the requests in progress are answered and
+sent, at most ``drain_seconds``, and what is left is closed.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run(
     with _signals() as received:
         if started:
             announce(started)
-        # Not server.run(): it stops the threads at once, and its answers in progress with them.
+        # Not server.run(): see above.
         while not received:
             wasyncore.loop(timeout=tick, map=socket_map, count=1)
         for listener in _listeners(server):
