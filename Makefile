@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # Debian packages mailflow itself uses: OCR of photographed and scanned documents.
 RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
 # And those the tests need: a real IMAP server, Debian's chromium for the browser tests (driven
-# through Playwright, no browser download), and systemd-analyze to verify the units in deploy/.
-DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium systemd
+# through Playwright, no browser download), systemd-analyze to verify the units in deploy/, and nginx
+# (with openssl for its certificate) in front of the desk.
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium systemd nginx openssl
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 

@@ -272,9 +272,10 @@ def audit_verify(settings: Settings) -> None:
 @click.option("--host", help="Address to listen on (default: the web_host setting).")
 @click.option("--port", type=int, help="Port to listen on (default: the web_port setting).")
 @click.option("--with-worker", is_flag=True, help="Also run the mailbox worker in this process.")
+@click.option("--dev", is_flag=True, help="Werkzeug's development server, not waitress (not in production).")
 @click.pass_obj
-def web(settings: Settings, host: str | None, port: int | None, with_worker: bool) -> None:
-    """Serve the web desk: triage queue for staff, read-only archive for auditors."""
+def web(settings: Settings, host: str | None, port: int | None, with_worker: bool, dev: bool) -> None:
+    """Serve the web desk (waitress): triage queue for staff, read-only archive for auditors."""
     from sqlalchemy import func, select
 
     from mailflow.storage.desk_models import User
@@ -290,6 +291,7 @@ def web(settings: Settings, host: str | None, port: int | None, with_worker: boo
             host or settings.web_host,
             settings.web_port if port is None else port,
             with_worker=with_worker,
+            dev=dev,
             announce=lambda line: click.echo(line, err=True),
         )
     except MailflowError as exc:

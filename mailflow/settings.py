@@ -6,15 +6,17 @@ import time: ``load_settings`` is called once by the CLI and the result passed e
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailflow.errors import ConfigurationError
 from mailflow.resources import CHECKOUT_ROOT, is_installed_package, shipped
@@ -23,6 +25,8 @@ PROJECT_ROOT = CHECKOUT_ROOT  # the checkout; in an installed package, its site-
 
 Security = Literal["ssl", "starttls", "none"]
 AuthMethod = Literal["password", "oauth2"]
+SecureCookies = Literal["auto", "always", "never"]
+_YES, _NO = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
 class Settings(BaseSettings):
@@ -122,10 +126,18 @@ class Settings(BaseSettings):
     # The web desk (``mailflow web``). No secret key: one is generated once and kept in the data dir.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
+    # Requests served at once by the production server (waitress), each on its own thread.
+    web_threads: int = Field(default=8, ge=1, le=256)
+    # Peers whose X-Forwarded-For/-Proto/-Host/-Prefix are believed (addresses or networks);
+    # empty: no peer's, and the headers are dropped.
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: str | None = Field(default=None, repr=False)
     session_lifetime: float = Field(default=8 * 3600.0, gt=0)  # seconds from login
-    # Browsers keep Secure cookies on http://localhost too; switch off only behind plain-HTTP proxies.
-    web_secure_cookies: bool = True
+    # auto: cookies are Secure when the request came over HTTPS (directly or said by a trusted proxy);
+    # always / never force it (true and false, the older values, mean always and never).
+    web_secure_cookies: SecureCookies = "auto"
+    # Strict-Transport-Security's max-age on HTTPS responses; 0 sends none.
+    web_hsts_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     triage_lease_seconds: float = Field(default=600.0, gt=0)
     # A person's decision waits this long before it is applied, and can be taken back meanwhile.
     desk_undo_seconds: float = Field(default=10.0, ge=0, le=120)
@@ -148,6 +160,32 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not a time zone name such as Europe/Brussels") from exc
         return value
+
+    @field_validator("web_secure_cookies", mode="before")
+    @classmethod
+    def _secure_cookies_tristate(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "always" if value else "never"
+        if isinstance(value, str):
+            word = value.strip().lower()
+            return "always" if word in _YES else "never" if word in _NO else word
+        return value
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> list[str]:
+        """A list, or one string of addresses and networks separated by commas or spaces."""
+        if isinstance(value, str):
+            items = json.loads(value) if value.lstrip().startswith("[") else value.replace(",", " ").split()
+        else:
+            items = list(value or [])
+        networks = []
+        for item in items:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network such as 10.0.0.0/8") from exc
+        return networks
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

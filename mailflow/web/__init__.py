@@ -19,6 +19,7 @@ from mailflow.web import labels as labels_
 from mailflow.web.context import EXTENSION, Desk
 from mailflow.web.forms import LanguageForm, LogoutForm, ReleaseForm
 from mailflow.web.i18n import StaffLabels
+from mailflow.web.proxies import TrustedProxies
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -38,7 +39,7 @@ def create_app(app: App, **config: Any) -> Flask:
         SECRET_KEY=security.secret_key(settings.secret_key, settings.secret_key_file),
         SESSION_COOKIE_NAME="mailflow_session",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=settings.web_secure_cookies,
+        SESSION_COOKIE_SECURE=settings.web_secure_cookies == "always",  # "auto": SchemeCookies decides
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime),
         SESSION_REFRESH_EACH_REQUEST=False,
@@ -48,6 +49,8 @@ def create_app(app: App, **config: Any) -> Flask:
         TEMPLATES_AUTO_RELOAD=False,
     )
     web.config.update(config)
+    web.session_interface = security.SchemeCookies(settings.web_secure_cookies)
+    web.wsgi_app = TrustedProxies(web.wsgi_app, settings.web_trusted_proxies)  # type: ignore[method-assign]
     labels = StaffLabels.load(settings.classifiers_dir / "labels.toml")
     web.extensions[EXTENSION] = Desk(app, make_session_factory(archive_engine), labels)
     i18n.install(web, default_language=settings.desk_language, timezone=settings.desk_timezone)
@@ -69,7 +72,7 @@ def create_app(app: App, **config: Any) -> Flask:
     )
     CSRFProtect(web)
     login_manager = LoginManager(web)
-    security.install(web, login_manager)
+    security.install(web, login_manager, hsts_seconds=settings.web_hsts_seconds)
 
     from mailflow.web import admin, admin_accounts, archive, auth, cases, dashboard, pending, triage
 

@@ -10,7 +10,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, current_app, request, session
+from flask import Flask, Response, abort, current_app, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext
 from flask_login import LoginManager, current_user, logout_user
 from sqlalchemy import select
@@ -68,6 +69,22 @@ def secret_key(configured: str | None, path: Path) -> str:
     return key
 
 
+class SchemeCookies(SecureCookieSessionInterface):
+    """The session cookie is Secure when the request came over HTTPS, or always, or never.
+
+    "auto" lets a desk on http://127.0.0.1 (or behind a plain-HTTP proxy) keep its session, while the
+    same desk behind a TLS proxy that says so (a trusted X-Forwarded-Proto) sends Secure cookies only.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if self.mode == "auto":
+            return has_request_context() and request.is_secure
+        return self.mode == "always"
+
+
 def roles_required(*roles: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
@@ -83,7 +100,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
-def install(app: Flask, login_manager: LoginManager) -> None:
+def install(app: Flask, login_manager: LoginManager, *, hsts_seconds: int = 0) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Log in to see this page.")
     login_manager.session_protection = "strong"
@@ -122,7 +139,11 @@ def install(app: Flask, login_manager: LoginManager) -> None:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Same-origin: nothing to other sites, but the desk's own forms carry the Referer that the CSRF
+        # check demands over HTTPS (with no-referrer, every login over HTTPS "expired").
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if hsts_seconds and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")

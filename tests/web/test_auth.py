@@ -54,13 +54,51 @@ def test_forms_without_the_csrf_token_are_refused(as_user, world):
 
 
 def test_session_cookie_is_secure_httponly_samesite_and_expires(world):
-    secure = create_app(world.app.__class__(world.settings.model_copy(update={"web_secure_cookies": True})))
+    secure = create_app(
+        world.app.__class__(world.settings.model_copy(update={"web_secure_cookies": "always"}))
+    )
     client = secure.test_client()
     token = csrf_token(client.get("/login").text)
     response = client.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
     cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and "mailflow_session" in v)
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert re.search(r"Expires=", cookie)
+
+
+def auto_cookies(world, **settings):
+    changed = world.settings.model_copy(update={"web_secure_cookies": "auto", **settings})
+    return create_app(world.app.__class__(changed)).test_client()
+
+
+def session_cookie(response) -> str:
+    return next(v for k, v in response.headers.items() if k == "Set-Cookie" and "mailflow_session" in v)
+
+
+def test_auto_cookies_are_secure_over_https_only_and_hsts_goes_with_them(world):
+    plain = auto_cookies(world).get("/login")
+    assert "Secure" not in session_cookie(plain) and "Strict-Transport-Security" not in plain.headers
+    tls = auto_cookies(world).get("/login", base_url="https://localhost")
+    assert "Secure" in session_cookie(tls) and tls.headers["Strict-Transport-Security"] == "max-age=31536000"
+    quiet = auto_cookies(world, web_hsts_seconds=0).get("/login", base_url="https://localhost")
+    assert "Strict-Transport-Security" not in quiet.headers
+
+
+def test_never_keeps_cookies_plain_even_over_https(world):
+    client = auto_cookies(world, web_secure_cookies="never")
+    assert "Secure" not in session_cookie(client.get("/login", base_url="https://localhost"))
+
+
+def test_over_https_a_login_needs_a_same_origin_referer_which_the_pages_let_browsers_send(world):
+    client = auto_cookies(world)
+    page = client.get("/login", base_url="https://localhost")
+    # no-referrer would make browsers send none, and flask-wtf refuses a form over HTTPS without one.
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.text  # a meta tag would win over the header
+    form = {"username": "sam", "password": PASSWORD, "csrf_token": csrf_token(page.text)}
+    assert client.post("/login", data=form, base_url="https://localhost").status_code == 400
+    headers = {"Referer": "https://localhost/login"}
+    response = client.post("/login", data=form, base_url="https://localhost", headers=headers)
+    assert response.status_code == 302
 
 
 def test_a_session_ends_after_its_lifetime(as_user, web):

@@ -31,7 +31,7 @@ def desk(tmp_path, smtp_server):
         smtp_host=smtp_server.host,
         smtp_port=smtp_server.port,
         smtp_security="none",
-        web_secure_cookies=True,  # as deployed: chromium keeps Secure cookies on http://127.0.0.1
+        web_secure_cookies=True,  # "always": chromium keeps Secure cookies even on http://127.0.0.1
     )
     world = build_world(settings, standard_mails())
     with served(create_app(world.app)) as base:

@@ -95,11 +95,16 @@
         case "d": submit("form-choose"); break;
         case "s": open("split-box", "split-category-0"); break;
         case "w": open("hand-box", "hand-text"); break;
-        case "j": window.location = "/triage"; break;
+        case "j": window.location = root() + "/triage"; break;
         default: return;
       }
       event.preventDefault();
     });
+  }
+
+  // Where the desk lives: "" at the top of its host, "/desk" behind a proxy that says X-Forwarded-Prefix.
+  function root() {
+    return document.body.dataset.root || "";
   }
 
   // A decision waiting out its undo window: a countdown, and "u" takes the latest back.
@@ -133,7 +138,7 @@
     document.addEventListener("keydown", function (event) {
       if (event.key !== "/" || typing(event)) return;
       event.preventDefault();
-      if (search) search.focus(); else window.location = "/archive";
+      if (search) search.focus(); else window.location = root() + "/archive";
     });
   });
 })();
