@@ -6,6 +6,7 @@ import time: ``load_settings`` is called once by the CLI and the result passed e
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +104,17 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
 
+    # Operations (``mailflow check``, /healthz, /metrics, the worker's heartbeat, logs).
+    # A PEM file of CA certificates trusted besides the system's, for IMAP, SMTP and PostgreSQL.
+    ca_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    # No poll succeeded for this long: the worker logs an error and, with an address, mails it once.
+    heartbeat_alert_minutes: float = Field(default=15.0, gt=0)
+    heartbeat_alert_to: str | None = None
+    # /metrics holds counts only; these restrict who may read them (both empty: anyone).
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_allow: str = ""  # comma-separated addresses or networks, e.g. "127.0.0.1, 10.0.0.0/8"
+
     @field_validator("desk_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -111,6 +123,23 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not a time zone name such as Europe/Brussels") from exc
         return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{part.strip()!r} is not an address or network") from exc
+        return value
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(p.strip(), strict=False) for p in self.metrics_allow.split(",") if p.strip()
+        ]
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

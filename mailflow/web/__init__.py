@@ -27,7 +27,7 @@ def create_app(app: App, **config: Any) -> Flask:
     """The Flask application over a wired ``App``; ``config`` overrides Flask settings (tests)."""
     settings = app.settings
     app.engine  # noqa: B018 - migrates the schema before the first request
-    archive_engine = make_engine(settings.effective_database_url, read_only=True)
+    archive_engine = make_engine(settings.effective_database_url, read_only=True, ca_file=settings.ca_file)
     web = Flask(
         __name__,
         template_folder=str(settings.templates_dir / "web"),
@@ -71,14 +71,26 @@ def create_app(app: App, **config: Any) -> Flask:
     login_manager = LoginManager(web)
     security.install(web, login_manager)
 
-    from mailflow.web import admin, admin_accounts, archive, auth, cases, dashboard, pending, triage
+    from mailflow.web import (
+        admin,
+        admin_accounts,
+        archive,
+        auth,
+        cases,
+        dashboard,
+        operations,
+        pending,
+        triage,
+    )
 
     for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)
+    web.register_blueprint(operations.bp)
 
     @web.before_request
     def apply_due_decisions() -> None:
-        if request.endpoint != "static":
+        # Health checks and scrapes must not do the desk's work, nor fail when it fails.
+        if request.endpoint != "static" and request.blueprint != operations.bp.name:
             pending.apply_due(app, now=app.clock())
 
     @web.context_processor

@@ -1,0 +1,1 @@
+"""Running mailflow in production: configuration check, heartbeat, metrics, logs."""
