@@ -184,7 +184,7 @@ class Worker:
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
 
     def _scheduled_watchdog(self) -> None:
-        if self.watchdog is None:
+        if self.watchdog is None or self.stop_event.is_set():  # stopping: polls have ended on purpose
             return
         try:
             self.watchdog.check()

@@ -155,7 +155,7 @@ class Watchdog:
             self.alerted = True
             what = "since the worker started" if beat.last_success is None else "since the last one"
             summary = (
-                f"no poll succeeded for {silent.total_seconds() / 60:.0f} minutes ({what}) on worker "
+                f"no poll succeeded for {_duration(silent)} ({what}) on worker "
                 f"{beat.worker_id}; last error: {beat.last_error_kind or 'none'}"
             )
             log.error("heartbeat: %s", summary)
@@ -175,6 +175,11 @@ class Watchdog:
             self.notify(subject, text)
         except Exception as exc:
             log.error("heartbeat notification not sent: %s", exc)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    return f"{seconds:.0f} seconds" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
 def mail_notifier(
