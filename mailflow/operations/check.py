@@ -241,7 +241,11 @@ def check_clock(now: datetime, others: list[tuple[str, datetime]], smtp_clock: d
         )
     compared = [source for source, _ in others] + (["the SMTP server's clock"] if smtp_clock else [])
     if not compared:
-        return Result("clock", OK, f"{now:%Y-%m-%d %H:%M:%S} UTC; nothing recorded yet to compare it with")
+        return Result(
+            "clock",
+            OK,
+            f"{now:%Y-%m-%d %H:%M:%S} UTC; nothing to compare it with yet (no entries, no email waiting)",
+        )
     return Result("clock", OK, f"{now:%Y-%m-%d %H:%M:%S} UTC, not behind {', '.join(compared)}")
 
 

@@ -20,6 +20,7 @@ from mailflow.operations.results import FAIL, OK, WARN, Result
 from mailflow.settings import Settings
 
 TIMEOUT = 15.0
+TRANSPORT = {"ssl": "TLS", "starttls": "STARTTLS", "none": "no TLS"}
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 IMAP_ADDRESS_FIX = (
     "check MAILFLOW_IMAP_HOST, MAILFLOW_IMAP_PORT and MAILFLOW_IMAP_SECURITY (ssl on 993, starttls on 143), "
@@ -101,7 +102,11 @@ def _look_around(
                 "check MAILFLOW_IMAP_USER and MAILFLOW_IMAP_PASSWORD",
             )
         ]
-    results = [Result("imap", OK, f"logged in as {settings.imap_user} on {where} ({settings.imap_security})")]
+    results = [
+        Result(
+            "imap", OK, f"logged in as {settings.imap_user} on {where} ({TRANSPORT[settings.imap_security]})"
+        )
+    ]
     if settings.imap_security == "none" and settings.imap_host not in LOOPBACK:
         results.append(
             Result(
@@ -194,6 +199,9 @@ def check_smtp(settings: Settings) -> tuple[list[Result], datetime | None]:
     )
     try:
         try:
+            # The constructor would connect too, but swallow the greeting (it may hold the server's clock);
+            # TLS checks the certificate against _host, which only the constructor sets.
+            client._host = settings.smtp_host  # type: ignore[attr-defined]
             _code, banner = client.connect(settings.smtp_host, settings.smtp_port)
         except (OSError, smtplib.SMTPException) as exc:
             return [
