@@ -56,27 +56,50 @@ def pki(tmp_path_factory) -> InternalPki:
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("Stad Gent Internal CA")).issuer_name(_name("Stad Gent Internal CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
+        x509.CertificateBuilder()
+        .subject_name(_name("Stad Gent Internal CA"))
+        .issuer_name(_name("Stad Gent Internal CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
-        x509.CertificateBuilder().subject_name(_name("mail.stad.gent.internal")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(_name("mail.stad.gent.internal"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     pki = InternalPki(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
@@ -102,9 +125,14 @@ def tls_smtp(pki: InternalPki) -> Iterator[tuple[int, RecordingHandler]]:
     context.load_cert_chain(pki.server_cert, pki.server_key)
     handler, port = RecordingHandler(), free_port()
     controller = Controller(
-        handler, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-        authenticator=_authenticate, auth_require_tls=True,
-    )  # fmt: skip
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
         yield port, handler
@@ -114,9 +142,13 @@ def tls_smtp(pki: InternalPki) -> Iterator[tuple[int, RecordingHandler]]:
 
 def smtp_settings(port: int, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "starttls",
-        "smtp_user": USER, "smtp_password": PASSWORD, "smtp_timeout": 10,
-    }  # fmt: skip
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_security": "starttls",
+        "smtp_user": USER,
+        "smtp_password": PASSWORD,
+        "smtp_timeout": 10,
+    }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
@@ -155,8 +187,14 @@ def test_check_trusts_the_internal_ca_only_when_told(tls_smtp, pki):
 def test_imap_refuses_an_unknown_certificate_until_its_ca_is_trusted():
     with running_dovecot(tls=True) as server:
         user, password = server.add_user()
-        values = {"imap_host": server.host, "imap_port": server.tls_port, "imap_user": user,
-                  "imap_password": password, "imap_security": "ssl", "imap_timeout": 10}  # fmt: skip
+        values = {
+            "imap_host": server.host,
+            "imap_port": server.tls_port,
+            "imap_user": user,
+            "imap_password": password,
+            "imap_security": "ssl",
+            "imap_timeout": 10,
+        }
         with pytest.raises(MailboxError) as refused, ImapMailbox.from_settings(Settings(**values)) as mailbox:
             mailbox.uidvalidity()
         assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)

@@ -51,8 +51,19 @@ def test_a_good_configuration_passes_every_check(dovecot, smtp_server, tmp_path)
 
     assert status == 0, lines
     assert all(line.startswith("OK ") for line in lines.values()), lines
-    for name in ("settings", "data directory", "blob store", "database", "imap", "imap folders", "smtp",
-                 "tesseract", "catalogue", "model", "clock"):  # fmt: skip
+    for name in (
+        "settings",
+        "data directory",
+        "blob store",
+        "database",
+        "imap",
+        "imap folders",
+        "smtp",
+        "tesseract",
+        "catalogue",
+        "model",
+        "clock",
+    ):
         assert name in lines, lines
     assert "schema at the newest revision" in lines["database"]
     assert "nothing sent" in lines["smtp"]
@@ -75,8 +86,14 @@ def test_a_broken_configuration_names_each_fault_with_its_fix(dovecot, smtp_serv
     tessdata.mkdir()
     for language in ("eng", "fra", "osd"):
         (tessdata / f"{language}.traineddata").symlink_to(TESSDATA / f"{language}.traineddata")
-    env = worker_env(dovecot, smtp_server, data_dir, MAILFLOW_IMAP_PASSWORD="not-the-password",
-                     MAILFLOW_SMTP_PORT=str(free_port()), TESSDATA_PREFIX=str(tessdata))  # fmt: skip
+    env = worker_env(
+        dovecot,
+        smtp_server,
+        data_dir,
+        MAILFLOW_IMAP_PASSWORD="not-the-password",
+        MAILFLOW_SMTP_PORT=str(free_port()),
+        TESSDATA_PREFIX=str(tessdata),
+    )
 
     status, lines = check(env)
 
