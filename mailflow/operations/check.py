@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailflow.errors import ConfigurationError
-from mailflow.operations.check_mail import MailboxFindings, check_imap, check_smtp
+from mailflow.operations.check_mail import ServerClocks, check_imap, check_smtp
 from mailflow.operations.results import FAIL, OK, WARN, Result
 from mailflow.settings import Settings
 
@@ -121,6 +122,15 @@ def check_database(settings: Settings, newest: list[tuple[str, datetime]]) -> li
         ]
     finally:
         engine.dispose()
+    if current is not None and current != head and not _known_revision(url, current):
+        return [
+            Result(
+                "database",
+                FAIL,
+                f"{shown} is at schema revision {current}, newer than this mailflow knows ({head})",
+                "upgrade mailflow to the version that migrated it",
+            )
+        ]
     if current != head:
         return [
             Result(
@@ -131,6 +141,19 @@ def check_database(settings: Settings, newest: list[tuple[str, datetime]]) -> li
             )
         ]
     return [Result("database", OK, f"{shown} reachable, schema at the newest revision ({head})")]
+
+
+def _known_revision(url: str, revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    from mailflow.storage.database import alembic_config
+
+    try:
+        return ScriptDirectory.from_config(alembic_config(url)).get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False
 
 
 def check_tesseract(settings: Settings) -> list[Result]:
@@ -256,26 +279,20 @@ def _minutes(delta: timedelta) -> str:
 def run_checks(settings: Settings, now: datetime | None = None) -> list[Result]:
     results = [Result("settings", OK, "read and valid")]
     newest: list[tuple[str, datetime]] = []
-    mailbox = MailboxFindings()
+    clocks = ServerClocks()
     results += _guarded("data directory", check_data_dir, settings)
     results += _guarded("database", check_database, settings, newest)
-    results += _guarded("imap", check_imap, settings, mailbox)
-    smtp_clock: list[datetime | None] = [None]
-    results += _guarded("smtp", lambda: _keep_clock(check_smtp(settings), smtp_clock))
+    results += _guarded("imap", check_imap, settings, clocks)
+    results += _guarded("smtp", check_smtp, settings, clocks)
     results += _guarded("tesseract", check_tesseract, settings)
     results += _guarded("model", check_model, settings)
-    if mailbox.newest_arrival is not None:
-        newest.append(("the newest email's arrival on the IMAP server", mailbox.newest_arrival))
-    results.append(check_clock(now or datetime.now(UTC), newest, smtp_clock[0]))
+    if clocks.newest_arrival is not None:
+        newest.append(("the newest email's arrival on the IMAP server", clocks.newest_arrival))
+    results.append(check_clock(now or datetime.now(UTC), newest, clocks.smtp_greeting))
     return results
 
 
-def _keep_clock(found: tuple[list[Result], datetime | None], into: list[datetime | None]) -> list[Result]:
-    results, into[0] = found
-    return results
-
-
-def _guarded(name: str, check, *args) -> list[Result]:  # type: ignore[no-untyped-def]
+def _guarded(name: str, check: Callable[..., list[Result]], *args: object) -> list[Result]:
     """A check that breaks is reported as that check's failure; the others still run."""
     try:
         return check(*args)

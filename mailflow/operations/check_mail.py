@@ -37,13 +37,14 @@ def _tls_fix(exc: BaseException, otherwise: str) -> str:
 
 
 @dataclass
-class MailboxFindings:
-    """What the IMAP check saw that the clock check compares with."""
+class ServerClocks:
+    """What the mail checks saw of the servers' time, for the clock check."""
 
-    newest_arrival: datetime | None = None
+    newest_arrival: datetime | None = None  # INTERNALDATE of the newest email in the watched folder
+    smtp_greeting: datetime | None = None  # the date in the SMTP server's greeting, when it gives one
 
 
-def check_imap(settings: Settings, findings: MailboxFindings) -> list[Result]:
+def check_imap(settings: Settings, clocks: ServerClocks) -> list[Result]:
     if settings.uses_embedded_mailbox:
         return [
             Result("imap", OK, f"no IMAP server configured: the embedded Maildir {settings.maildir_path}")
@@ -70,15 +71,13 @@ def check_imap(settings: Settings, findings: MailboxFindings) -> list[Result]:
         return [Result("imap", FAIL, f"cannot connect to {where}: {exc}", _tls_fix(exc, IMAP_ADDRESS_FIX))]
     client.normalise_times = False  # INTERNALDATEs with their zones, for the clock check
     try:
-        return _look_around(client, settings, where, findings)
+        return _look_around(client, settings, where, clocks)
     finally:
         with contextlib.suppress(Exception):
             client.logout()
 
 
-def _look_around(
-    client: IMAPClient, settings: Settings, where: str, findings: MailboxFindings
-) -> list[Result]:
+def _look_around(client: IMAPClient, settings: Settings, where: str, clocks: ServerClocks) -> list[Result]:
     if settings.imap_security == "starttls":
         try:
             client.starttls(client_context(settings.ca_file))
@@ -135,11 +134,11 @@ def _look_around(
                 "lower MAILFLOW_POLL_INTERVAL if replies must be quicker",
             )
         )
-    results.extend(_folders(client, settings, findings))
+    results.extend(_folders(client, settings, clocks))
     return results
 
 
-def _folders(client: IMAPClient, settings: Settings, findings: MailboxFindings) -> list[Result]:
+def _folders(client: IMAPClient, settings: Settings, clocks: ServerClocks) -> list[Result]:
     delimiter = hierarchy_delimiter(client) or "/"
     existing = {text(name) for _flags, _delimiter, name in client.list_folders()}
     watched = settings.imap_folder
@@ -174,11 +173,11 @@ def _folders(client: IMAPClient, settings: Settings, findings: MailboxFindings) 
         fetched = client.fetch([max(uids)], ["INTERNALDATE"])
         arrival = next(iter(fetched.values()), {}).get(b"INTERNALDATE")
         if isinstance(arrival, datetime) and arrival.tzinfo is not None:
-            findings.newest_arrival = arrival
+            clocks.newest_arrival = arrival
     return results
 
 
-def check_smtp(settings: Settings) -> tuple[list[Result], datetime | None]:
+def check_smtp(settings: Settings, clocks: ServerClocks) -> list[Result]:
     """EHLO, STARTTLS and AUTH as the outbox would do them; then QUIT before any MAIL FROM."""
     if not settings.smtp_host:
         return [
@@ -188,7 +187,7 @@ def check_smtp(settings: Settings) -> tuple[list[Result], datetime | None]:
                 f"no SMTP server: replies are written to {settings.outbox_dir}, not sent",
                 "set MAILFLOW_SMTP_HOST (and port, security, user, password) to send them",
             )
-        ], None
+        ]
     where = f"{settings.smtp_host}:{settings.smtp_port}"
     timeout = min(settings.smtp_timeout, TIMEOUT)
     context = client_context(settings.ca_file)
@@ -206,9 +205,9 @@ def check_smtp(settings: Settings) -> tuple[list[Result], datetime | None]:
         except (OSError, smtplib.SMTPException) as exc:
             return [
                 Result("smtp", FAIL, f"cannot connect to {where}: {exc}", _tls_fix(exc, SMTP_ADDRESS_FIX))
-            ], None
-        greeting_date = _date_in(banner.decode("utf-8", "replace"))
-        return _converse(client, settings, where), greeting_date
+            ]
+        clocks.smtp_greeting = _date_in(banner.decode("utf-8", "replace"))
+        return _converse(client, settings, where)
     finally:
         with contextlib.suppress(OSError, smtplib.SMTPException):
             client.quit()

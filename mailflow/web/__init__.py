@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from mailflow.bootstrap import App
 from mailflow.storage.database import make_engine, make_session_factory
-from mailflow.web import i18n, security
+from mailflow.web import i18n, operations, security
 from mailflow.web import labels as labels_
 from mailflow.web.context import EXTENSION, Desk
 from mailflow.web.forms import LanguageForm, LogoutForm, ReleaseForm
@@ -71,17 +71,7 @@ def create_app(app: App, **config: Any) -> Flask:
     login_manager = LoginManager(web)
     security.install(web, login_manager)
 
-    from mailflow.web import (
-        admin,
-        admin_accounts,
-        archive,
-        auth,
-        cases,
-        dashboard,
-        operations,
-        pending,
-        triage,
-    )
+    from mailflow.web import admin, admin_accounts, archive, auth, cases, dashboard, pending, triage
 
     for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)

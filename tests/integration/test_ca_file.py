@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from mailflow.adapters.imap import ImapMailbox
 from mailflow.adapters.smtp import SmtpTransport
 from mailflow.errors import MailboxError, TransportError
-from mailflow.operations.check_mail import check_smtp
+from mailflow.operations.check_mail import ServerClocks, check_smtp
 from mailflow.settings import Settings
 from tests.fixtures.dovecot import running_dovecot
 from tests.fixtures.smtp import RecordingHandler, free_port
@@ -170,15 +170,15 @@ def test_smtp_refuses_an_unknown_ca_and_says_what_to_set(tls_smtp, pki):
 
 def test_check_trusts_the_internal_ca_only_when_told(tls_smtp, pki):
     port, handler = tls_smtp
-    [untrusted], _ = check_smtp(smtp_settings(port))
+    [untrusted] = check_smtp(smtp_settings(port), ServerClocks())
     assert untrusted.level == "FAIL" and "certificate verify failed" in untrusted.detail
     assert "MAILFLOW_CA_FILE" in untrusted.fix
 
-    [trusted, *_], _ = check_smtp(smtp_settings(port, ca_file=pki.ca_file))
+    [trusted, *_] = check_smtp(smtp_settings(port, ca_file=pki.ca_file), ServerClocks())
     assert trusted.level == "OK"
     assert trusted.detail.endswith(f"EHLO, STARTTLS, AUTH as {USER} accepted; nothing sent")
 
-    [wrong], _ = check_smtp(smtp_settings(port, ca_file=pki.ca_file, smtp_password="nope"))
+    [wrong] = check_smtp(smtp_settings(port, ca_file=pki.ca_file, smtp_password="nope"), ServerClocks())
     assert wrong.level == "FAIL" and "refused (535)" in wrong.detail
     assert wrong.fix == "check MAILFLOW_SMTP_USER and MAILFLOW_SMTP_PASSWORD"
     assert handler.received == []

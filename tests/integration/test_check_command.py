@@ -131,9 +131,9 @@ def test_a_missing_database_is_not_created(tmp_path):
 
 
 def test_missing_outcome_folders_are_a_warning_and_stay_missing(dovecot, tmp_path):
-    from mailflow.operations.check_mail import MailboxFindings, check_imap
+    from mailflow.operations.check_mail import ServerClocks, check_imap
 
-    results = check_imap(dovecot.settings(data_dir=tmp_path), MailboxFindings())
+    results = check_imap(dovecot.settings(data_dir=tmp_path), ServerClocks())
     folders = next(result for result in results if result.name == "imap folders")
     assert folders.level == "WARN"
     assert "Processed, Triage, Ignored, Quarantine missing" in folders.detail
@@ -152,3 +152,15 @@ def _tesseract_or_skip():
         pytest.skip(
             "tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra)"
         )
+
+
+def test_a_database_newer_than_this_mailflow_says_so(tmp_path):
+    from mailflow.operations.check import check_database
+
+    data_dir = migrated_data_dir(tmp_path / "data")
+    with sqlite3.connect(data_dir / "mailflow.sqlite3") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    [result] = check_database(Settings(data_dir=data_dir), [])
+    assert result.level == "FAIL"
+    assert "at schema revision 0099, newer than this mailflow knows (0010)" in result.detail
+    assert result.fix == "upgrade mailflow to the version that migrated it"
