@@ -21,6 +21,7 @@ from mailflow.classification.learning.reload import ModelWatch
 from mailflow.classification.word_vectors import load_word_vectors
 from mailflow.domain import CaseSummary
 from mailflow.ingest import Ingestor
+from mailflow.operations.heartbeat import Heartbeat, LatencyRecorder, Watchdog, mail_notifier
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
 from mailflow.processing import Processor
@@ -103,7 +104,7 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(self.settings.effective_database_url)
+        engine = make_engine(self.settings.effective_database_url, ca_file=self.settings.ca_file)
         try:
             ensure_schema(engine, auto_migrate=self.settings.migrates_at_start)
         except Exception:
@@ -285,7 +286,7 @@ class App:
             ledger=self.ledger,
             sessions=self.sessions,
             blobs=self.blobs,
-            analyse=self.analyser.analyse,
+            analyse=self.latency.timed(self.analyser.analyse),
             actor=self.actor,
             clock=self.clock,
             batch_size=self.settings.imap_batch_size,
@@ -307,7 +308,31 @@ class App:
             if self.settings.retrain_enabled and self.settings.use_model
             else None,
             nightly_at=self.settings.retrain_at,
+            heartbeat=self.heartbeat,
+            watchdog=self.watchdog(),
         )
+
+    @cached_property
+    def latency(self) -> LatencyRecorder:
+        return LatencyRecorder()
+
+    @cached_property
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.sessions, self.worker_id, clock=self.clock, latency=self.latency)
+
+    def watchdog(self) -> Watchdog:
+        settings = self.settings
+        notify = None
+        if settings.heartbeat_alert_to:
+            notify = mail_notifier(
+                self.transport,
+                from_address=settings.from_address,
+                to=settings.heartbeat_alert_to,
+                domain=settings.message_id_domain,
+                clock=self.clock,
+            )
+        silence = timedelta(minutes=settings.heartbeat_alert_minutes)
+        return Watchdog(self.heartbeat, silence=silence, clock=self.clock, notify=notify)
 
     def nightly_retrain(self) -> None:
         from mailflow.evaluation.nightly import nightly_retrain

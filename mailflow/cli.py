@@ -20,15 +20,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
-def _configure_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def _configure_logging(verbose: int, log_format: str) -> None:
     # Whatever a log line says, national register numbers, card numbers and PIN codes leave it masked.
-    from mailflow.logging_filter import install_masking
+    from mailflow.operations.json_logs import configure_logging
 
-    install_masking()
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    configure_logging(level, json_lines=log_format == "json")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,14 +36,18 @@ def _configure_logging(verbose: int) -> None:
     help="TOML file with settings (environment variables MAILFLOW_* override it).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v: info, -vv: debug).")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="Log lines as text or JSON (default: setting)."
+)
 @click.pass_context
-def main(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
+def main(ctx: click.Context, config_file: Path | None, verbose: int, log_format: str | None) -> None:
     """Reads the Migration Counter's mailbox, understands each email and acts on it."""
-    _configure_logging(verbose)
     try:
         ctx.obj = load_settings(config_file)
     except ConfigurationError as exc:
+        _configure_logging(verbose, log_format or "text")
         raise click.ClickException(str(exc)) from exc
+    _configure_logging(verbose, log_format or ctx.obj.log_format)
 
 
 def _app(settings: Settings):
@@ -477,7 +478,15 @@ def _register_model_commands() -> None:
     data_commands.register(main)
 
 
-_register_model_commands()
+def _register_operations_commands() -> None:
+    from mailflow.operations.check import check_command
 
-if __name__ == "__main__":
+    main.add_command(check_command)
+
+
+_register_model_commands()
+_register_operations_commands()
+
+
+if __name__ == "__main__":  # after the registrations above, so `python -m mailflow.cli` has every command
     main()

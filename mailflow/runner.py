@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from mailflow.errors import MailboxError, MailboxLoginError
 from mailflow.ingest import Ingestor, IngestReport
+from mailflow.operations.heartbeat import Heartbeat, Watchdog
 from mailflow.ports import Mailbox
 from mailflow.replies.outbox import DeliveryReport, Outbox
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 POLL_JOB = "poll"
 OUTBOX_JOB = "outbox"
 RETRAIN_JOB = "retrain"
+WATCHDOG_JOB = "heartbeat"
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Worker:
         idle_slice: float = 5.0,
         nightly: Callable[[], None] | None = None,
         nightly_at: str = "02:30",
+        heartbeat: Heartbeat | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.open_mailbox = open_mailbox
         self.make_ingestor = make_ingestor
@@ -69,15 +73,26 @@ class Worker:
         self.idle_slice = idle_slice
         self.nightly = nightly
         self.nightly_at = nightly_at
+        self.heartbeat = heartbeat
+        self.watchdog = watchdog
         self.stop_event = threading.Event()
 
     def cycle(self) -> CycleResult:
         """Process everything waiting now, then send what the outbox holds."""
-        mailbox = self.open_mailbox()
+        if self.heartbeat:
+            self.heartbeat.poll_started()
         try:
-            report = self.make_ingestor(mailbox, self.stop_event.is_set).run_once()
-        finally:
-            mailbox.close()
+            mailbox = self.open_mailbox()
+            try:
+                report = self.make_ingestor(mailbox, self.stop_event.is_set).run_once()
+            finally:
+                mailbox.close()
+        except Exception as exc:
+            if self.heartbeat:
+                self.heartbeat.poll_failed(exc)
+            raise
+        if self.heartbeat:
+            self.heartbeat.poll_succeeded()
         return CycleResult(report, self.outbox.deliver_due())
 
     def stop(self) -> None:
@@ -113,6 +128,15 @@ class Worker:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=3600,
+            )
+        if self.watchdog is not None:
+            scheduler.add_job(
+                self._scheduled_watchdog,
+                "interval",
+                seconds=self.watchdog.check_every,
+                id=WATCHDOG_JOB,
+                max_instances=1,
+                coalesce=True,
             )
         scheduler.start()
         log.info("worker started")
@@ -167,6 +191,15 @@ class Worker:
             return
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
+        self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
+
+    def _scheduled_watchdog(self) -> None:
+        if self.watchdog is None or self.stop_event.is_set():  # stopping: polls have ended on purpose
+            return
+        try:
+            self.watchdog.check()
+        except Exception:
+            log.exception("heartbeat check failed")
 
     def _scheduled_nightly(self) -> None:
         if self.nightly is None or self.stop_event.is_set():

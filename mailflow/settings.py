@@ -152,6 +152,17 @@ class Settings(BaseSettings):
     def _mechanism_in_capitals(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    # Operations (``mailflow check``, /healthz, /metrics, the worker's heartbeat, logs).
+    # A PEM file of CA certificates trusted besides the system's, for IMAP, SMTP and PostgreSQL.
+    ca_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    # No poll succeeded for this long: the worker logs an error and, with an address, mails it once.
+    heartbeat_alert_minutes: float = Field(default=15.0, gt=0)
+    heartbeat_alert_to: str | None = None
+    # /metrics holds counts only; these restrict who may read them (both empty: anyone).
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_allow: str = ""  # comma-separated addresses or networks, e.g. "127.0.0.1, 10.0.0.0/8"
+
     @field_validator("desk_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -186,6 +197,23 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"{item!r} is not an IP address or network such as 10.0.0.0/8") from exc
         return networks
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{part.strip()!r} is not an address or network") from exc
+        return value
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(p.strip(), strict=False) for p in self.metrics_allow.split(",") if p.strip()
+        ]
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

@@ -28,6 +28,7 @@ from mailflow.adapters.imap_protocol import (
     set_nodelay,
     text,
 )
+from mailflow.adapters.tls import client_context, explain
 from mailflow.errors import ConfigurationError, MailboxError, MailboxLoginError
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class ImapMailbox:
             port=settings.imap_port,
             folder=settings.imap_folder,
             security=settings.imap_security,
-            ssl_context=ssl_context,
+            ssl_context=ssl_context or (client_context(settings.ca_file) if settings.ca_file else None),
             timeout=settings.imap_timeout,
             batch_size=settings.imap_batch_size,
             name=settings.mailbox_name,
@@ -256,7 +257,7 @@ class ImapMailbox:
                 self.host, self.port, ssl=self.security == "ssl", ssl_context=context, timeout=self.timeout
             )
         except _ERRORS as exc:
-            raise MailboxError(f"cannot connect to IMAP server {where}: {exc}") from exc
+            raise MailboxError(f"cannot connect to IMAP server {where}: {explain(exc)}") from exc
         try:
             if self.security == "starttls":
                 client.starttls(context)
@@ -279,7 +280,7 @@ class ImapMailbox:
                 client.shutdown()
             if isinstance(exc, MailboxLoginError):
                 raise
-            raise MailboxError(f"cannot open {self._name} on {where}: {exc}") from exc
+            raise MailboxError(f"cannot open {self._name} on {where}: {explain(exc)}") from exc
         self._client = client
         return client
 

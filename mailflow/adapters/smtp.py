@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from mailflow.adapters.tls import UNTRUSTED_HINT, client_context
 from mailflow.errors import ConfigurationError, OAuth2Error, TokenRefused, TransportError
 from mailflow.oauth2.sasl import smtp_authobject
 from mailflow.settings import Settings
@@ -85,6 +86,7 @@ class SmtpTransport:
             settings.smtp_timeout,
             token_provider=token_provider if oauth2 else None,
             oauth2_mechanism=settings.oauth2_mechanism,
+            ssl_context=client_context(settings.ca_file) if settings.ca_file else None,
         )
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes, message_id: str) -> None:
@@ -182,6 +184,8 @@ def _describe(exc: BaseException) -> str:
         error = exc.smtp_error
         text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
         return f"{exc.smtp_code} {_ADDRESS.sub('<address>', text)}"[:300]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"{type(exc).__name__}: {exc.verify_message} ({UNTRUSTED_HINT})"
     return f"{type(exc).__name__}: {_ADDRESS.sub('<address>', str(exc))}"[:300]
 
 

@@ -1,1 +1,1 @@
-"""Running mailflow in production: commands for the people who operate it."""
+"""Running mailflow in production: configuration check, heartbeat, metrics, logs, backups, upgrades."""

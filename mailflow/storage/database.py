@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, ca_file: Path | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -24,10 +24,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             # (SQLITE_BUSY_SNAPSHOT); taking the write lock at BEGIN makes workers wait their turn instead.
             event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=postgres_tls_options(ca_file))
     if read_only:
         event.listen(engine, "connect", _postgres_read_only)
     return engine
+
+
+def postgres_tls_options(ca_file: Path | None) -> dict[str, str]:
+    """libpq trusts the internal CA given (``sslrootcert``); whether it must verify is the URL's
+    ``sslmode`` (``verify-full`` checks chain and host name)."""
+    return {"sslrootcert": str(ca_file)} if ca_file is not None else {}
 
 
 def _sqlite_pragmas(read_only: bool):

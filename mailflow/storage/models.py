@@ -234,3 +234,24 @@ class SuppressedAddress(Base):
     reason: Mapped[str] = mapped_column(String(200))
     since: Mapped[datetime]
     source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process, written each poll (migration 0010): the desk's /metrics reads what
+    workers on other machines did from here. Rows stay after the worker stops, so the counts summed
+    over all rows only ever grow."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_poll_started_at: Mapped[datetime | None]
+    last_poll_succeeded_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error_kind: Mapped[str | None] = mapped_column(String(100))  # an exception's class name only
+    polls_succeeded: Mapped[int] = mapped_column(BigInteger, default=0)
+    polls_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Classification latency since the worker started: {"buckets": [count per bound], "sum": s, "count": n}
+    latency: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from mailflow.bootstrap import App
 from mailflow.storage.database import make_engine, make_session_factory
-from mailflow.web import i18n, security
+from mailflow.web import i18n, operations, security
 from mailflow.web import labels as labels_
 from mailflow.web.context import EXTENSION, Desk
 from mailflow.web.forms import LanguageForm, LogoutForm, ReleaseForm
@@ -28,7 +28,7 @@ def create_app(app: App, **config: Any) -> Flask:
     """The Flask application over a wired ``App``; ``config`` overrides Flask settings (tests)."""
     settings = app.settings
     app.engine  # noqa: B018 - migrates the schema before the first request
-    archive_engine = make_engine(settings.effective_database_url, read_only=True)
+    archive_engine = make_engine(settings.effective_database_url, read_only=True, ca_file=settings.ca_file)
     web = Flask(
         __name__,
         template_folder=str(settings.templates_dir / "web"),
@@ -78,10 +78,12 @@ def create_app(app: App, **config: Any) -> Flask:
 
     for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)
+    web.register_blueprint(operations.bp)
 
     @web.before_request
     def apply_due_decisions() -> None:
-        if request.endpoint != "static":
+        # Health checks and scrapes must not do the desk's work, nor fail when it fails.
+        if request.endpoint != "static" and request.blueprint != operations.bp.name:
             pending.apply_due(app, now=app.clock())
 
     @web.context_processor
