@@ -9,13 +9,15 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from imapclient import IMAPClient
 
 from mailflow.adapters.imap_protocol import hierarchy_delimiter, text
 from mailflow.adapters.tls import UNTRUSTED_HINT, client_context
 from mailflow.domain import Status
+from mailflow.errors import ConfigurationError, MailboxLoginError, OAuth2Error
+from mailflow.oauth2.expiry import CredentialExpiry, expiry_warnings
 from mailflow.operations.results import FAIL, OK, WARN, Result
 from mailflow.settings import Settings
 
@@ -30,6 +32,14 @@ SMTP_ADDRESS_FIX = (
     "check MAILFLOW_SMTP_HOST, MAILFLOW_SMTP_PORT and MAILFLOW_SMTP_SECURITY (starttls on 587, ssl on 465), "
     "that the server runs, and that no firewall blocks this machine"
 )
+
+
+OAUTH2_FIX = (
+    "check MAILFLOW_OAUTH2_PROVIDER, MAILFLOW_OAUTH2_TENANT_ID, MAILFLOW_OAUTH2_CLIENT_ID, the client "
+    "secret (or certificate) and MAILFLOW_OAUTH2_SCOPE, and that the app registration may use this "
+    "mailbox (Exchange: an application access policy; Google: domain-wide delegation)"
+)
+OAUTH2_RENEW_FIX = "renew the credential, then update its setting and its expiry date"
 
 
 def _tls_fix(exc: BaseException, otherwise: str) -> str:
@@ -49,7 +59,8 @@ def check_imap(settings: Settings, clocks: ServerClocks) -> list[Result]:
         return [
             Result("imap", OK, f"no IMAP server configured: the embedded Maildir {settings.maildir_path}")
         ]
-    if not settings.imap_user or settings.imap_password is None:
+    oauth2 = settings.imap_auth == "oauth2"
+    if not settings.imap_user or (settings.imap_password is None and not oauth2):
         return [
             Result(
                 "imap", FAIL, "no IMAP user or password", "set MAILFLOW_IMAP_USER and MAILFLOW_IMAP_PASSWORD"
@@ -90,8 +101,13 @@ def _look_around(client: IMAPClient, settings: Settings, where: str, clocks: Ser
                     _tls_fix(exc, "set MAILFLOW_IMAP_SECURITY to what the server offers (ssl or starttls)"),
                 )
             ]
+    oauth2 = settings.imap_auth == "oauth2"
+    results: list[Result] = []
     try:
-        client.login(settings.imap_user, settings.imap_password)
+        if oauth2:
+            results += _imap_oauth2_login(client, settings, where)
+        else:
+            client.login(settings.imap_user, settings.imap_password)
     except (OSError, imaplib.IMAP4.error) as exc:
         return [
             Result(
@@ -101,12 +117,11 @@ def _look_around(client: IMAPClient, settings: Settings, where: str, clocks: Ser
                 "check MAILFLOW_IMAP_USER and MAILFLOW_IMAP_PASSWORD",
             )
         ]
-    results = [
-        Result(
-            "imap", OK, f"logged in as {settings.imap_user} on {where} ({TRANSPORT[settings.imap_security]})"
-        )
-    ]
-    if settings.imap_security == "none" and settings.imap_host not in LOOPBACK:
+    except (MailboxLoginError, ConfigurationError) as exc:
+        return [Result("imap", FAIL, str(exc), OAUTH2_FIX)]
+    how = f"{TRANSPORT[settings.imap_security]}{', OAuth2 ' + settings.oauth2_mechanism if oauth2 else ''}"
+    results.insert(0, Result("imap", OK, f"logged in as {settings.imap_user} on {where} ({how})"))
+    if settings.imap_security == "none" and settings.imap_host not in LOOPBACK and not oauth2:
         results.append(
             Result(
                 "imap security",
@@ -177,6 +192,34 @@ def _folders(client: IMAPClient, settings: Settings, clocks: ServerClocks) -> li
     return results
 
 
+def _imap_oauth2_login(client: IMAPClient, settings: Settings, where: str) -> list[Result]:
+    """Log in with a token as the worker does; the credentials' expiry dates as warnings."""
+    from mailflow.adapters.imap_login import login
+    from mailflow.oauth2.factory import build_token_provider
+
+    user = settings.imap_user or ""
+    tokens = build_token_provider(settings, user)
+    login(client, user, None, where=where, name=user, tokens=tokens, mechanism=settings.oauth2_mechanism)
+    return _expiry_results(tokens.credential_expiries(), settings.oauth2_expiry_warning_days)
+
+
+def _expiry_results(expiries: list[CredentialExpiry], warn_days: int) -> list[Result]:
+    warnings = expiry_warnings(expiries, date.today(), warn_days)
+    if warnings:
+        return [Result("oauth2 credentials", WARN, warning, OAUTH2_RENEW_FIX) for warning in warnings]
+    if expiries:
+        soonest = expiries[0]
+        return [Result("oauth2 credentials", OK, f"the {soonest.what} is valid until {soonest.expires}")]
+    return [
+        Result(
+            "oauth2 credentials",
+            WARN,
+            "no expiry date known for the client secret or refresh token",
+            "set MAILFLOW_OAUTH2_CLIENT_SECRET_EXPIRES (or _REFRESH_TOKEN_EXPIRES) to be warned in time",
+        )
+    ]
+
+
 def check_smtp(settings: Settings, clocks: ServerClocks) -> list[Result]:
     """EHLO, STARTTLS and AUTH as the outbox would do them; then QUIT before any MAIL FROM."""
     if not settings.smtp_host:
@@ -233,7 +276,9 @@ def _converse(client: smtplib.SMTP, settings: Settings, where: str) -> list[Resu
             client.starttls(context=client_context(settings.ca_file))
             client.ehlo()
             steps.append("STARTTLS")
-        if settings.smtp_user:
+        oauth2 = settings.smtp_auth == "oauth2"
+        user = settings.smtp_user or (settings.imap_user if oauth2 else None)
+        if user:
             if not client.has_extn("auth"):
                 return [
                     Result(
@@ -244,9 +289,17 @@ def _converse(client: smtplib.SMTP, settings: Settings, where: str) -> list[Resu
                         "may relay without logging in, or use the server's submission port",
                     )
                 ]
-            client.login(settings.smtp_user, settings.smtp_password or "")
-            steps.append(f"AUTH as {settings.smtp_user}")
+            if oauth2:
+                _smtp_oauth2_login(client, settings, user)
+                steps.append(f"AUTH {settings.oauth2_mechanism} as {user}")
+            else:
+                client.login(user, settings.smtp_password or "")
+                steps.append(f"AUTH as {user}")
+    except (OAuth2Error, ConfigurationError) as exc:
+        return [Result("smtp", FAIL, f"no OAuth2 token for SMTP on {where}: {exc}", OAUTH2_FIX)]
     except smtplib.SMTPAuthenticationError as exc:
+        if settings.smtp_auth == "oauth2":
+            return [Result("smtp", FAIL, f"{where} refused the OAuth2 token ({exc.smtp_code})", OAUTH2_FIX)]
         return [
             Result(
                 "smtp",
@@ -273,6 +326,16 @@ def _converse(client: smtplib.SMTP, settings: Settings, where: str) -> list[Resu
             Result("smtp auth", OK, "no login configured: the server must accept this machine's mail")
         )
     return results
+
+
+def _smtp_oauth2_login(client: smtplib.SMTP, settings: Settings, user: str) -> None:
+    from mailflow.oauth2.factory import build_token_provider
+    from mailflow.oauth2.sasl import smtp_authobject
+
+    token = build_token_provider(settings, user).token()
+    mechanism = settings.oauth2_mechanism
+    respond = smtp_authobject(mechanism, user, token, settings.smtp_host or "", settings.smtp_port)
+    client.auth(mechanism, respond, initial_response_ok=True)
 
 
 _RFC2822_DATE = re.compile(r"(?:[A-Z][a-z]{2}, )?\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}")
