@@ -24,6 +24,7 @@ from mailflow.ingest import Ingestor
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
 from mailflow.processing import Processor
+from mailflow.refusals import IntakeLimits
 from mailflow.replies.compose import ReplyComposer
 from mailflow.replies.outbox import Outbox, RetryPolicy
 from mailflow.replies.thread_tokens import ThreadSigner, load_or_create_key
@@ -33,6 +34,8 @@ from mailflow.stages.act import Actor, ReplyLimits
 from mailflow.stages.decide import DecisionPolicy
 from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
+from mailflow.stages.limits_config import limits_of, with_reader_limits
+from mailflow.stages.parse_sandbox import ParseSandbox
 from mailflow.stages.thread import CaseLookup
 from mailflow.storage.blobs import FileBlobStore
 from mailflow.storage.database import make_engine, make_session_factory, migrate
@@ -63,7 +66,7 @@ def build_analyser(
         case_lookup=case_lookup,
         catalogue=catalogue or load_catalogue(settings.classifiers_dir),
         language_detector=LanguageDetector(low_accuracy=settings.language_accuracy == "low"),
-        document_rules=load_rules(settings.classifiers_dir / "documents.toml"),
+        document_rules=with_reader_limits(load_rules(settings.classifiers_dir / "documents.toml"), settings),
         policy=DecisionPolicy(
             confidence_threshold=settings.confidence_threshold,
             require_authentication=settings.require_authentication,
@@ -125,11 +128,21 @@ class App:
         return ModelWatch(self.settings.effective_model_dir)
 
     @cached_property
+    def parse_sandbox(self) -> ParseSandbox:
+        """The child process that parses every email the worker (or the desk) analyses, within limits."""
+        return ParseSandbox(
+            limits_of(self.settings),
+            timeout=self.settings.parse_timeout,
+            memory_mb=self.settings.parse_memory_mb,
+        )
+
+    @cached_property
     def analyser(self) -> Analyser:
         self.model_watch  # noqa: B018 — the stamp must predate the model read below
-        return build_analyser(
+        analyser = build_analyser(
             self.settings, self.catalogue, signer=self.signer, case_lookup=self.case_summary
         )
+        return replace(analyser, parser=self.parse_sandbox.parse)
 
     def refresh_model(self) -> bool:
         """Swap in a newly installed model (retrained here or by another worker); True if swapped."""
@@ -262,6 +275,11 @@ class App:
             batch_size=self.settings.imap_batch_size,
             should_stop=should_stop,
             on_progress=on_progress,
+            limits=IntakeLimits(
+                max_message_bytes=self.settings.max_message_bytes,
+                max_header_bytes=self.settings.max_header_bytes,
+                poison_attempts=self.settings.poison_attempts,
+            ),
         )
 
     def worker(self) -> Worker:
@@ -283,5 +301,7 @@ class App:
         nightly_retrain(self)
 
     def close(self) -> None:
+        if "parse_sandbox" in self.__dict__:
+            self.parse_sandbox.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

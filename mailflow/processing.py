@@ -13,6 +13,7 @@ from mailflow.domain import Analysis, Status
 from mailflow.errors import UnreadableMessage
 from mailflow.ports import BlobStore
 from mailflow.stages.act import Actor
+from mailflow.stages.limits import MessageRefused
 from mailflow.stages.record import record_decision, record_quarantine
 from mailflow.storage.models import Event, Message
 
@@ -36,6 +37,8 @@ class Processor:
     def process(self, message_pk: int, raw: bytes) -> Status:
         try:
             analysis = self.analyse(raw)
+        except MessageRefused as exc:  # over a limit: its reason starts with the code the desk explains
+            return self._quarantine(message_pk, exc.reason)
         except UnreadableMessage as exc:
             return self._quarantine(message_pk, f"unreadable: {exc}")
         except Exception as exc:  # any bug in a stage must cost one email, never the worker
@@ -59,6 +62,10 @@ class Processor:
             decision.confidence,
         )
         return decision.status
+
+    def quarantine(self, message_pk: int, reason: str) -> Status:
+        """Quarantine an email without analysing it (refused before work: oversize, poison)."""
+        return self._quarantine(message_pk, reason)
 
     def _quarantine(self, message_pk: int, reason: str) -> Status:
         with self.sessions.begin() as session:
