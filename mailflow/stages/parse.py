@@ -153,7 +153,7 @@ class _Budget:
     over_bytes: int = 0
     max_attachments: int = 0
     max_bytes: int = 0
-    beyond_tree: int = 0  # parts past MAX_DEPTH or MAX_PARTS
+    beyond_tree: int = 0  # multiparts past MAX_DEPTH or MAX_PARTS
 
     @classmethod
     def of(cls, limits: Limits) -> _Budget:
@@ -166,6 +166,7 @@ class _Budget:
         if self.over_count:
             notes.append(
                 f"{self.over_count} attachment(s) left out: over the limit of {self.max_attachments}"
+                f" attachments or {MAX_PARTS} parts"
             )
         if self.over_bytes:
             notes.append(
@@ -173,7 +174,7 @@ class _Budget:
                 f"{self.max_bytes / 1_000_000:.1f} MB in all"
             )
         if self.beyond_tree:
-            notes.append(f"parts left out: deeper than {MAX_DEPTH} levels or beyond the {MAX_PARTS}th part")
+            notes.append(f"{self.beyond_tree} nested part(s) left out: deeper than {MAX_DEPTH} levels")
         return tuple(notes)
 
 
@@ -226,7 +227,10 @@ class _Body:
         self.parts_seen += 1
         if depth > MAX_DEPTH or self.parts_seen > MAX_PARTS:
             self.defects.append("MIME tree too deep or too large: rest ignored")
-            self.budget.beyond_tree += 1
+            if part.is_multipart():
+                self.budget.beyond_tree += 1
+            else:  # an attachment (or a text) past the 500th part
+                self.budget.over_count += 1
             return
         ctype = _content_type(part)
         try:
