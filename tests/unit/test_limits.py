@@ -35,9 +35,9 @@ from tests.fixtures.hostile import (
 )
 
 
-def refused(raw: bytes, limits: Limits = Limits()) -> str:
+def refused(raw: bytes, limits: Limits | None = None) -> str:
     with pytest.raises(MessageRefused) as caught:
-        parse(raw, limits)
+        parse(raw, limits or Limits())
     return caught.value.code
 
 
