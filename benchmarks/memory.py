@@ -1,12 +1,13 @@
 """The worker's peak memory with one large email, through a real Dovecot.
 
-    python -m benchmarks.memory [--megabytes 35]
+    python -m benchmarks.memory [--megabytes 35] [--set MAILFLOW_USE_MODEL=false ...]
 
-Appends a resident's email of about MEGABYTES (a text, a real PDF and photos of random bytes, base64
-encoded as mail clients send them) and a small one after it, runs ``mailflow poll-once`` on the mailbox
-and prints the worker process's own peak resident memory (``VmHWM``, sampled from /proc while it
-runs), the peak of any process it started (the parse and text readers; ``wait4``'s ``ru_maxrss``
-is the largest of the process and its descendants), and where each email ended.
+Runs ``mailflow poll-once`` twice on fresh mailboxes: once with a small email alone (what the worker
+needs anyway: its libraries and models), once with a resident's email of about MEGABYTES (a text, a
+real PDF and photos of random bytes, base64 encoded as mail clients send them) before the small one.
+Prints, for each, the worker process's own peak resident memory (``VmHWM``, sampled from /proc while
+it runs), the peak of it or any process it started (the parse and text readers: ``wait4``'s
+``ru_maxrss`` is the largest of the process and its reaped descendants), and where the emails ended.
 """
 
 from __future__ import annotations
@@ -122,30 +123,41 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--megabytes", type=float, default=35.0)
+    parser.add_argument("--set", action="append", default=[], metavar="MAILFLOW_X=VALUE", help="a setting")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
 
     root = Path(tempfile.mkdtemp(prefix="mailflow-memory-"))
     server = start_dovecot(root / "dovecot")
     smtp = Controller(RecordingHandler(), hostname="127.0.0.1", port=free_port())
     smtp.start()
+    big = large_email(args.megabytes)
     try:
-        user, password = server.add_user()
-        big = large_email(args.megabytes)
-        client = IMAPClient(server.host, server.port, ssl=False, timeout=60)
-        client.login(user, password)
-        client.append("INBOX", big)
-        client.append("INBOX", small_email())
-        env = worker_env(server, user, password, smtp.port, root / "data", replies=10)
-        seconds, own_kib, tree_kib, output = run_worker(env)
-        counts = {}
-        for folder in FOLDERS:
-            if client.folder_exists(folder):
-                counts[folder] = len(client.select_folder(folder, readonly=True) and client.search("ALL"))
-        client.logout()
-        print(f"email of {len(big) / 1e6:.1f} MB and a small one: poll-once took {seconds:.1f} s [{output}]")
-        print(f"peak RSS of the worker process (VmHWM): {own_kib / 1024:.0f} MiB")
-        print(f"peak RSS of the worker or any process it started (ru_maxrss): {tree_kib / 1024:.0f} MiB")
-        print("folders: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+        figures = {}
+        for label, emails in (("small email alone", [small_email()]), ("large email", [big, small_email()])):
+            user, password = server.add_user()
+            client = IMAPClient(server.host, server.port, ssl=False, timeout=60)
+            client.login(user, password)
+            for data in emails:
+                client.append("INBOX", data)
+            env = worker_env(server, user, password, smtp.port, root / f"data-{user}", replies=10)
+            env.update(extra)
+            seconds, own_kib, tree_kib, output = run_worker(env)
+            counts = {}
+            for folder in FOLDERS:
+                if client.folder_exists(folder):
+                    client.select_folder(folder, readonly=True)
+                    counts[folder] = len(client.search("ALL"))
+            client.logout()
+            figures[label] = own_kib
+            print(f"{label}: poll-once took {seconds:.1f} s [{output}]")
+            print(f"  peak RSS of the worker process (VmHWM): {own_kib / 1024:.0f} MiB")
+            print(
+                f"  peak RSS of the worker or any process it started (ru_maxrss): {tree_kib / 1024:.0f} MiB"
+            )
+            print("  folders: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+        added = (figures["large email"] - figures["small email alone"]) / 1024
+        print(f"the email of {len(big) / 1e6:.1f} MB added {added:.0f} MiB to the worker's peak")
     finally:
         smtp.stop()
         server.stop()

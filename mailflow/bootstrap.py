@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -35,6 +35,7 @@ from mailflow.stages.decide import DecisionPolicy
 from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.limits_config import limits_of, with_reader_limits
+from mailflow.stages.parse import parse
 from mailflow.stages.parse_sandbox import ParseSandbox
 from mailflow.stages.thread import CaseLookup
 from mailflow.storage.blobs import FileBlobStore
@@ -78,6 +79,9 @@ def build_analyser(
         model=load_model_or_none(settings.effective_model_dir) if settings.use_model else None,
         word_vectors=load_word_vectors(settings.effective_word_vectors_dir),
         spam_verdicts=settings.spam_verdicts,
+        # In this process, with the cheap checks first (``classify``, previews); the worker's App parses
+        # in a sandboxed child instead (``App.analyser``).
+        parser=partial(parse, limits=limits_of(settings)),
     )
 
 
