@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     pdf_max_pages: int | None = Field(default=None, ge=1)
     image_max_pixels: int | None = Field(default=None, ge=1)
     ocr_timeout: float | None = Field(default=None, gt=0)  # wall clock for reading one attachment
+    documents_time_per_email: float | None = Field(default=None, ge=0)  # for all attachments of one email
     # An email whose processing was cut short (the worker killed) this many times is quarantined as poison.
     poison_attempts: int = Field(default=3, ge=1)
 

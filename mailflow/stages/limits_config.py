@@ -30,6 +30,7 @@ def with_reader_limits(rules: DocumentRules, settings: Settings) -> DocumentRule
             ("max_pages", settings.pdf_max_pages),
             ("max_pixels", settings.image_max_pixels),
             ("timeout_seconds", settings.ocr_timeout),
+            ("email_seconds", settings.documents_time_per_email),
         )
         if value is not None
     }

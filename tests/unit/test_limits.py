@@ -176,3 +176,26 @@ def test_a_parse_over_its_memory_is_stopped_and_the_next_email_is_parsed():
             sandbox.parse(large(30))
         assert caught.value.code in (TOO_COSTLY, UNREADABLE)
         assert sandbox.parse(plain()).subject == "Afspraak verblijfskaart"
+
+
+def test_documents_beyond_the_email_reading_time_are_known_by_their_names_only():
+    from dataclasses import replace
+
+    from benchmarks.generate import pdf_with_text
+    from mailflow.settings import Settings
+    from mailflow.stages.attachments import make_attachment
+    from mailflow.stages.documents import classify_attachment, default_rules
+    from mailflow.stages.limits_config import with_reader_limits
+
+    rules = default_rules()
+    attachment = make_attachment(1, "bijlage35.pdf", "application/pdf", pdf_with_text("Hallo"))
+    document = classify_attachment(attachment, rules, timeout=0)
+    assert document.reasons[0] == "application/pdf: not read, the time for this email's documents was used up"
+    assert document.kind == "annex35" and document.named_only  # by its file name, which never closes a case
+    limited = with_reader_limits(rules, Settings(documents_time_per_email=5, pdf_max_pages=1, ocr_timeout=9))
+    assert (limited.reader.email_seconds, limited.reader.max_pages, limited.reader.timeout_seconds) == (
+        5,
+        1,
+        9,
+    )
+    assert with_reader_limits(rules, Settings()) == rules == replace(rules)
