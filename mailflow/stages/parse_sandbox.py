@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ class ParseSandbox:
         self._owner = os.getpid()
         self._jobs = 0
         self._lock = threading.Lock()
+        # A process forked while another thread parses (the nightly retraining's jobs) would inherit a
+        # held lock and the parent's child: it starts afresh instead.
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (sandbox := me()) is not None and sandbox._forked())
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._process, self._owner, self._jobs = None, os.getpid(), 0
 
     def parse(self, raw: bytes) -> ParsedMessage:
         """The parsed email; ``MessageRefused`` when it is over a limit or cannot be read at all."""

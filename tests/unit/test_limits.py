@@ -199,3 +199,21 @@ def test_documents_beyond_the_email_reading_time_are_known_by_their_names_only()
         9,
     )
     assert with_reader_limits(rules, Settings()) == rules == replace(rules)
+
+
+def test_a_forked_process_parses_with_its_own_worker(sandbox):
+    import os
+
+    sandbox.parse(plain())
+    parent_child = sandbox.pid
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked process: its own parse worker, the parent's left alone
+        try:
+            ok = sandbox.parse(plain()).subject == "Afspraak verblijfskaart" and sandbox.pid != parent_child
+            os.write(writer, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(reader, 2) == b"ok"
+    assert sandbox.pid == parent_child and sandbox.parse(plain()).subject == "Afspraak verblijfskaart"
