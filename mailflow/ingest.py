@@ -78,7 +78,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.should_stop = should_stop
         self.on_progress = on_progress
-        self.refusals = None
+        self.refusals: Refusals | None = None
         if limits is not None:
             self.refusals = Refusals(
                 limits,
