@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
@@ -25,6 +25,7 @@ from mailflow.operations.heartbeat import Heartbeat, LatencyRecorder, Watchdog, 
 from mailflow.pipeline import Analyser
 from mailflow.ports import Mailbox, ReplyTransport
 from mailflow.processing import Processor
+from mailflow.refusals import IntakeLimits
 from mailflow.replies.compose import ReplyComposer
 from mailflow.replies.outbox import Outbox, RetryPolicy
 from mailflow.replies.thread_tokens import ThreadSigner, load_or_create_key
@@ -34,6 +35,9 @@ from mailflow.stages.act import Actor, ReplyLimits
 from mailflow.stages.decide import DecisionPolicy
 from mailflow.stages.documents import load_rules
 from mailflow.stages.language import LanguageDetector
+from mailflow.stages.limits_config import limits_of, with_reader_limits
+from mailflow.stages.parse import parse
+from mailflow.stages.parse_sandbox import ParseSandbox
 from mailflow.stages.thread import CaseLookup
 from mailflow.storage.blobs import FileBlobStore
 from mailflow.storage.database import make_engine, make_session_factory
@@ -68,7 +72,7 @@ def build_analyser(
         case_lookup=case_lookup,
         catalogue=catalogue or load_catalogue(settings.classifiers_dir),
         language_detector=LanguageDetector(low_accuracy=settings.language_accuracy == "low"),
-        document_rules=load_rules(settings.classifiers_dir / "documents.toml"),
+        document_rules=with_reader_limits(load_rules(settings.classifiers_dir / "documents.toml"), settings),
         policy=DecisionPolicy(
             confidence_threshold=settings.confidence_threshold,
             require_authentication=settings.require_authentication,
@@ -80,6 +84,9 @@ def build_analyser(
         model=load_model_or_none(settings.effective_model_dir) if settings.use_model else None,
         word_vectors=load_word_vectors(settings.effective_word_vectors_dir),
         spam_verdicts=settings.spam_verdicts,
+        # In this process, with the cheap checks first (``classify``, previews); the worker's App parses
+        # in a sandboxed child instead (``App.analyser``).
+        parser=partial(parse, limits=limits_of(settings)),
     )
 
 
@@ -134,11 +141,21 @@ class App:
         return ModelWatch(self.settings.effective_model_dir)
 
     @cached_property
+    def parse_sandbox(self) -> ParseSandbox:
+        """The child process that parses every email the worker (or the desk) analyses, within limits."""
+        return ParseSandbox(
+            limits_of(self.settings),
+            timeout=self.settings.parse_timeout,
+            memory_mb=self.settings.parse_memory_mb,
+        )
+
+    @cached_property
     def analyser(self) -> Analyser:
         self.model_watch  # noqa: B018 — the stamp must predate the model read below
-        return build_analyser(
+        analyser = build_analyser(
             self.settings, self.catalogue, signer=self.signer, case_lookup=self.case_summary
         )
+        return replace(analyser, parser=self.parse_sandbox.parse)
 
     def refresh_model(self) -> bool:
         """Swap in a newly installed model (retrained here or by another worker); True if swapped."""
@@ -292,6 +309,11 @@ class App:
             batch_size=self.settings.imap_batch_size,
             should_stop=should_stop,
             on_progress=on_progress,
+            limits=IntakeLimits(
+                max_message_bytes=self.settings.max_message_bytes,
+                max_header_bytes=self.settings.max_header_bytes,
+                poison_attempts=self.settings.poison_attempts,
+            ),
         )
 
     def worker(self) -> Worker:
@@ -340,5 +362,7 @@ class App:
         nightly_retrain(self)
 
     def close(self) -> None:
+        if "parse_sandbox" in self.__dict__:
+            self.parse_sandbox.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

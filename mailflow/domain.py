@@ -72,6 +72,8 @@ class ParsedMessage:
     headers: tuple[tuple[str, str], ...]  # every header, names lower-cased, values decoded
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = ()
+    # Parts left out because they were over a limit (attachments beyond the count or the bytes allowed).
+    dropped: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         name = name.lower()

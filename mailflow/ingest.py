@@ -23,11 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailflow.domain import Analysis, Status
 from mailflow.ports import BlobStore, Mailbox
 from mailflow.processing import Processor
+from mailflow.refusals import IntakeLimits, Refusals, fetch_batches
 from mailflow.stages.act import Actor
+from mailflow.stages.limits import header_part
 from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
 from mailflow.storage.refiles import FILED, Refiles
 
 log = logging.getLogger(__name__)
+
+# What the ledger reads of an email before it is parsed: a capped header block, capped values.
+PEEK_BYTES = 256 * 1024
+PEEK_VALUE_CHARS = 4096
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Ingestor:
         batch_size: int = 50,
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[int, int], None] | None = None,
+        limits: IntakeLimits | None = None,
     ) -> None:
         self.mailbox = mailbox
         self.ledger = ledger
@@ -71,6 +78,17 @@ class Ingestor:
         self.batch_size = batch_size
         self.should_stop = should_stop
         self.on_progress = on_progress
+        self.refusals: Refusals | None = None
+        if limits is not None:
+            self.refusals = Refusals(
+                limits,
+                mailbox=mailbox,
+                ledger=ledger,
+                blobs=blobs,
+                sessions=sessions,
+                processor=self.processor,
+                arrival=self._arrival,
+            )
 
     def run_once(self) -> IngestReport:
         report = IngestReport()
@@ -87,11 +105,15 @@ class Ingestor:
         self._move_all(settled)
         report.moved_only += len(settled)
         todo = [uid for uid in uids if uid not in known or known[uid][1] is Status.RECEIVED]
+        sizes: dict[int, int] = {}
+        if self.refusals is not None:  # too large to fetch: quarantined from their size alone
+            todo, refused, sizes = self.refusals.refuse_oversize(uidvalidity, todo, report)
+            self._move_all(refused)
         done = 0
-        for start in range(0, len(todo), self.batch_size):
+        for batch in fetch_batches(todo, sizes, self.batch_size):
             outcomes: list[tuple[int, int, Status]] = []
             try:
-                for uid, raw in self.mailbox.fetch(todo[start : start + self.batch_size]):
+                for uid, raw in self.mailbox.fetch(batch):
                     if self.should_stop():
                         report.stopped_early = True
                         break
@@ -137,7 +159,8 @@ class Ingestor:
             return None
         status = claim.status
         if claim.result is ClaimResult.PROCESS:
-            status = self.processor.process(claim.message_pk, raw)
+            poisoned = self.refusals.poison(claim.message_pk) if self.refusals is not None else None
+            status = poisoned or self.processor.process(claim.message_pk, raw)
             report.count(status)
         else:
             report.moved_only += 1
@@ -176,9 +199,11 @@ def places_to_look(filed_in: str, target: str) -> list[str]:
 def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
     """Message-ID, sender address and subject for the ledger; never fails, whatever the bytes."""
     try:
-        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        # Only the header block, and only so much of it: the rest is the parse worker's (in a child).
+        head = header_part(raw, PEEK_BYTES)
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
         message_id = _clean(headers.get("Message-ID"))
-        sender = email.utils.parseaddr(str(headers.get("From", "")))[1].lower() or None
+        sender = email.utils.parseaddr(str(headers.get("From", ""))[:PEEK_VALUE_CHARS])[1].lower() or None
         subject = _decode(headers.get("Subject"))
     except Exception:  # a header we cannot read is the parse stage's to report, not the ledger's
         return None, None, None
@@ -194,7 +219,7 @@ def _decode(value: object) -> str | None:
     if value is None:
         return None
     try:
-        text = str(email.header.make_header(email.header.decode_header(str(value))))
+        text = str(email.header.make_header(email.header.decode_header(str(value)[:PEEK_VALUE_CHARS])))
     except Exception:
-        text = str(value)
+        text = str(value)[:PEEK_VALUE_CHARS]
     return _clean(text)

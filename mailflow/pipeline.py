@@ -8,6 +8,7 @@ and concludes it with an analyser holding the model of its cross-validation fold
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,15 @@ class Analyser:
     model: TrainedModel | None = None  # None: the rules alone
     word_vectors: WordVectors | None = None  # what a newly trained model reads words with
     spam_verdicts: bool = True  # honour the receiving server's spam-filter headers
+    # raw bytes → ParsedMessage; the worker's parses in a sandboxed child with limits (``parse_sandbox``)
+    parser: Callable[[bytes], ParsedMessage] = parse
 
     def analyse(self, raw: bytes) -> Analysis:
         return self.conclude(self.observe(raw))
 
     def observe(self, raw: bytes) -> Observation:
         """Everything read from the email itself: the input of both the rules and the model."""
-        message = parse(raw)
+        message = self.parser(raw)
         screening = screen(
             message,
             trusted_authserv_id=self.trusted_authserv_id,

@@ -42,6 +42,20 @@ class Mailbox(Protocol):
         """
         ...
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """The size in bytes of each message (IMAP RFC822.SIZE), read without fetching it.
+
+        UIDs that vanished are left out.
+        """
+        ...
+
+    def fetch_headers(self, uids: Sequence[int], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+        """At most the first ``max_bytes`` of each message's header block, flags unchanged.
+
+        For emails too large to fetch: who sent them, and about what. UIDs that vanished are skipped.
+        """
+        ...
+
     def move(self, uids: Sequence[int], folder: str) -> None:
         """Move these messages into ``folder`` (created when missing), in one command where the server can.
 

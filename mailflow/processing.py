@@ -6,13 +6,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.domain import Analysis, Status
 from mailflow.errors import UnreadableMessage
 from mailflow.ports import BlobStore
 from mailflow.stages.act import Actor
+from mailflow.stages.limits import OVERSIZE, MessageRefused
 from mailflow.stages.record import record_decision, record_quarantine
 from mailflow.storage.models import Event, Message
 
@@ -36,6 +37,8 @@ class Processor:
     def process(self, message_pk: int, raw: bytes) -> Status:
         try:
             analysis = self.analyse(raw)
+        except MessageRefused as exc:  # over a limit: its reason starts with the code the desk explains
+            return self._quarantine(message_pk, exc.reason)
         except UnreadableMessage as exc:
             return self._quarantine(message_pk, f"unreadable: {exc}")
         except Exception as exc:  # any bug in a stage must cost one email, never the worker
@@ -60,6 +63,10 @@ class Processor:
         )
         return decision.status
 
+    def quarantine(self, message_pk: int, reason: str) -> Status:
+        """Quarantine an email without analysing it (refused before work: oversize, poison)."""
+        return self._quarantine(message_pk, reason)
+
     def _quarantine(self, message_pk: int, reason: str) -> Status:
         with self.sessions.begin() as session:
             record_quarantine(session, session.get_one(Message, message_pk), reason, now=self.clock())
@@ -76,6 +83,15 @@ def reprocess_quarantined(
     """
     with processor.sessions() as session:
         query = select(Message.id, Message.sha256).where(Message.status == Status.QUARANTINED)
+        # An email too large to download was never fetched: only its header block is stored, which must
+        # not be analysed as if it were the email. Moved back to the inbox, it is a new arrival.
+        never_fetched = Message.error.startswith(f"{OVERSIZE}:")
+        skipped = session.scalars(query.with_only_columns(Message.id).where(never_fetched)).all()
+        for pk in skipped if only is None else set(skipped) & set(only):
+            log.warning(
+                "message %s: too large, never downloaded; not retried (move it back to the inbox)", pk
+            )
+        query = query.where(or_(Message.error.is_(None), ~never_fetched))
         if only:
             query = query.where(Message.id.in_(only))
         rows = session.execute(query.order_by(Message.id)).all()

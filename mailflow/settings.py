@@ -118,6 +118,24 @@ class Settings(BaseSettings):
     # Signs the case references in our Message-IDs; workers on several machines must share it.
     thread_secret: str | None = Field(default=None, repr=False)
 
+    # Limits before work: what one email may cost. Over a limit an email is quarantined with a reason a
+    # person understands, or processed without the parts over it (attachments beyond the count or bytes).
+    max_message_bytes: int = Field(default=36 * 1024 * 1024, ge=1024)  # RFC822.SIZE: larger is never fetched
+    max_header_bytes: int = Field(default=256 * 1024, ge=1024)  # the header block, up to its blank line
+    max_mime_depth: int = Field(default=20, ge=1, le=200)  # multiparts and forwards inside each other
+    max_attachments: int = Field(default=50, ge=0)  # more are dropped, with a note
+    max_attachment_bytes: int = Field(default=30 * 1024 * 1024, ge=0)  # decoded, all attachments together
+    # The parse worker (a child process): wall clock and CPU seconds, and address space, per email.
+    parse_timeout: float = Field(default=60.0, gt=0)
+    parse_memory_mb: int = Field(default=1024, ge=128)
+    # Documents: none set means ``[reader]`` of classifiers/documents.toml decides.
+    pdf_max_pages: int | None = Field(default=None, ge=1)
+    image_max_pixels: int | None = Field(default=None, ge=1)
+    ocr_timeout: float | None = Field(default=None, gt=0)  # wall clock for reading one attachment
+    documents_time_per_email: float | None = Field(default=None, ge=0)  # for all attachments of one email
+    # An email whose processing was cut short (the worker killed) this many times is quarantined as poison.
+    poison_attempts: int = Field(default=3, ge=1)
+
     outbox_interval: float = Field(default=5.0, gt=0)
     outbox_max_attempts: int = Field(default=12, ge=1)
     outbox_backoff_base: float = Field(default=30.0, gt=0)

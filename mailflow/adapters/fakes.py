@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mailflow.errors import MailboxError
 from mailflow.ports import Fingerprint
+from mailflow.stages.limits import header_part
 
 
 @dataclass
@@ -57,6 +58,18 @@ class FakeMailbox:
             if uid in inbox:
                 self.fetched.append(uid)
                 yield uid, inbox[uid]
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        self._maybe_fail("sizes")
+        inbox = self.folders[self.folder]
+        return {uid: len(inbox[uid]) for uid in uids if uid in inbox}
+
+    def fetch_headers(self, uids: Sequence[int], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+        self._maybe_fail("fetch_headers")
+        inbox = self.folders[self.folder]
+        for uid in uids:
+            if uid in inbox:
+                yield uid, header_part(inbox[uid], max_bytes)
 
     def move(self, uids: Sequence[int], folder: str) -> None:
         self._maybe_fail("move")

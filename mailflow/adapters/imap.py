@@ -180,6 +180,35 @@ class ImapMailbox:
                 if body is not None:  # expunged meanwhile
                     yield uid, body
 
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        wanted = list(dict.fromkeys(int(uid) for uid in uids))
+        found: dict[int, int] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            response = self._run(
+                "UID FETCH RFC822.SIZE",
+                lambda client, b=batch: client.fetch(b, [b"RFC822.SIZE"]),
+                by_uid=True,
+            )
+            found.update(
+                {uid: int(item[b"RFC822.SIZE"]) for uid, item in response.items() if b"RFC822.SIZE" in item}
+            )
+        return found
+
+    def fetch_headers(self, uids: Sequence[int], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+        # A partial fetch: a hostile header block of megabytes is cut at max_bytes by the server.
+        part = f"BODY.PEEK[HEADER]<0.{int(max_bytes)}>".encode()
+        for uid in dict.fromkeys(int(uid) for uid in uids):
+            response = self._run(
+                "UID FETCH HEADER", lambda client, u=uid: client.fetch([u], [part]), by_uid=True
+            )
+            item = response.get(uid) or {}
+            header = next(
+                (v for k, v in item.items() if isinstance(k, bytes) and k.startswith(b"BODY[HEADER]")), None
+            )
+            if header is not None:
+                yield uid, bytes(header)[:max_bytes]
+
     def move(self, uids: Sequence[int], folder: str) -> None:
         wanted = [int(uid) for uid in uids]
         if not wanted:

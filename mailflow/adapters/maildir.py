@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from mailflow.errors import MailboxError
+from mailflow.stages.limits import header_part
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -92,6 +93,28 @@ class MaildirMailbox:
                 raise MailboxError(f"cannot read uid {uid} of {self._name}: {exc}") from exc
             if data is not None:
                 yield uid, data
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        uidlist, files = self._sync(self._dir)
+        found: dict[int, int] = {}
+        for uid in dict.fromkeys(uids):
+            key = uidlist.keys.get(uid)
+            with contextlib.suppress(OSError, KeyError):
+                found[uid] = files[key].stat().st_size if key is not None else -1
+        return {uid: size for uid, size in found.items() if size >= 0}
+
+    def fetch_headers(self, uids: Sequence[int], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+        uidlist, files = self._sync(self._dir)
+        for uid in dict.fromkeys(uids):
+            key = uidlist.keys.get(uid)
+            if key is None or key not in files:
+                continue
+            try:
+                with open(files[key], "rb") as handle:
+                    head = handle.read(max_bytes + 4)
+            except OSError:
+                continue  # gone meanwhile
+            yield uid, header_part(head, max_bytes)
 
     def move(self, uids: Sequence[int], folder: str) -> None:
         target = self._folder_dir(folder)

@@ -29,9 +29,16 @@ _cache_lock = threading.Lock()
 
 
 def read_attachment(
-    attachment: Attachment, *, options: ReaderOptions | None = None, sandbox: TextSandbox | None = None
+    attachment: Attachment,
+    *,
+    options: ReaderOptions | None = None,
+    sandbox: TextSandbox | None = None,
+    timeout: float | None = None,
 ) -> PageText:
-    """The attachment's text and where it came from; never raises for a bad attachment."""
+    """The attachment's text and where it came from; never raises for a bad attachment.
+
+    ``timeout``: what is left of the email's time for reading documents (none left: not read).
+    """
     sniffed = attachment.sniffed_type
     if sniffed == "text/plain":
         data = attachment.payload[: MAX_TEXT_CHARS * 4]
@@ -49,7 +56,10 @@ def read_attachment(
             if key in _read_cache:
                 _read_cache.move_to_end(key)
                 return _read_cache[key]
-        page = sandbox.read(attachment.payload, sniffed, ocr=ocr)
+        if timeout is not None and timeout <= 0:
+            return PageText("", (f"{sniffed}: not read, the time for this email's documents was used up",))
+        limit = min(timeout, sandbox.options.timeout_seconds) if timeout is not None else None
+        page = sandbox.read(attachment.payload, sniffed, ocr=ocr, timeout=limit)
         # A worker that timed out or crashed may do better another time (on a less busy machine).
         if not page.reasons or not page.reasons[0].startswith("text extraction"):
             with _cache_lock:

@@ -23,6 +23,9 @@ class ReaderOptions:
     """Limits of text extraction; ``[reader]`` in classifiers/documents.toml."""
 
     timeout_seconds: float = 60.0  # wall clock for one attachment, OCR included
+    # Wall clock for all the attachments of one email: fifty slow scans must not hold the email (and its
+    # claim, whose lease runs out) for fifty minutes. Attachments after it are known by their names only.
+    email_seconds: float = 120.0
     memory_mb: int = 1536  # address space of the worker process (and of each Tesseract it starts)
     max_pages: int = 3  # pages whose text layer is read
     ocr_pages: int = 2  # scanned pages or image frames OCR'd

@@ -212,11 +212,18 @@ def score_kinds(
 
 
 def classify_attachment(
-    attachment: Attachment, rules: DocumentRules | None = None, *, sandbox: TextSandbox | None = None
+    attachment: Attachment,
+    rules: DocumentRules | None = None,
+    *,
+    sandbox: TextSandbox | None = None,
+    timeout: float | None = None,
 ) -> Document:
-    """The attachment's document kind; ``sandbox`` reads PDFs and images (default: a shared worker)."""
+    """The attachment's document kind; ``sandbox`` reads PDFs and images (default: a shared worker).
+
+    ``timeout``: the seconds left for reading this email's documents.
+    """
     rules = rules or default_rules()
-    page = read_attachment(attachment, options=rules.reader, sandbox=sandbox)
+    page = read_attachment(attachment, options=rules.reader, sandbox=sandbox, timeout=timeout)
     text, reasons = page.text, list(page.reasons)
     has_text = sum(ch.isalpha() for ch in text) >= MIN_TEXT_LETTERS
     if not has_text:

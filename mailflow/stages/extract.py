@@ -7,6 +7,8 @@ forward's), then from forwarded mail, and finally the mailbox's default language
 
 from __future__ import annotations
 
+import time
+
 from mailflow.domain import Extraction, Identifier, ParsedMessage
 from mailflow.identifiers import find_identifiers, mask
 from mailflow.stages.documents import DocumentRules, classify_attachment, default_rules
@@ -35,7 +37,11 @@ def extract(
         (found for found in map(language_detector.detect, candidates) if found),
         default_language,
     )
-    documents = tuple(classify_attachment(attachment, rules) for attachment in message.attachments)
+    deadline = time.monotonic() + rules.reader.email_seconds
+    documents = tuple(
+        classify_attachment(attachment, rules, timeout=deadline - time.monotonic())
+        for attachment in message.attachments
+    )
     return Extraction(documents=documents, language=language, text=text, identifiers=identifiers_in(text))
 
 

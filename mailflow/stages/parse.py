@@ -7,6 +7,7 @@ not exceptions. Only bytes that are not an email at all raise ``UnreadableMessag
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
@@ -24,6 +25,7 @@ from mailflow.stages.headers import (
     parse_return_path,
 )
 from mailflow.stages.html import html_to_text
+from mailflow.stages.limits import TOO_DEEP, Limits, MessageRefused, check_before_parsing, check_encrypted
 from mailflow.stages.text import FORWARD_MARKER
 
 _HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
@@ -37,9 +39,17 @@ MAX_DEPTH = 12
 MAX_PARTS = 500
 
 
-def parse(raw: bytes) -> ParsedMessage:
+def parse(raw: bytes, limits: Limits | None = None) -> ParsedMessage:
+    """``limits``: refuse (``MessageRefused``) an email over them, and leave out attachments beyond them."""
+    if limits is not None:
+        check_before_parsing(raw, limits)
     repaired, repairs = _repair_header_block(raw)
-    msg = BytesParser(policy=policy.default).parsebytes(repaired)
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(repaired)
+    except RecursionError as exc:  # the parser recurses per nested part
+        raise MessageRefused(TOO_DEEP, "parts nested too deeply to be read") from exc
+    if limits is not None:
+        check_encrypted(_content_type(msg), _param(msg, "smime-type"))
     headers, defects = _headers(msg)
     defects[:0] = repairs
     if not any(name in _KNOWN_HEADERS for name, _ in headers):
@@ -51,8 +61,11 @@ def parse(raw: bytes) -> ParsedMessage:
     from_name, from_address = parse_address(first("from"))
     message_id = message_ids(first("message-id"))
     in_reply_to = message_ids(first("in-reply-to"))
-    body = _Body()
-    body.walk(msg, depth=0)
+    body = _Body(budget=_Budget.of(limits or Limits(attachments=10**9, attachment_bytes=10**18)))
+    try:
+        body.walk(msg, depth=0)
+    except RecursionError as exc:
+        raise MessageRefused(TOO_DEEP, "parts nested too deeply to be read") from exc
     defects.extend(body.defects)
     defects.extend(_defect_names(msg))
     text = body.plain_text() or body.html_text()
@@ -71,6 +84,7 @@ def parse(raw: bytes) -> ParsedMessage:
         headers=tuple(headers),
         attachments=tuple(body.attachments()),
         defects=tuple(dict.fromkeys(defects)),
+        dropped=body.budget.notes(),
     )
 
 
@@ -121,6 +135,49 @@ def _content_type(part: Message) -> str:
         return "text/plain"
 
 
+def _param(part: Message, name: str) -> str | None:
+    try:
+        value = part.get_param(name)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class _Budget:
+    """What attachments may still be read: shared by every part of one email."""
+
+    attachments: int
+    attachment_bytes: int
+    over_count: int = 0
+    over_bytes: int = 0
+    max_attachments: int = 0
+    max_bytes: int = 0
+    beyond_tree: int = 0  # multiparts past MAX_DEPTH or MAX_PARTS
+
+    @classmethod
+    def of(cls, limits: Limits) -> _Budget:
+        return cls(
+            limits.attachments, limits.attachment_bytes, 0, 0, limits.attachments, limits.attachment_bytes
+        )
+
+    def notes(self) -> tuple[str, ...]:
+        notes = []
+        if self.over_count:
+            notes.append(
+                f"{self.over_count} attachment(s) left out: over the limit of {self.max_attachments}"
+                f" attachments or {MAX_PARTS} parts"
+            )
+        if self.over_bytes:
+            notes.append(
+                f"{self.over_bytes} attachment(s) left out: over the limit of "
+                f"{self.max_bytes / 1_000_000:.1f} MB in all"
+            )
+        if self.beyond_tree:
+            notes.append(f"{self.beyond_tree} nested part(s) left out: deeper than {MAX_DEPTH} levels")
+        return tuple(notes)
+
+
 def _defect_names(part: Message) -> list[str]:
     return [type(defect).__name__ for defect in getattr(part, "defects", [])]
 
@@ -149,7 +206,8 @@ _MACHINE_PARTS = frozenset(
 class _Body:
     """Collects the text, HTML and attachments of a MIME tree, depth first, in order."""
 
-    def __init__(self, parts_seen: int = 0) -> None:
+    def __init__(self, parts_seen: int = 0, *, budget: _Budget) -> None:
+        self.budget = budget
         self.plain: list[str] = []
         self.html: list[str] = []
         self.files: list[tuple[str, str, bytes]] = []  # (filename, declared type, payload)
@@ -169,6 +227,10 @@ class _Body:
         self.parts_seen += 1
         if depth > MAX_DEPTH or self.parts_seen > MAX_PARTS:
             self.defects.append("MIME tree too deep or too large: rest ignored")
+            if part.is_multipart():
+                self.budget.beyond_tree += 1
+            else:  # an attachment (or a text) past the 500th part
+                self.budget.over_count += 1
             return
         ctype = _content_type(part)
         try:
@@ -188,7 +250,7 @@ class _Body:
             self.defects.append(f"part {self.parts_seen} ({ctype}) unreadable: {type(exc).__name__}")
 
     def _sub(self, part: Message, depth: int) -> _Body:
-        sub = _Body(self.parts_seen)
+        sub = _Body(self.parts_seen, budget=self.budget)
         sub.walk(part, depth + 1)
         self.parts_seen = sub.parts_seen
         self.files.extend(sub.files)
@@ -225,9 +287,17 @@ class _Body:
         if filename is None and disposition != "attachment" and ctype in ("text/plain", "text/html"):
             self._text_part(part, ctype)
             return
+        if self.budget.attachments <= 0:
+            self.budget.over_count += 1  # not even decoded
+            return
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             payload = str(part.get_payload()).encode("utf-8", "surrogateescape")
+        if len(payload) > self.budget.attachment_bytes:
+            self.budget.over_bytes += 1
+            return
+        self.budget.attachments -= 1
+        self.budget.attachment_bytes -= len(payload)
         self.files.append((filename or "", ctype, payload))
         self.defects.extend(_defect_names(part))
 

@@ -66,7 +66,25 @@ def record_decision(session: Session, row: Message, analysis: Analysis, *, now: 
             ),
         ]
     )
+    if analysis.message.dropped:  # processed without the parts over the limits: staff must know
+        session.add(
+            Event(
+                message_id=row.id,
+                at=now,
+                actor="record",
+                kind="parts_left_out",
+                detail={
+                    "count": left_out_count(analysis.message.dropped),
+                    "notes": list(analysis.message.dropped),
+                },
+            )
+        )
     _settle(row, decision.status)
+
+
+def left_out_count(notes: tuple[str, ...]) -> int:
+    """How many attachments the notes of ``ParsedMessage.dropped`` say were left out."""
+    return sum(int(note.split(" ", 1)[0]) for note in notes if note.split(" ", 1)[0].isdigit())
 
 
 def record_quarantine(session: Session, row: Message, reason: str, *, now: datetime) -> None:

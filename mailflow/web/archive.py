@@ -15,7 +15,6 @@ from flask_babel import gettext as _
 from flask_babel import to_user_timezone
 from flask_login import current_user, login_required
 
-from mailflow.stages.parse import parse
 from mailflow.storage.models import AttachmentRecord, Message, Reply
 from mailflow.web import labels, search
 from mailflow.web.archive_queries import (
@@ -147,7 +146,8 @@ def body(message_id: int):
             abort(404)
         sha256 = row.sha256
     try:
-        parsed = parse(desk().app.blobs.get(sha256))
+        # In the parse worker, with the limits: a hostile email costs a child process, not the desk.
+        parsed = desk().app.parse_sandbox.parse(desk().app.blobs.get(sha256))
         document = frame_document(parsed.html, parsed.text)
     except Exception:  # shown as unreadable; the .eml download still has it whole
         document = frame_document(None, "(this email cannot be shown; download the .eml)")

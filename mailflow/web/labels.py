@@ -89,6 +89,7 @@ EVENTS = {
     "quarantined": lazy_gettext("quarantined"),
     "reprocess": lazy_gettext("processed again"),
     "resumed": lazy_gettext("processing resumed"),
+    "parts_left_out": lazy_gettext("attachments left out"),
     "moved": lazy_gettext("moved to a mailbox folder"),
     "lost": lazy_gettext("no longer in the mailbox"),
     "rebound": lazy_gettext("mailbox renumbered"),
@@ -106,6 +107,22 @@ EVENTS = {
     "user_unlocked": lazy_gettext("account unlocked"),
     "user_password_set": lazy_gettext("new password set"),
     "user_role_changed": lazy_gettext("role changed"),
+}
+# Why an email is in quarantine, by the code its stored reason starts with (``mailflow.stages.limits``).
+QUARANTINE_REASONS = {
+    "oversize": lazy_gettext(
+        "Too large to download: ask the resident to send the documents in several smaller emails"
+    ),
+    "header_too_large": lazy_gettext(
+        "Its header is far too large (thousands of addresses, for example): it was not read"
+    ),
+    "too_deep": lazy_gettext("Emails or parts nested too deeply inside each other: it was not read"),
+    "encrypted": lazy_gettext("Encrypted: it cannot be read here; ask the resident for an unencrypted email"),
+    "too_costly": lazy_gettext("Reading it took too long or needed too much memory: it was stopped"),
+    "poison": lazy_gettext("The machine stopped several times while reading it: it is not tried again"),
+    "unreadable": lazy_gettext("Not an email that can be read (empty, or no headers)"),
+    "analysis failed": lazy_gettext("The machine failed while reading it (a fault in mailflow)"),
+    "action failed": lazy_gettext("The machine failed while acting on it (a fault in mailflow)"),
 }
 # Events about a case: their detail names it ("case") and, when it changed, its new state.
 CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed", "case_reopened"})
@@ -223,6 +240,14 @@ def explain(reason: str | None) -> str:
     return gettext("Other reason")
 
 
+def quarantine_reason(reason: str | None) -> str:
+    """Why an email is in quarantine, in words: its stored reason is "<code>: <details>"."""
+    code = (reason or "").split(":", 1)[0].strip()
+    if code in QUARANTINE_REASONS:
+        return str(QUARANTINE_REASONS[code])
+    return gettext("Other reason")
+
+
 def chain_problem(problem: str | None) -> str:
     """What ``mailflow audit verify`` found wrong with the event log, in words."""
     problem = problem or ""
@@ -296,6 +321,13 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return f"{d.get('case')}" + (f" ({state})" if state else "")
     if kind_ == "moved":
         return gettext("to the folder: %(folder)s", folder=folder(d.get("folder")))
+    if kind_ == "quarantined":
+        return quarantine_reason(d.get("reason"))
+    if kind_ == "parts_left_out":
+        return gettext(
+            "over the limits for one email: %(count)s attachment(s) not stored and not read",
+            count=d.get("count", "?"),
+        )
     if kind_ == "lost":
         return gettext("last filed in the folder: %(folder)s", folder=folder(d.get("folder")))
     if kind_ == "stored":

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.ports import BlobStore
+from mailflow.stages.limits import Limits
 from mailflow.stages.parse import parse
 from mailflow.stages.text import resident_text
 from mailflow.storage.models import Message
@@ -53,7 +54,7 @@ def is_postgres(engine: Engine) -> bool:
 def searchable_text(raw: bytes) -> tuple[str, str, str]:
     """(subject, sender, body) of a raw email; what cannot be parsed is left empty."""
     try:
-        message = parse(raw)
+        message = parse(raw, Limits())  # the cheap checks first: a hostile header must not stall indexing
     except Exception:  # an unreadable email is still found by its ledger subject and sender
         return "", "", ""
     body, _ = resident_text(message.subject, message.text)
