@@ -129,6 +129,7 @@ class Analyser:
             language=seen.extraction.language,
             documents=(*shown, *on_file),
             named_only=tuple(d.kind for d in seen.extraction.documents if d.named_only),
+            parts_left_out=bool(seen.message.dropped),
             screening=seen.screening,
             catalogue=self.catalogue,
             policy=self.policy_for_model(),

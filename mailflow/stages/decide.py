@@ -17,8 +17,10 @@ documents (any one of) is attached becomes ``request_documents``. When an attach
 recognised (kind ``other``: a photo without readable text, say) it may be the very document asked
 for, and asking the resident for it again would be wrong: such an email goes to triage instead (the
 taxonomy's "anything risky"; ``DecisionPolicy.triage_unrecognised_attachments`` turns this off).
-A required document known only by its file name (``named_only``: its pages or picture show no such
-document) never completes a request either: a blank ``bijlage35.pdf`` goes to a person.
+An email processed without the attachments over its limits (``parts_left_out``) goes to a person: what
+was not read may be the document asked for. A required document known only by its file name
+(``named_only``: its pages or picture show no such document) never completes a request either: a blank
+``bijlage35.pdf`` goes to a person.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def decide(
     documents: Sequence[str],
     screening: Screening,
     named_only: Sequence[str] = (),
+    parts_left_out: bool = False,
     catalogue: Catalogue,
     policy: DecisionPolicy,
 ) -> Decision:
@@ -89,6 +92,9 @@ def decide(
         return decision(Action.TRIAGE, "rule 2: sender not authenticated and authentication is required")
     if len(classification.intents) > 1:
         return decision(Action.TRIAGE, f"rule 3: {len(classification.intents)} requests")
+    if parts_left_out:
+        # What was left out unread may be the very document or request: no reply can be sure of it.
+        return decision(Action.TRIAGE, "attachments left out over the limits")
     product = catalogue.product(classification.category)
     if product.action is not Action.TRIAGE and confidence < policy.threshold(product.action):
         needed = policy.threshold(product.action)

@@ -214,6 +214,8 @@ def explain(reason: str | None) -> str:
         )
     if m := re.fullmatch(r"rule 4: the model is never sure enough to (.+)", reason):
         return gettext("The machine never does this alone: %(verb)s", verb=named(_VERB_OF, m[1]))
+    if reason == "attachments left out over the limits":
+        return gettext("Attachments over the limits were left out unread: check what the resident sent")
     if reason.startswith("required document named by its file name only"):
         return gettext(
             "The required document is only named in a file name: what the file shows is not that document"
@@ -274,7 +276,7 @@ def waiting_reason(reasons: list[str] | None) -> str:
         return "several"
     if last.startswith("rule 4"):
         return "unsure"
-    if "not recognised" in last or "file name only" in last:
+    if "not recognised" in last or "file name only" in last or "left out" in last:
         return "attachment"
     if last.startswith("reply not delivered"):
         return "undelivered"

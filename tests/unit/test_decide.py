@@ -42,6 +42,7 @@ def decided(
     intents=(),
     documents=(),
     named_only=(),
+    parts_left_out=False,
     screening=PASS,
     policy=POLICY,
     language="fr",
@@ -52,6 +53,7 @@ def decided(
         language=language,
         documents=list(documents),
         named_only=list(named_only),
+        parts_left_out=parts_left_out,
         screening=screening,
         catalogue=CATALOGUE,
         policy=policy,
@@ -199,6 +201,15 @@ def test_a_required_document_known_only_by_its_file_name_goes_to_a_person():
     assert decided("return_report", documents=["annex18"], named_only=["boarding_pass"]).action is Action.FILE
     # A named-only document that is not required changes nothing: the resident is asked.
     assert decided("return_report", named_only=["passport"]).action is Action.REQUEST_DOCUMENTS
+
+
+def test_an_email_whose_attachments_were_left_out_goes_to_a_person():
+    decision = decided("return_report", documents=["annex18"], parts_left_out=True)
+    assert decision.action is Action.TRIAGE
+    assert rule(decision) == "attachments left out over the limits"
+    assert decided("info_asylum", parts_left_out=True).action is Action.TRIAGE
+    # Machine mail stays ignored, whatever it carried.
+    assert decided("spam", parts_left_out=True).action is Action.IGNORE
 
 
 def test_file_product_without_required_documents_is_filed_directly():
