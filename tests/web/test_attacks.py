@@ -133,3 +133,16 @@ def test_the_throttle_counts_in_the_database_so_every_desk_process_sees_it(world
         client = first if n % 2 else second
         assert login(client, "sara", "wrong password!").status_code == 401
     assert login(first, "sara").status_code == 429 and login(second, "sara").status_code == 429
+
+
+def test_what_a_resident_sent_is_downloaded_never_shown_and_runs_nothing_if_opened(matrix):  # noqa: F811
+    world, web = matrix
+    client, _ = client_for(web, "auditor")
+    for url in (f"/archive/{world.ids['documents']}/attachments/0", f"/archive/{world.ids['hostile']}/eml"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["Content-Disposition"].startswith("attachment;"), url
+        assert response.headers["Content-Type"] in ("application/octet-stream", "message/rfc822"), url
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response.headers["Content-Security-Policy"].split("; "), url
+        assert response.headers["Cache-Control"] == "no-store", url
