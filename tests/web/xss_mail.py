@@ -66,7 +66,9 @@ def vector_email(number: int, vectors: Sequence[str], when: datetime | None = No
         parts += [
             f"--{_BOUNDARY}",
             "Content-Type: application/octet-stream",
-            "Content-Disposition: attachment; filename*=utf-8''" + quote(vector, safe=""),
+            # "doc " first: a name in angle brackets whole would lose them to the email parser, which
+            # reads "<...>" as quoting (email.utils.unquote); a vector must reach the desk as sent.
+            "Content-Disposition: attachment; filename*=utf-8''" + quote(f"doc {vector}", safe=""),
             "Content-Transfer-Encoding: base64",
             "",
             _BLANK_DOCUMENT,  # the same bytes each time: one blob in the store

@@ -1,7 +1,7 @@
 """Watching a Chromium page for any sign that a vector ran, was injected or reached out.
 
 A vector that runs calls one of the functions replaced here before any page script (alert, confirm,
-prompt, print, open, eval, fetch, XMLHttpRequest) or opens a dialog; a vector that was injected but
+prompt, print, open, fetch, XMLHttpRequest) or opens a dialog; a vector that was injected but
 stopped by the Content Security Policy shows as a ``securitypolicyviolation`` event or as Chromium's
 console message about it; one that reaches out asks for an address other than the desk's. The DOM
 check finds markup a vector added even when nothing fired (an event handler attribute, a script, a
@@ -21,12 +21,11 @@ INIT_SCRIPT = """(() => {
   for (const name of ["alert", "confirm", "prompt", "print", "open"]) {
     window[name] = function () { note(name, arguments); };
   }
-  // No desk page evaluates code or fetches anything as it loads: any call is a vector's (still made,
-  // so that a remote address is seen by the route too).
-  for (const name of ["eval", "fetch"]) {
-    const original = window[name];
-    window[name] = function () { note(name, arguments); return original.apply(this, arguments); };
-  }
+  // No desk page fetches anything as it loads: any call is a vector's (still made, so that a remote
+  // address is seen by the route too). eval is left alone: Playwright's own evaluate calls it; a vector
+  // that evals code shows by what that code calls.
+  const original = window.fetch;
+  window.fetch = function () { note("fetch", arguments); return original.apply(this, arguments); };
   const send = XMLHttpRequest.prototype.open;
   XMLHttpRequest.prototype.open = function () { note("xhr", arguments); return send.apply(this, arguments); };
   document.addEventListener("securitypolicyviolation",
