@@ -146,3 +146,11 @@ def test_what_a_resident_sent_is_downloaded_never_shown_and_runs_nothing_if_open
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "sandbox" in response.headers["Content-Security-Policy"].split("; "), url
         assert response.headers["Cache-Control"] == "no-store", url
+
+
+def test_the_per_address_limit_is_a_setting(tmp_path):
+    from mailflow.web.accounts import Throttle
+    from tests.web.conftest import desk_settings
+
+    settings = desk_settings(tmp_path / "data", login_max_failures_per_address=3)
+    assert Throttle.from_settings(settings).max_failures_per_address == 3
