@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     desk_language: Literal["nl", "fr", "en"] = "nl"
     desk_timezone: str = "Europe/Brussels"
     login_max_failures: int = Field(default=5, ge=1)
+    # One address trying many accounts (or many names): refused for the rest of the window too.
+    login_max_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
 
     @field_validator("oauth2_mechanism", mode="before")

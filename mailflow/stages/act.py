@@ -199,6 +199,9 @@ class Actor:
             )
 
     def _store_documents(self, session: Session, row: Message, analysis: Analysis) -> None:
+        # Stored when the email first went through: a person deciding a triage item acts on it again.
+        if session.scalar(select(AttachmentRecord.id).where(AttachmentRecord.message_id == row.id).limit(1)):
+            return
         attachments = analysis.message.attachments
         for position, (attachment, document) in enumerate(
             zip(attachments, analysis.extraction.documents, strict=True)

@@ -44,6 +44,7 @@ class Throttle:
         return cls(
             max_failures=settings.login_max_failures,
             window=timedelta(seconds=settings.login_window_seconds),
+            max_failures_per_address=settings.login_max_failures_per_address,
         )
 
 

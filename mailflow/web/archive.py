@@ -182,11 +182,13 @@ def eml(message_id: int):
             abort(404)
         sha256 = row.sha256
     _log_view(message_id, "original .eml")
-    return send_file(
-        BytesIO(desk().app.blobs.get(sha256)),
-        mimetype="message/rfc822",
-        as_attachment=True,
-        download_name=f"email-{message_id}.eml",
+    return _sandboxed(
+        send_file(
+            BytesIO(desk().app.blobs.get(sha256)),
+            mimetype="message/rfc822",
+            as_attachment=True,
+            download_name=f"email-{message_id}.eml",
+        )
     )
 
 
@@ -195,12 +197,23 @@ def eml(message_id: int):
 def download(message_id: int, position: int):
     record = _attachment(message_id, position)
     _log_view(message_id, "document", attachment=position, how="download")
-    return send_file(
-        BytesIO(desk().app.blobs.get(record.sha256)),
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=safe_filename(record.filename, f"document-{message_id}-{position}"),
+    return _sandboxed(
+        send_file(
+            BytesIO(desk().app.blobs.get(record.sha256)),
+            mimetype="application/octet-stream",
+            as_attachment=True,
+            download_name=safe_filename(record.filename, f"document-{message_id}-{position}"),
+        )
     )
+
+
+def _sandboxed(response: Response) -> Response:
+    """A download a resident sent: should a browser still show it (an HTML or SVG file opened from the
+    address bar), it runs nothing and loads nothing."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; base-uri 'none'; sandbox; frame-ancestors 'none'"
+    )
+    return response
 
 
 @bp.route("/archive/<int:message_id>/attachments/<int:position>/page/<int:page>.png")

@@ -67,6 +67,12 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     if LogoutForm().validate_on_submit() and current_user.is_authenticated:
+        # The session lives in a signed cookie, which a copy would outlive: the account's session
+        # version moves on instead, so every cookie issued to it before (on any device) stops working.
+        with desk().sessions.begin() as db:
+            user = db.get(User, current_user.id)
+            if user is not None:
+                user.session_version += 1
         desk().log(current_user.username, "logged_out", None)
     logout_user()
     session.clear()

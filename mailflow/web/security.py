@@ -145,6 +145,8 @@ def install(app: Flask, login_manager: LoginManager, *, hsts_seconds: int = 0) -
         if hsts_seconds and request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")
+        # Pages and downloads hold personal data: never stored by a browser or a proxy. send_file says
+        # "no-cache" (keep, but ask again), which is not enough, so this one is replaced.
+        if request.endpoint != "static" and "no-store" not in response.headers.get("Cache-Control", ""):
+            response.headers["Cache-Control"] = "no-store"
         return response

@@ -286,3 +286,42 @@ def test_undo_within_the_window_does_nothing_and_marking_spam_is_undoable(undo_w
         f"/triage/{message_id}/undo", data={"csrf_token": csrf_token(client.get("/triage").text)}
     )
     assert late.status_code == 302 and outcome(world, message_id)[0].status == "ignored"
+
+
+def test_a_persons_decision_keeps_each_document_once(tmp_path):
+    """The pipeline stored the documents when it put the email in triage; deciding it (here in two
+    parts, each acting on the email) must not list them again on the email's and the case's pages."""
+    from mailflow.storage.models import AttachmentRecord
+    from tests.web import emails
+
+    mail = emails.email(
+        sender="amina.el@example.org",
+        subject="Vernieuwing verblijfskaart",
+        dmarc="fail",
+        text="Goedendag, ik wil mijn verblijfskaart vernieuwen. Mijn paspoort zit erbij.",
+        attachments=[
+            ("paspoort.txt", "text/plain", b"Paspoort van Amina\n"),
+            ("foto.txt", "text/plain", b"x\n"),
+        ],
+    )
+    world = build_world(desk_settings(tmp_path / "docs"), {"with_documents": mail})
+    try:
+        client = create_app(world.app, TESTING=True).test_client()
+        login(client, "sam")
+        message_id = world.ids["with_documents"]
+        decide(
+            client,
+            message_id,
+            outcome="split",
+            part_category=["card_renewal", "info_family_reunification", ""],
+            part_action=["auto", "redirect_info", "auto"],
+        )
+        with world.app.sessions() as session:
+            assert session.get_one(Message, message_id).status == "processed"
+            stored = session.scalars(
+                select(AttachmentRecord.filename).where(AttachmentRecord.message_id == message_id)
+            ).all()
+        assert sorted(stored) == ["foto.txt", "paspoort.txt"]
+        assert client.get(f"/archive/{message_id}").text.count("paspoort.txt</b>") == 1
+    finally:
+        world.app.close()
