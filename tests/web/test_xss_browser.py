@@ -38,7 +38,11 @@ def vector_desk(tmp_path_factory):
     groups = grouped(found.vectors, GROUP)
     mails = {f"group-{n}": vector_email(n, group) for n, group in enumerate(groups)}
     started = time.monotonic()
-    world = build_world(desk_settings(tmp_path_factory.mktemp("xss") / "data"), mails)
+    # Every vector's file name must reach the archive: the attachment limit is the group's size here.
+    settings = desk_settings(tmp_path_factory.mktemp("xss") / "data").model_copy(
+        update={"max_attachments": GROUP}
+    )
+    world = build_world(settings, mails)
     print(f"\nXSS: {len(mails)} emails through the pipeline in {time.monotonic() - started:.0f} s")
     ids = [world.ids[f"group-{n}"] for n in range(len(groups))]
     with world.app.sessions() as session:
