@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 
 # Debian packages mailflow itself uses: OCR of photographed and scanned documents.
 RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
-# And those the tests need: a real IMAP server, and Debian's chromium for the browser tests (driven
-# through Playwright, no browser download).
-DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium
+# And those the tests need: a real IMAP server, a PostgreSQL server (the integration tests run on it
+# and on SQLite), and Debian's chromium for the browser tests (driven through Playwright, no browser
+# download).
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 

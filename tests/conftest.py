@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.dovecot"]
+pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.dovecot", "tests.fixtures.postgres"]
