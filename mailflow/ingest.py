@@ -14,6 +14,7 @@ import email.parser
 import email.policy
 import email.utils
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.should_stop = should_stop
         self.on_progress = on_progress
+        self.order = random.Random()
 
     def run_once(self) -> IngestReport:
         report = IngestReport()
@@ -88,10 +90,16 @@ class Ingestor:
         report.moved_only += len(settled)
         todo = [uid for uid in uids if uid not in known or known[uid][1] is Status.RECEIVED]
         done = 0
-        for start in range(0, len(todo), self.batch_size):
+        for listed in self._share(todo):
+            # Another worker of the same mailbox may have taken some since we listed them.
+            batch = self.ledger.unclaimed(name, uidvalidity, listed)
+            report.busy += len(listed) - len(batch)
+            done += len(listed) - len(batch)
+            if not batch:
+                continue
             outcomes: list[tuple[int, int, Status]] = []
             try:
-                for uid, raw in self.mailbox.fetch(todo[start : start + self.batch_size]):
+                for uid, raw in self.mailbox.fetch(batch):
                     if self.should_stop():
                         report.stopped_early = True
                         break
@@ -109,6 +117,13 @@ class Ingestor:
         if not report.stopped_early:
             report.refiled = self._refile()
         return report
+
+    def _share(self, todo: list[int]) -> list[list[int]]:
+        """The batches in an order of our own: workers draining one mailbox together each start
+        elsewhere, rather than all fetching the same batch and racing for every email in it."""
+        batches = [todo[start : start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
+        self.order.shuffle(batches)
+        return batches
 
     def _refile(self) -> int:
         """Move each email whose outcome changed since it was filed; how many were moved."""

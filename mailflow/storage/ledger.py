@@ -257,16 +257,47 @@ class Ledger:
         session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
         return Claim(ClaimResult.PROCESS, row.id, status)
 
+    def unclaimed(self, mailbox: str, uidvalidity: int, uids: list[int]) -> list[int]:
+        """Of these UIDs, in their order, those no other worker holds or has settled: still worth
+        fetching. Another worker moves what it settled itself."""
+        now = self.clock()
+        taken: set[int] = set()
+        with self.sessions() as session:
+            for start in range(0, len(uids), 500):
+                taken.update(
+                    session.scalars(
+                        select(Message.uid).where(
+                            Message.mailbox == mailbox,
+                            Message.uidvalidity == uidvalidity,
+                            Message.uid.in_(uids[start : start + 500]),
+                            or_(
+                                Message.status != Status.RECEIVED,
+                                (Message.lease_owner != self.worker_id) & (Message.lease_until > now),
+                            ),
+                        )
+                    )
+                )
+        return [uid for uid in uids if uid not in taken]
+
     def mark_moved(self, message_pks: Iterable[int], folder: str) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
-            for row in session.scalars(select(Message).where(Message.id.in_(list(message_pks)))):
-                if row.moved_at is not None and row.folder == folder:
-                    continue
-                row.moved_at, row.folder = now, folder
-                session.add(
-                    Event(message_id=row.id, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+            # Ascending, so two workers marking overlapping sets lock rows in the same order.
+            for pk in sorted(set(message_pks)):
+                # Conditional, so that of two workers moving the same email one records the move.
+                moved = session.execute(
+                    update(Message)
+                    .where(
+                        Message.id == pk,
+                        or_(Message.moved_at.is_(None), Message.folder.is_(None), Message.folder != folder),
+                    )
+                    .values(moved_at=now, folder=folder)
+                    .execution_options(synchronize_session=False)
                 )
+                if moved.rowcount == 1:
+                    session.add(
+                        Event(message_id=pk, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+                    )
 
 
 def _one_claim_per_content(session: Session, sha256: str) -> None:
