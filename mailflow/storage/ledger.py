@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.audit import lock_chain
 from mailflow.domain import Status
 from mailflow.storage.models import Event, MailboxState, Message
 
@@ -138,6 +139,7 @@ class Ledger:
 
     def _claim(self, session: Session, arrival: Arrival, now: datetime) -> Claim:
         _one_claim_per_content(session, arrival.sha256)
+        lock_chain(session)
         row = session.scalar(
             select(Message).where(
                 Message.mailbox == arrival.mailbox,
@@ -282,6 +284,7 @@ class Ledger:
     def mark_moved(self, message_pks: Iterable[int], folder: str) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
+            lock_chain(session)
             # Ascending, so two workers marking overlapping sets lock rows in the same order.
             for pk in sorted(set(message_pks)):
                 # Conditional, so that of two workers moving the same email one records the move.
