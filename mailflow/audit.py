@@ -74,6 +74,16 @@ def _chain_new_events(session: Session, _context: Any, _instances: Any) -> None:
             _link(head, entry)
 
 
+def lock_chain(session: Session) -> None:
+    """Take the event log's lock now, before any row lock of this transaction.
+
+    A transaction that locks a row and then, adding its first event, the audit head can deadlock with
+    one that holds the head and wants that row (PostgreSQL aborts one of them). Taking the head first
+    keeps one order everywhere. SQLite ignores FOR UPDATE: its BEGIN IMMEDIATE already serialises.
+    """
+    session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
+
+
 def enable_chaining(sessions: sessionmaker[Session]) -> None:
     """Make every session of this factory chain the events it writes."""
     if not event.contains(sessions, "before_flush", _chain_new_events):

@@ -14,6 +14,7 @@ import email.parser
 import email.policy
 import email.utils
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,6 +90,7 @@ class Ingestor:
                 processor=self.processor,
                 arrival=self._arrival,
             )
+        self.order = random.Random()
 
     def run_once(self) -> IngestReport:
         report = IngestReport()
@@ -110,7 +112,13 @@ class Ingestor:
             todo, refused, sizes = self.refusals.refuse_oversize(uidvalidity, todo, report)
             self._move_all(refused)
         done = 0
-        for batch in fetch_batches(todo, sizes, self.batch_size):
+        for listed in self._share(todo, sizes):
+            # Another worker of the same mailbox may have taken some since we listed them.
+            batch = self.ledger.unclaimed(name, uidvalidity, listed)
+            report.busy += len(listed) - len(batch)
+            done += len(listed) - len(batch)
+            if not batch:
+                continue
             outcomes: list[tuple[int, int, Status]] = []
             try:
                 for uid, raw in self.mailbox.fetch(batch):
@@ -131,6 +139,13 @@ class Ingestor:
         if not report.stopped_early:
             report.refiled = self._refile()
         return report
+
+    def _share(self, todo: list[int], sizes: dict[int, int]) -> list[list[int]]:
+        """The batches in an order of our own: workers draining one mailbox together each start
+        elsewhere, rather than all fetching the same batch and racing for every email in it."""
+        batches = list(fetch_batches(todo, sizes, self.batch_size))
+        self.order.shuffle(batches)
+        return batches
 
     def _refile(self) -> int:
         """Move each email whose outcome changed since it was filed; how many were moved."""

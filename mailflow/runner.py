@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -76,6 +76,9 @@ class Worker:
         self.heartbeat = heartbeat
         self.watchdog = watchdog
         self.stop_event = threading.Event()
+        # A failed cycle is tried again within seconds, not at the next poll; longer after each failure.
+        self.retry = Backoff(base=2.0, cap=min(60.0, poll_interval))
+        self._scheduler: BackgroundScheduler | None = None
 
     def cycle(self) -> CycleResult:
         """Process everything waiting now, then send what the outbox holds."""
@@ -138,6 +141,7 @@ class Worker:
                 max_instances=1,
                 coalesce=True,
             )
+        self._scheduler = scheduler
         scheduler.start()
         log.info("worker started")
         try:
@@ -184,11 +188,12 @@ class Worker:
             log.error("poll failed: %s; the next poll retries", exc)
             return
         except MailboxError as exc:
-            log.warning("poll failed (%s); the next poll retries", exc)
+            log.warning("poll failed (%s); retrying in %.0f s", exc, self._retry_soon())
             return
         except Exception:
-            log.exception("poll cycle failed")
+            log.exception("poll cycle failed; retrying in %.0f s", self._retry_soon())
             return
+        self.retry.reset()
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
@@ -200,6 +205,13 @@ class Worker:
             self.watchdog.check()
         except Exception:
             log.exception("heartbeat check failed")
+
+    def _retry_soon(self) -> float:
+        delay = self.retry.next_delay()
+        if self._scheduler is not None and not self.stop_event.is_set():
+            next_run = datetime.now(UTC) + timedelta(seconds=delay)
+            self._scheduler.modify_job(POLL_JOB, next_run_time=next_run)
+        return delay
 
     def _scheduled_nightly(self) -> None:
         if self.nightly is None or self.stop_event.is_set():

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.dovecot", "tests.fixtures.oauth2"]
+pytest_plugins = [
+    "tests.fixtures.smtp",
+    "tests.fixtures.dovecot",
+    "tests.fixtures.oauth2",
+    "tests.fixtures.postgres",
+]

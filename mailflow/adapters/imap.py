@@ -373,17 +373,50 @@ class ImapMailbox:
     def _move(self, client: IMAPClient, uids: list[int], target: str) -> None:
         self._ensure_folder(client, target)
         try:
-            self._transfer(client, uids, target)
+            self._transfer_present(client, uids, target)
         except imaplib.IMAP4.error as exc:
-            if "TRYCREATE" not in str(exc):
+            if "TRYCREATE" not in str(exc) or isinstance(exc, imaplib.IMAP4.abort):
                 raise
             # Someone deleted the folder since we cached it.
             self._known_folders = None
             self._ensure_folder(client, target)
-            self._transfer(client, uids, target)
+            self._transfer_present(client, uids, target)
+
+    def _transfer_present(self, client: IMAPClient, uids: list[int], target: str) -> None:
+        """Move the messages still here. One that vanished since we listed it (another worker of the same
+        mailbox moved it, or a person deleted it) makes the server refuse the whole MOVE or COPY, e.g.
+        Dovecot's ``NO [EXPUNGEISSUED]``: then move the ones left, and count the vanished as moved."""
+        for _attempt in range(3):
+            try:
+                self._transfer(client, uids, target)
+                return
+            except imaplib.IMAP4.error as exc:
+                if "TRYCREATE" in str(exc) or isinstance(exc, imaplib.IMAP4.abort):
+                    raise
+                present = self._still_here(client, uids)
+                if len(present) == len(uids):
+                    raise  # refused for another reason
+                log.info(
+                    "%d of %d messages of %s were gone already; moving the rest to %s",
+                    len(uids) - len(present),
+                    len(uids),
+                    self._name,
+                    target,
+                )
+                if not present:
+                    return
+                uids = present
+        self._transfer(client, uids, target)
+
+    def _still_here(self, client: IMAPClient, uids: list[int]) -> list[int]:
+        client.noop()  # lets the server announce the expunges our session has not been told of
+        wanted = set(uids)
+        found = client.search([b"UID", ",".join(str(uid) for uid in sorted(wanted)).encode()])
+        return sorted(wanted.intersection(int(uid) for uid in found))
 
     def _transfer(self, client: IMAPClient, uids: list[int], target: str) -> None:
-        # A UID that is gone matches nothing: MOVE, COPY and UID EXPUNGE all answer OK.
+        # A UID our session already knows is gone matches nothing: MOVE, COPY and UID EXPUNGE answer OK.
+        # One expunged by another session since our last command makes them answer NO instead.
         if "MOVE" in self._capabilities:
             client.move(uids, target)
             return

@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.audit import lock_chain
 from mailflow.domain import Action, Status
 from mailflow.errors import TransportError
 from mailflow.ports import ReplyTransport
@@ -152,6 +153,7 @@ class Outbox:
             return self._record_failure(reply_id, message_pk, exc)
         now = self.clock()
         with self.sessions.begin() as session:
+            lock_chain(session)  # before the reply's row: the order every event-writing transaction keeps
             session.execute(
                 update(Reply)
                 .where(Reply.id == reply_id)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The key of the PostgreSQL advisory lock that serialises schema changes (any constant would do; this
+# one is "mailflow" in ASCII, so another application on the same server is unlikely to pick it).
+MIGRATION_LOCK_KEY = 0x6D61696C666C6F77
 
 
 def make_engine(url: str, *, read_only: bool = False, ca_file: Path | None = None) -> Engine:
@@ -76,8 +82,36 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call on every start."""
+    """Bring the schema to the newest revision; safe to call on every start, by several workers at once.
+
+    Workers started together on an empty database would each try to create the schema and all but one
+    fail; a lock makes the others wait, and then find the schema already at the newest revision.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with _schema_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            _advisory_lock(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _advisory_lock(connection: Connection) -> None:
+    # Held until this transaction ends, so also released when the process dies mid-upgrade. Each
+    # statement after it reads what the worker before us committed (READ COMMITTED).
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, a lock file beside the database: BEGIN IMMEDIATE alone would give up after the busy
+    timeout (30 s) while a long upgrade runs. Other databases lock inside the transaction instead."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.audit import lock_chain
 from mailflow.domain import Status
 from mailflow.storage.models import Event, MailboxState, Message
+
+
+class _TakenByAnother(Exception):
+    """Another worker changed the row we were about to take."""
 
 
 class ClaimResult(StrEnum):
@@ -62,24 +67,44 @@ class Ledger:
         self.clock = clock
 
     def observe_uidvalidity(self, mailbox: str, uidvalidity: int) -> bool:
-        """Remember the folder's UIDVALIDITY; True when it differs from the one seen before."""
-        with self.sessions.begin() as session:
-            state = session.get(MailboxState, mailbox)
-            if state is None:
-                session.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, changed_at=self.clock()))
-                return False
-            if state.uidvalidity == uidvalidity:
-                return False
-            session.add(
-                Event(
-                    at=self.clock(),
-                    actor="ingest",
-                    kind="uidvalidity_changed",
-                    detail={"mailbox": mailbox, "old": state.uidvalidity, "new": uidvalidity},
-                )
+        """Remember the folder's UIDVALIDITY; True when it differs from the one seen before.
+
+        Several workers may see a new folder, or a changed UIDVALIDITY, at the same moment: the first
+        insert or conditional update wins, and only the winner records the change.
+        """
+        for _attempt in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    return self._observe(session, mailbox, uidvalidity)
+            except IntegrityError:
+                continue  # another worker inserted the folder's row first: read theirs
+        raise RuntimeError(f"cannot record the UIDVALIDITY of {mailbox}")
+
+    def _observe(self, session: Session, mailbox: str, uidvalidity: int) -> bool:
+        seen = session.scalar(select(MailboxState.uidvalidity).where(MailboxState.mailbox == mailbox))
+        if seen is None:
+            session.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, changed_at=self.clock()))
+            session.flush()
+            return False
+        if seen == uidvalidity:
+            return False
+        changed = session.execute(
+            update(MailboxState)
+            .where(MailboxState.mailbox == mailbox, MailboxState.uidvalidity == seen)
+            .values(uidvalidity=uidvalidity, changed_at=self.clock())
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount != 1:
+            return False  # another worker recorded the change first
+        session.add(
+            Event(
+                at=self.clock(),
+                actor="ingest",
+                kind="uidvalidity_changed",
+                detail={"mailbox": mailbox, "old": seen, "new": uidvalidity},
             )
-            state.uidvalidity, state.changed_at = uidvalidity, self.clock()
-            return True
+        )
+        return True
 
     def known(self, mailbox: str, uidvalidity: int, uids: Iterable[int]) -> dict[int, tuple[int, Status]]:
         """Ledger rows for these UIDs: uid → (row id, status)."""
@@ -105,14 +130,16 @@ class Ledger:
             claim = self._claim(session, arrival, now)
             session.commit()
             return claim
-        except IntegrityError:
-            # Another worker inserted the same location first: it is theirs.
+        except (IntegrityError, _TakenByAnother):
+            # Another worker inserted the same location, or rebound the same email, first: it is theirs.
             session.rollback()
             return Claim(ClaimResult.BUSY, 0, Status.RECEIVED)
         finally:
             session.close()
 
     def _claim(self, session: Session, arrival: Arrival, now: datetime) -> Claim:
+        _one_claim_per_content(session, arrival.sha256)
+        lock_chain(session)
         row = session.scalar(
             select(Message).where(
                 Message.mailbox == arrival.mailbox,
@@ -172,7 +199,16 @@ class Ledger:
         for row in candidates:
             if row.message_id == arrival.message_id:
                 old = (row.uidvalidity, row.uid)
-                row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid
+                # Conditional: of several workers meeting the renumbered email, one rebinds it.
+                rebound = session.execute(
+                    update(Message)
+                    .where(Message.id == row.id, Message.uidvalidity == old[0], Message.uid == old[1])
+                    .values(uidvalidity=arrival.uidvalidity, uid=arrival.uid)
+                    .execution_options(synchronize_session=False)
+                )
+                if rebound.rowcount != 1:
+                    raise _TakenByAnother
+                session.refresh(row)
                 session.add(
                     Event(
                         message_id=row.id,
@@ -223,13 +259,53 @@ class Ledger:
         session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
         return Claim(ClaimResult.PROCESS, row.id, status)
 
+    def unclaimed(self, mailbox: str, uidvalidity: int, uids: list[int]) -> list[int]:
+        """Of these UIDs, in their order, those no other worker holds or has settled: still worth
+        fetching. Another worker moves what it settled itself."""
+        now = self.clock()
+        taken: set[int] = set()
+        with self.sessions() as session:
+            for start in range(0, len(uids), 500):
+                taken.update(
+                    session.scalars(
+                        select(Message.uid).where(
+                            Message.mailbox == mailbox,
+                            Message.uidvalidity == uidvalidity,
+                            Message.uid.in_(uids[start : start + 500]),
+                            or_(
+                                Message.status != Status.RECEIVED,
+                                (Message.lease_owner != self.worker_id) & (Message.lease_until > now),
+                            ),
+                        )
+                    )
+                )
+        return [uid for uid in uids if uid not in taken]
+
     def mark_moved(self, message_pks: Iterable[int], folder: str) -> None:
         now = self.clock()
         with self.sessions.begin() as session:
-            for row in session.scalars(select(Message).where(Message.id.in_(list(message_pks)))):
-                if row.moved_at is not None and row.folder == folder:
-                    continue
-                row.moved_at, row.folder = now, folder
-                session.add(
-                    Event(message_id=row.id, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+            lock_chain(session)
+            # Ascending, so two workers marking overlapping sets lock rows in the same order.
+            for pk in sorted(set(message_pks)):
+                # Conditional, so that of two workers moving the same email one records the move.
+                moved = session.execute(
+                    update(Message)
+                    .where(
+                        Message.id == pk,
+                        or_(Message.moved_at.is_(None), Message.folder.is_(None), Message.folder != folder),
+                    )
+                    .values(moved_at=now, folder=folder)
+                    .execution_options(synchronize_session=False)
                 )
+                if moved.rowcount == 1:
+                    session.add(
+                        Event(message_id=pk, at=now, actor="ingest", kind="moved", detail={"folder": folder})
+                    )
+
+
+def _one_claim_per_content(session: Session, sha256: str) -> None:
+    """Serialise the claims of identical bytes, so a copy arriving twice is seen as a duplicate even when
+    two workers claim both copies at once. SQLite needs nothing: BEGIN IMMEDIATE serialises every claim."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Until the transaction ends; the 60 bits of the hash are a key, not a secret.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(sha256[:15], 16)})

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from mailflow.audit import lock_chain
 from mailflow.domain import Status
 from mailflow.ports import Fingerprint
 from mailflow.storage.ledger import Ledger
@@ -98,6 +99,7 @@ class Refiles:
                 {"folder": item.target, "from": origin},
             )
         with self.ledger.sessions.begin() as session:
+            lock_chain(session)
             done = session.execute(
                 update(Message)
                 .where(Message.id == item.message_pk, Message.lease_owner == self.ledger.worker_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ import pytest
 from tests.integration.worker_harness import (
     FOLDERS,
     SAMPLES_DIR,
+    LedgerCount,
     eml_files,
     export,
     mailflow_command,
@@ -24,16 +24,6 @@ from tests.integration.worker_harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILLS = 5
-
-
-def ledger_rows(database: Path) -> int:
-    if not database.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
-            return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0  # schema not created yet
 
 
 def distinct_copies(directory: Path, copies: int) -> list[bytes]:
@@ -55,19 +45,21 @@ def distinct_copies(directory: Path, copies: int) -> list[bytes]:
     return emails
 
 
-def test_sigkill_mid_batch_never_loses_or_repeats(dovecot, smtp_server, tmp_path):
+def test_sigkill_mid_batch_never_loses_or_repeats(dovecot, smtp_server, tmp_path, database_url):
     emails = distinct_copies(SAMPLES_DIR, 3)
     for data in emails:
         dovecot.append("INBOX", data)
     data_dir = tmp_path / "data"
     # Short leases so a restarted worker takes over the claims of the killed one at once.
-    env = worker_env(dovecot, smtp_server, data_dir, MAILFLOW_LEASE_SECONDS="1", MAILFLOW_IMAP_BATCH_SIZE="7")
-    database = data_dir / "mailflow.sqlite3"
+    env = worker_env(
+        dovecot, smtp_server, data_dir, database_url, MAILFLOW_LEASE_SECONDS="1", MAILFLOW_IMAP_BATCH_SIZE="7"
+    )
     rng = random.Random(20260302)
+    ledger_rows = LedgerCount(database_url)
 
     kills = 0
     for _ in range(KILLS):
-        before = ledger_rows(database)
+        before = ledger_rows()
         if before >= len(emails):
             break
         worker = subprocess.Popen(
@@ -75,7 +67,7 @@ def test_sigkill_mid_batch_never_loses_or_repeats(dovecot, smtp_server, tmp_path
         )
         target = before + rng.randint(1, 6)
         deadline = time.monotonic() + 120
-        while worker.poll() is None and ledger_rows(database) < target and time.monotonic() < deadline:
+        while worker.poll() is None and ledger_rows() < target and time.monotonic() < deadline:
             time.sleep(0.01)
         if worker.poll() is None:
             time.sleep(rng.uniform(0, 0.3))
@@ -83,6 +75,7 @@ def test_sigkill_mid_batch_never_loses_or_repeats(dovecot, smtp_server, tmp_path
             kills += 1
         worker.wait(timeout=30)
         time.sleep(1.1)  # let the lease of the killed worker run out
+    ledger_rows.close()
     assert kills >= 3, "the worker finished before it could be killed often enough"
 
     run_mailflow(env, "poll-once")

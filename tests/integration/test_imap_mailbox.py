@@ -99,6 +99,27 @@ def test_moving_a_vanished_uid_is_a_no_op(dovecot: DovecotAccount, mailbox: Imap
     assert dovecot.folder_count("Processed") == 1
 
 
+@pytest.mark.parametrize("without", [(), ("MOVE",)], ids=["move", "copy and expunge"])
+def test_messages_another_worker_moved_meanwhile_are_skipped_and_the_rest_moved(
+    dovecot: DovecotAccount, without: tuple[str, ...]
+) -> None:
+    uids = [dovecot.append("INBOX", message(n)) for n in range(4)]
+    options = {"port": dovecot.port, "security": "none", "timeout": 10, "ignore_capabilities": without}
+    with (
+        ImapMailbox(dovecot.host, dovecot.user, dovecot.password, **options) as ours,
+        ImapMailbox(dovecot.host, dovecot.user, dovecot.password, **options) as theirs,
+    ):
+        assert ours.list_uids() == theirs.list_uids() == uids  # both sessions know all four
+        theirs.move(uids[:2], "Processed")
+
+        # Dovecot refuses the whole MOVE of a set holding an expunged UID ("NO [EXPUNGEISSUED]").
+        ours.move(uids[1:], "Processed")
+
+        assert ours.list_uids() == []
+    assert dovecot.bodies("Processed") == [message(n) for n in range(4)]
+    assert dovecot.folder_count("INBOX") == 0
+
+
 def test_move_into_an_existing_folder(dovecot: DovecotAccount, mailbox: ImapMailbox) -> None:
     dovecot.create("Triage")
     dovecot.append("Triage", message(0))

@@ -32,8 +32,8 @@ def settings_of(env: dict[str, str], *, imap: bool) -> Settings:
 
 
 @pytest.fixture
-def env(dovecot, smtp_server, tmp_path) -> dict[str, str]:
-    return worker_env(dovecot, smtp_server, tmp_path / "data")
+def env(dovecot, smtp_server, tmp_path, database_url) -> dict[str, str]:
+    return worker_env(dovecot, smtp_server, tmp_path / "data", database_url)
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ def make_app(dovecot, smtp_server, data_dir, **extra) -> App:
 
 
 @pytest.fixture
-def app(dovecot, smtp_server, tmp_path) -> Iterator[App]:
-    app = make_app(dovecot, smtp_server, tmp_path / "data")
+def app(dovecot, smtp_server, tmp_path, database_url) -> Iterator[App]:
+    app = make_app(dovecot, smtp_server, tmp_path / "data", database_url=database_url)
     yield app
     app.close()
 

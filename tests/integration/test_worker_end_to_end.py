@@ -31,13 +31,20 @@ def corpus_or_skip():
     return files
 
 
-@pytest.mark.parametrize("source", ["corpus", "samples"])
-def test_poll_once_empties_the_inbox_and_answers_each_email_once(dovecot, smtp_server, tmp_path, source):
+# The shared corpus tests the pipeline, on one database; the samples test the ledger, on both.
+@pytest.mark.parametrize(
+    "source, database_url",
+    [("corpus", "sqlite"), ("samples", "sqlite"), ("samples", "postgres")],
+    indirect=["database_url"],
+)
+def test_poll_once_empties_the_inbox_and_answers_each_email_once(
+    dovecot, smtp_server, tmp_path, source, database_url
+):
     files = corpus_or_skip() if source == "corpus" else eml_files(SAMPLES_DIR)
     assert files, "no emails to append"
     for path in files:
         dovecot.append("INBOX", path.read_bytes())
-    env = worker_env(dovecot, smtp_server, tmp_path / "data")
+    env = worker_env(dovecot, smtp_server, tmp_path / "data", database_url)
 
     run_mailflow(env, "poll-once")
 
@@ -95,11 +102,11 @@ def test_stored_copy_is_byte_identical(dovecot, smtp_server, tmp_path):
     assert message_from_bytes(stored, policy=policy.default)["Message-ID"] == entry["message_id"]
 
 
-def test_uidvalidity_change_does_not_duplicate(dovecot, smtp_server, tmp_path):
+def test_uidvalidity_change_does_not_duplicate(dovecot, smtp_server, tmp_path, database_url):
     files = eml_files(SAMPLES_DIR)[:4]
     for path in files:
         dovecot.append("INBOX", path.read_bytes())
-    env = worker_env(dovecot, smtp_server, tmp_path / "data")
+    env = worker_env(dovecot, smtp_server, tmp_path / "data", database_url)
     run_mailflow(env, "poll-once")
     sent = len(smtp_server.received)
     # The same emails come back to the inbox (e.g. a restore), and the server renumbers the folder.

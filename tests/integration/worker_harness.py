@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
+
 from mailflow.settings import PROJECT_ROOT
 
 CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus" / "dev"
@@ -17,8 +20,14 @@ REPLYING_ACTIONS = {"file", "request_documents", "book", "online", "redirect_inf
 FOLDERS = ("Processed", "Triage", "Ignored", "Quarantine")
 
 
-def worker_env(dovecot, smtp_server, data_dir: Path, **extra: str) -> dict[str, str]:
+def worker_env(
+    dovecot, smtp_server, data_dir: Path, database_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The worker's environment; ``database_url`` (the ``database_url`` fixture) else SQLite in
+    ``data_dir``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    if database_url is not None:
+        env["MAILFLOW_DATABASE_URL"] = database_url
     env.update(
         {
             "MAILFLOW_IMAP_HOST": dovecot.host,
@@ -56,3 +65,28 @@ def export(env: dict[str, str]) -> list[dict[str, Any]]:
 
 def eml_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.eml"))
+
+
+class LedgerCount:
+    """How many emails the ledger holds, asked as often as a test likes over one connection pool."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.engine: Engine | None = None
+
+    def __call__(self) -> int:
+        if self.engine is None:
+            url = self.database_url
+            sqlite_file = url.split("///", 1)[1] if url.startswith("sqlite") else ""
+            if sqlite_file and not Path(sqlite_file).exists():
+                return 0  # connecting would create the file before the worker does
+            self.engine = create_engine(self.database_url)
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT count(*) FROM messages")).scalar_one()
+        except DBAPIError:
+            return 0  # schema not created yet, or the database locked a moment
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()

@@ -128,3 +128,19 @@ def test_mark_moved_records_folder_once(sessions):
     with sessions() as session:
         assert session.get(Message, claim.message_pk).folder == "Processed"
         assert session.query(Event).filter_by(kind="moved").count() == 1
+
+
+def test_unclaimed_leaves_out_what_another_worker_holds_or_settled(sessions):
+    clock = Clock()
+    ours, theirs = ledger(sessions, clock, "w1", lease=60), ledger(sessions, clock, "w2", lease=60)
+    mine = ours.claim(arrival(uid=1, sha="1" * 64))
+    held = theirs.claim(arrival(uid=2, sha="2" * 64))
+    done = theirs.claim(arrival(uid=3, sha="3" * 64))
+    settle(sessions, done.message_pk)
+    assert mine.result is held.result is ClaimResult.PROCESS
+
+    # Ours, and the ones nobody recorded yet, stay worth fetching, in the order asked.
+    assert ours.unclaimed("INBOX", 7, [5, 3, 2, 1, 4]) == [5, 1, 4]
+    clock.now += timedelta(seconds=61)  # their claim ran out: ours to take over
+    assert ours.unclaimed("INBOX", 7, [1, 2, 3]) == [1, 2]
+    assert ours.unclaimed("INBOX", 8, [1, 2, 3]) == [1, 2, 3]  # other UIDVALIDITY: other emails

@@ -1,14 +1,17 @@
-"""The migrations build exactly the schema the models describe."""
+"""The migrations build exactly the schema the models describe, on SQLite and on PostgreSQL, and
+undo themselves; several workers starting at once on an empty database create the schema once."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 import mailflow.storage.desk_models  # noqa: F401  (its tables join the metadata)
 from mailflow.storage.database import alembic_config, make_engine, migrate
@@ -17,8 +20,8 @@ from mailflow.storage.models import Base
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def test_migrations_match_the_models(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+def test_migrations_match_the_models(database_url):
+    engine = make_engine(database_url)
     try:
         migrate(engine)
         with engine.connect() as connection:
@@ -30,8 +33,62 @@ def test_migrations_match_the_models(tmp_path):
 
 
 def _modelled(item, name, kind, reflected, compare_to) -> bool:
-    """The full-text index is SQLite's own virtual table, made by hand in a migration."""
-    return not (kind == "table" and name and name.startswith("message_fts"))
+    """The full-text index is made by hand in a migration: SQLite's virtual table, PostgreSQL's table."""
+    return not (kind == "table" and name and name.startswith(("message_fts", "message_search")))
+
+
+def test_every_migration_is_undone_and_done_again(database_url):
+    engine = make_engine(database_url)
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    try:
+        migrate(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
+        migrate(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head()
+            assert connection.execute(text("SELECT seq FROM audit_head")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_workers_starting_together_on_an_empty_database_create_the_schema_once(database_url):
+    """Each worker migrates at start: the first creates the schema, the others wait and find it done."""
+    engines = [make_engine(database_url) for _ in range(4)]
+    start, errors = threading.Barrier(len(engines)), []
+
+    def start_worker(engine) -> None:
+        start.wait()
+        try:
+            migrate(engine)
+        except Exception as exc:  # the assertion below lists them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start_worker, args=(engine,), daemon=True) for engine in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not any(thread.is_alive() for thread in threads), "a worker is still waiting (deadlock?)"
+        assert errors == []
+        with engines[0].connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+                _head()
+            ]
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def test_folders_written_ahead_of_a_move_are_restored_from_the_move_events(tmp_path):
