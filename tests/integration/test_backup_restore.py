@@ -157,3 +157,38 @@ def test_an_archive_naming_paths_outside_is_refused(processed: Settings, tmp_pat
     with pytest.raises(BackupError, match="unexpected entry"):
         restore(target, evil)
     assert not (target.data_dir / "outside.txt").exists()
+
+
+def test_a_postgresql_backup_restores_into_another_database(postgres_server, tmp_path: Path) -> None:
+    """pg_dump and pg_restore with the blob store: the archive, its documents and its log come back."""
+    source = tmp_path / "samples"
+    source.mkdir()
+    for path in sample_mailbox().glob("*.eml"):
+        if path.name.startswith(CHOSEN[:4]):
+            shutil.copy(path, source)
+    databases = [postgres_server.create_database(), postgres_server.create_database()]
+    try:
+        settings = load_settings(
+            data_dir=tmp_path / "data",
+            imap_host=None,
+            smtp_host=None,
+            database_url=postgres_server.url(databases[0]),
+        )
+        assert run_demo(settings, source, Console(file=io.StringIO()), now=NOW).processed == 4
+        before = _snapshot(settings)
+        assert before["chain"][0] and before["messages"]
+
+        archive = tmp_path / "postgres.tar.gz"
+        manifest = backup(settings, archive).manifest
+        assert manifest["database"]["event_log"]["head_hash"] == before["chain"][2]
+
+        target = settings.model_copy(
+            update={"data_dir": tmp_path / "restored", "database_url": postgres_server.url(databases[1])}
+        )
+        restore(target, archive)
+        assert _snapshot(target) == before
+        with pytest.raises(BackupError, match="not empty"):
+            restore(target, archive)
+    finally:
+        for name in databases:
+            postgres_server.drop_database(name)
