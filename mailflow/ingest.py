@@ -9,7 +9,6 @@ outcome (processed again from the stored bytes), or decided but not yet moved (o
 
 from __future__ import annotations
 
-import email.header
 import email.parser
 import email.policy
 import email.utils
@@ -26,6 +25,7 @@ from mailflow.ports import BlobStore, Mailbox
 from mailflow.processing import Processor
 from mailflow.refusals import IntakeLimits, Refusals, fetch_batches
 from mailflow.stages.act import Actor
+from mailflow.stages.headers import decode_header_value
 from mailflow.stages.limits import header_part
 from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
 from mailflow.storage.refiles import FILED, Refiles
@@ -217,9 +217,11 @@ def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
         # Only the header block, and only so much of it: the rest is the parse worker's (in a child).
         head = header_part(raw, PEEK_BYTES)
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-        message_id = _clean(headers.get("Message-ID"))
-        sender = email.utils.parseaddr(str(headers.get("From", ""))[:PEEK_VALUE_CHARS])[1].lower() or None
-        subject = _decode(headers.get("Subject"))
+        # The raw values: compat32 turns 8-bit bytes into U+FFFD; decode_words reads them as UTF-8 or cp1252.
+        raw = {name.lower(): str(value) for name, value in reversed(list(headers.raw_items()))}
+        message_id = _clean(raw.get("message-id"))
+        sender = email.utils.parseaddr(raw.get("from", "")[:PEEK_VALUE_CHARS])[1].lower() or None
+        subject = _clean(decode_header_value(raw["subject"][:PEEK_VALUE_CHARS])) if "subject" in raw else None
     except Exception:  # a header we cannot read is the parse stage's to report, not the ledger's
         return None, None, None
     return message_id, sender, subject
@@ -228,13 +230,3 @@ def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
 def _clean(value: object) -> str | None:
     text = " ".join(str(value).split()) if value is not None else ""
     return text[:998] or None
-
-
-def _decode(value: object) -> str | None:
-    if value is None:
-        return None
-    try:
-        text = str(email.header.make_header(email.header.decode_header(str(value)[:PEEK_VALUE_CHARS])))
-    except Exception:
-        text = str(value)[:PEEK_VALUE_CHARS]
-    return _clean(text)

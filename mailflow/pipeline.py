@@ -33,6 +33,8 @@ from mailflow.stages.bounces import read_bounce
 from mailflow.stages.decide import DecisionPolicy, decide
 from mailflow.stages.documents import DocumentRules
 from mailflow.stages.extract import extract
+from mailflow.stages.headers import usable_address
+from mailflow.stages.held_parts import archives, calendar_method
 from mailflow.stages.language import LanguageDetector
 from mailflow.stages.parse import parse
 from mailflow.stages.screen import screen
@@ -130,6 +132,9 @@ class Analyser:
             documents=(*shown, *on_file),
             named_only=tuple(d.kind for d in seen.extraction.documents if d.named_only),
             parts_left_out=bool(seen.message.dropped),
+            calendar_method=calendar_method(seen.message.attachments),
+            archives=archives(seen.message.attachments),
+            sender_usable=usable_address(seen.message.from_address),
             screening=seen.screening,
             catalogue=self.catalogue,
             policy=self.policy_for_model(),

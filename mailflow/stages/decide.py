@@ -67,6 +67,9 @@ def decide(
     screening: Screening,
     named_only: Sequence[str] = (),
     parts_left_out: bool = False,
+    calendar_method: str | None = None,
+    archives: int = 0,
+    sender_usable: bool = True,
     catalogue: Catalogue,
     policy: DecisionPolicy,
 ) -> Decision:
@@ -83,6 +86,8 @@ def decide(
 
     if screening.machine_category is not None:
         return decision(Action.IGNORE, "rule 1: machine mail", category=screening.machine_category)
+    if not sender_usable:
+        return decision(Action.TRIAGE, "no_sender: no usable sender address to answer")
     confidence = classification.confidence
     if classification.category in MACHINE_CATEGORIES and confidence >= policy.threshold(Action.IGNORE):
         return decision(Action.IGNORE, f"rule 1: machine mail by its text ({classification.category})")
@@ -95,6 +100,13 @@ def decide(
     if parts_left_out:
         # What was left out unread may be the very document or request: no reply can be sure of it.
         return decision(Action.TRIAGE, "attachments left out over the limits")
+    if calendar_method is not None:
+        # A calendar program's answer (REPLY, CANCEL, COUNTER…) answered automatically can loop.
+        return decision(
+            Action.TRIAGE, f"calendar message (METHOD:{calendar_method}): never answered automatically"
+        )
+    if archives:
+        return decision(Action.TRIAGE, f"{archives} archive(s) attached: stored, never opened")
     product = catalogue.product(classification.category)
     if product.action is not Action.TRIAGE and confidence < policy.threshold(product.action):
         needed = policy.threshold(product.action)

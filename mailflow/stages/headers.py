@@ -21,6 +21,9 @@ _ASCII = codecs.lookup("ascii").name
 _LATIN_1 = codecs.lookup("latin-1").name
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>\s*$")
+_USABLE_ADDRESS = re.compile(
+    r"[^\s@<>\"(),;:\\\[\]\x00-\x1f\x7f]{1,64}@[^\s@<>\"(),;:\\\[\]\x00-\x1f\x7f]{1,253}"
+)
 _ADDR_SPEC = re.compile(r"[^\s<>\"'(),;:@]+@[^\s<>\"'(),;:@]+")
 
 
@@ -110,6 +113,12 @@ def parse_address(raw: str | None) -> tuple[str, str]:
         name = unfolded.replace(found.group(0), "").strip(' <>"') if found else name
         address = found.group(0) if found else ""
     return decode_header_value(name).strip("\"' "), address.strip().lower()
+
+
+def usable_address(address: str) -> bool:
+    """Whether an automatic reply may go to ``address``: one plain addr-spec, no encoded word in it
+    (Mailsploit hid a second address inside one), no control or space characters."""
+    return bool(_USABLE_ADDRESS.fullmatch(address)) and "=?" not in address
 
 
 def parse_return_path(raw: str | None) -> str | None:

@@ -27,6 +27,7 @@ from mailflow.stages.headers import (
 from mailflow.stages.html import html_to_text
 from mailflow.stages.limits import TOO_DEEP, Limits, MessageRefused, check_before_parsing, check_encrypted
 from mailflow.stages.text import FORWARD_MARKER
+from mailflow.stages.tnef import TNEF_UNPARSED, is_tnef, unpack_tnef
 
 _HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
 _KNOWN_HEADERS = frozenset(
@@ -35,6 +36,7 @@ _KNOWN_HEADERS = frozenset(
         "content-type", "reply-to", "sender", "delivered-to", "in-reply-to", "references", "x-mailer",
     }
 )  # fmt: skip
+NAME_HOLDS_ADDRESS = "sender name holds an address"
 MAX_DEPTH = 12
 MAX_PARTS = 500
 
@@ -59,6 +61,8 @@ def parse(raw: bytes, limits: Limits | None = None) -> ParsedMessage:
         return next((value for key, value in msg.raw_items() if key.lower() == name), None)
 
     from_name, from_address = parse_address(first("from"))
+    if "@" in from_name:  # "boss@stad.gent <x@evil>": a name made to pass for an address
+        defects.append(NAME_HOLDS_ADDRESS)
     message_id = message_ids(first("message-id"))
     in_reply_to = message_ids(first("in-reply-to"))
     body = _Body(budget=_Budget.of(limits or Limits(attachments=10**9, attachment_bytes=10**18)))
@@ -293,13 +297,28 @@ class _Body:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             payload = str(part.get_payload()).encode("utf-8", "surrogateescape")
+        self.defects.extend(_defect_names(part))
+        if is_tnef(ctype, filename):
+            unpacked = unpack_tnef(payload)
+            if unpacked is not None:
+                body, files = unpacked
+                self.plain.append(body)
+                for name, data in files:
+                    self._add_file(name, "application/octet-stream", data)
+                return
+            self.defects.append(TNEF_UNPARSED)
+        self._add_file(filename or "", ctype, payload)
+
+    def _add_file(self, filename: str, ctype: str, payload: bytes) -> None:
+        if self.budget.attachments <= 0:
+            self.budget.over_count += 1
+            return
         if len(payload) > self.budget.attachment_bytes:
             self.budget.over_bytes += 1
             return
         self.budget.attachments -= 1
         self.budget.attachment_bytes -= len(payload)
-        self.files.append((filename or "", ctype, payload))
-        self.defects.extend(_defect_names(part))
+        self.files.append((filename, ctype, payload))
 
     def _text_part(self, part: Message, ctype: str) -> None:
         payload = part.get_payload(decode=True)

@@ -19,6 +19,31 @@ MIGRATION_LOCK_KEY = 0x6D61696C666C6F77
 
 
 def make_engine(url: str, *, read_only: bool = False, ca_file: Path | None = None) -> Engine:
+    engine = _make_engine(url, read_only=read_only, ca_file=ca_file)
+    event.listen(engine, "before_cursor_execute", strip_nul_bytes, retval=True)
+    return engine
+
+
+def strip_nul_bytes(_connection, _cursor, statement, parameters, _context, executemany):
+    """PostgreSQL refuses U+0000 in text (paperless-ng#794); strangers' mail carries it in subjects,
+    names and PDF text. Removed here, at the boundary, for every text value; the raw blob keeps the truth."""
+    if executemany and isinstance(parameters, (list, tuple)):
+        return statement, type(parameters)(_without_nul(each) for each in parameters)
+    return statement, _without_nul(parameters)
+
+
+def _without_nul(parameters):
+    def clean(value):
+        return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+    if isinstance(parameters, dict):
+        return {key: clean(value) for key, value in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return type(parameters)(clean(value) for value in parameters)
+    return parameters
+
+
+def _make_engine(url: str, *, read_only: bool, ca_file: Path | None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
