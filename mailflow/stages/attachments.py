@@ -16,6 +16,7 @@ from mailflow.domain import Attachment
 
 MAX_FILENAME_CHARS = 200
 _TEXT_CONTROLS = frozenset("\t\n\r\f")
+_OFFICE_CONTAINERS = frozenset(("application/zip", "application/x-cfb", "application/x-ole-storage"))
 _EXTENSIONS = {"text/plain": ".txt", "application/octet-stream": ".bin"}
 
 
@@ -30,6 +31,26 @@ def clean_filename(name: str) -> str:
         name = (stem[: MAX_FILENAME_CHARS - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name
         name = name[:MAX_FILENAME_CHARS]
     return name
+
+
+def mixed_scripts(name: str) -> bool:
+    """Whether the letters of ``name`` come from more than one alphabet: "раspoort" with a Cyrillic
+    "р" looks like "paspoort" (Unicode TR#39). Only a warning: a name in two alphabets can be honest."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name  # "Ελληνικά.pdf" is honest
+    scripts = {unicodedata.name(ch, "?").split(" ", 1)[0] for ch in stem if ch.isalpha()}
+    return len(scripts) > 1
+
+
+def type_mismatch(declared: str, sniffed: str) -> bool:
+    """Whether the content is not what the email said it was (a "PDF" that is a zip, an executable…)."""
+    declared = declared.lower().strip()
+    if declared in ("", "application/octet-stream") or declared == sniffed:
+        return False
+    if sniffed in _OFFICE_CONTAINERS and declared.startswith(("application/vnd.", "application/msword")):
+        return False  # Office files are zip or OLE containers underneath
+    if sniffed == "text/plain":
+        return not (declared.startswith("text/") or declared.endswith(("json", "xml", "csv")))
+    return declared.split("/", 1)[0] != sniffed.split("/", 1)[0] or declared.startswith("application/")
 
 
 def sniff(payload: bytes) -> tuple[str, str]:

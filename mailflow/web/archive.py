@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import to_user_timezone
 from flask_login import current_user, login_required
 
+from mailflow.stages.attachments import mixed_scripts, type_mismatch
 from mailflow.storage.models import AttachmentRecord, Message, Reply
 from mailflow.web import labels, search
 from mailflow.web.archive_queries import (
@@ -108,6 +109,19 @@ def logged_filter(f: ArchiveFilter) -> dict[str, object]:
     return kept
 
 
+def attachment_warnings(record: AttachmentRecord) -> list[str]:
+    """What staff should know before opening an attachment: a look-alike name, a type that lies."""
+    warnings = []
+    if mixed_scripts(record.filename):
+        warnings.append(_("the name mixes alphabets: letters may only look alike"))
+    if type_mismatch(record.declared_type, record.sniffed_type):
+        warnings.append(
+            _("sent as %(declared)s, but the content is %(sniffed)s", declared=record.declared_type,
+              sniffed=record.sniffed_type)
+        )  # fmt: skip
+    return warnings
+
+
 def page_data(message_id: int) -> dict[str, object]:
     """What the detail page of an email shows; shared with the triage page."""
     with desk().archive() as db:
@@ -125,7 +139,9 @@ def page_data(message_id: int) -> dict[str, object]:
                 pages = pdf_page_count(desk().app.blobs.get(record.sha256))
             except OSError:
                 kind = None
-        attachments.append({"record": record, "inline": kind, "pages": pages})
+        attachments.append(
+            {"record": record, "inline": kind, "pages": pages, "warnings": attachment_warnings(record)}
+        )
     return {"row": row, "steps": steps, "attachments": attachments}
 
 
