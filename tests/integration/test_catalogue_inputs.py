@@ -123,3 +123,30 @@ def test_every_row_of_the_input_catalogue_through_dovecot_and_the_next_email_is_
 
     run_mailflow(env, "audit", "verify")
     assert elapsed < 60, f"the catalogue took {elapsed:.0f} s"
+
+
+def test_nul_bytes_reach_postgresql_as_nothing(postgres_url, tmp_path):
+    """PostgreSQL refuses U+0000 in text (psycopg: "cannot contain NUL (0x00) bytes"): the email with NUL
+    bytes is stored and read, and a NUL written anywhere through the engine is dropped, not an error."""
+    from sqlalchemy import select, update
+
+    from mailflow.adapters.fakes import FakeMailbox
+    from mailflow.bootstrap import App
+    from mailflow.settings import Settings
+    from mailflow.storage.models import Message
+
+    app = App(Settings(data_dir=tmp_path / "data", use_model=False, database_url=postgres_url))
+    try:
+        mailbox = FakeMailbox()
+        mailbox.append("INBOX", dict((tag, data) for _, tag, data in rows())["nul"])
+        mailbox.append("INBOX", plain("next"))
+        app.make_ingestor(mailbox).run_once()
+        with app.sessions.begin() as session:
+            statuses = dict(session.execute(select(Message.message_id, Message.status)).all())
+            session.execute(update(Message).values(subject="Afspraak\x00kaart\x00"))
+        with app.sessions() as session:
+            subjects = set(session.scalars(select(Message.subject)))
+    finally:
+        app.close()
+    assert set(statuses.values()) <= READ and set(statuses) == {"<nul@example.org>", "<next@example.org>"}
+    assert subjects == {"Afspraakkaart"}
