@@ -86,11 +86,11 @@ def decide(
 
     if screening.machine_category is not None:
         return decision(Action.IGNORE, "rule 1: machine mail", category=screening.machine_category)
-    if not sender_usable:
-        return decision(Action.TRIAGE, "no_sender: no usable sender address to answer")
     confidence = classification.confidence
     if classification.category in MACHINE_CATEGORIES and confidence >= policy.threshold(Action.IGNORE):
         return decision(Action.IGNORE, f"rule 1: machine mail by its text ({classification.category})")
+    if not sender_usable:
+        return decision(Action.TRIAGE, "no_sender: no usable sender address to answer")
     if screening.sender_verdict == "fail":
         return decision(Action.TRIAGE, "rule 2: sender failed DMARC")
     if screening.sender_verdict != "pass" and policy.require_authentication:

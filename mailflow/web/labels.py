@@ -216,6 +216,20 @@ def explain(reason: str | None) -> str:
         return gettext("The machine never does this alone: %(verb)s", verb=named(_VERB_OF, m[1]))
     if reason == "attachments left out over the limits":
         return gettext("Attachments over the limits were left out unread: check what the resident sent")
+    if m := re.fullmatch(r"calendar message \(METHOD:([\w-]+)\): never answered automatically", reason):
+        return gettext(
+            "A calendar message (%(method)s): an appointment accepted, declined or cancelled by a calendar"
+            " program is never answered automatically",
+            method=m[1],
+        )
+    if m := re.fullmatch(r"(\d+) archive\(s\) attached: stored, never opened", reason):
+        return gettext(
+            "%(count)s archive(s) (zip, rar, 7z…) attached: stored but never opened;"
+            " the document may be inside",
+            count=m[1],
+        )
+    if reason.startswith("no_sender"):
+        return gettext("No usable sender address: nobody to answer automatically")
     if reason.startswith("required document named by its file name only"):
         return gettext(
             "The required document is only named in a file name: what the file shows is not that document"

@@ -68,3 +68,19 @@ def test_mixed_scripts(name, mixed):
 )
 def test_type_mismatch(declared, sniffed, lies):
     assert type_mismatch(declared, sniffed) is lies
+
+
+def test_the_new_decision_reasons_are_explained_in_words():
+    from flask import Flask
+    from flask_babel import Babel
+
+    from mailflow.web.labels import explain
+
+    app = Flask(__name__)  # gettext needs an application with Babel
+    Babel(app)
+    with app.app_context():
+        assert explain("calendar message (METHOD:CANCEL): never answered automatically").startswith(
+            "A calendar message (CANCEL)"
+        )
+        assert explain("2 archive(s) attached: stored, never opened").startswith("2 archive(s)")
+        assert explain("no_sender: no usable sender address to answer").startswith("No usable sender")
