@@ -102,7 +102,8 @@ def test_three_workers_on_an_empty_database_each_email_once_each_reply_once(
     assert codes == [0] * WORKERS
     for text in texts:
         # No cycle failed (nor was retried), nothing was quarantined: no warning of ours, no traceback.
-        assert not re.search(r"(WARNING|ERROR|CRITICAL) mailflow|Traceback", text), text[-5000:]
+        found = re.search(r"(WARNING|ERROR|CRITICAL) mailflow|Traceback", text)
+        assert not found, text[max(0, found.start() - 1000) : found.end() + 3000] if found else ""
     assert elapsed < DRAIN_TIMEOUT, "the workers did not drain the mailbox in time"
 
     # Every email exactly once in the ledger, and out of the inbox into exactly one folder.
