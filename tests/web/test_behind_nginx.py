@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.smtp import free_port
 from tests.web.browser import chromium, missing
 from tests.web.conftest import PASSWORD, build_world, csrf_token, desk_settings, emails
 from tests.web.served import ROOT, Visitor, start_desk
@@ -23,12 +24,6 @@ from tests.web.test_served_desk import attempts_from
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PROXY_ADDRESS = "127.0.0.2"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def readme_nginx_example() -> str:
