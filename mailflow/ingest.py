@@ -103,10 +103,16 @@ class Ingestor:
         uids = self.mailbox.list_uids()
         report.seen = len(uids)
         known = self.ledger.known(name, uidvalidity, uids)
-        settled = [(uid, pk, status) for uid, (pk, status) in known.items() if status is not Status.RECEIVED]
+        settled = [
+            (uid, row.message_pk, row.status)
+            for uid, row in known.items()
+            if row.status is not Status.RECEIVED and not row.held_by_another
+        ]
+        movable = self.ledger.take_for_moving(pk for _, pk, _ in settled) if settled else set()
+        settled = [item for item in settled if item[1] in movable]
         self._move_all(settled)
         report.moved_only += len(settled)
-        todo = [uid for uid in uids if uid not in known or known[uid][1] is Status.RECEIVED]
+        todo = [uid for uid in uids if uid not in known or known[uid].status is Status.RECEIVED]
         sizes: dict[int, int] = {}
         if self.refusals is not None:  # too large to fetch: quarantined from their size alone
             todo, refused, sizes = self.refusals.refuse_oversize(uidvalidity, todo, report)

@@ -97,6 +97,6 @@ def record_quarantine(session: Session, row: Message, reason: str, *, now: datet
 
 
 def _settle(row: Message, status: Status) -> None:
-    # ``folder`` is where the email is, set when it is moved; ``status`` says where it belongs.
+    # ``folder`` is where the email is, set when it is moved; ``status`` says where it belongs. The worker
+    # keeps its lease until it has moved the email, so that no other worker moves it at the same time.
     row.status = status
-    row.lease_owner = row.lease_until = None

@@ -15,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailflow.audit import lock_chain
 from mailflow.domain import Status
@@ -36,6 +37,15 @@ class Claim:
     result: ClaimResult
     message_pk: int
     status: Status
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the ledger holds about an email still in the mailbox."""
+
+    message_pk: int
+    status: Status
+    held_by_another: bool  # another worker's lease on it is still running
 
 
 @dataclass(frozen=True)
@@ -106,21 +116,56 @@ class Ledger:
         )
         return True
 
-    def known(self, mailbox: str, uidvalidity: int, uids: Iterable[int]) -> dict[int, tuple[int, Status]]:
-        """Ledger rows for these UIDs: uid → (row id, status)."""
+    def known(self, mailbox: str, uidvalidity: int, uids: Iterable[int]) -> dict[int, Known]:
+        """Ledger rows for these UIDs."""
         uid_list = list(uids)
-        found: dict[int, tuple[int, Status]] = {}
+        now = self.clock()
+        found: dict[int, Known] = {}
         with self.sessions() as session:
             for start in range(0, len(uid_list), 500):
                 rows = session.execute(
-                    select(Message.uid, Message.id, Message.status).where(
+                    select(
+                        Message.uid, Message.id, Message.status, Message.lease_owner, Message.lease_until
+                    ).where(
                         Message.mailbox == mailbox,
                         Message.uidvalidity == uidvalidity,
                         Message.uid.in_(uid_list[start : start + 500]),
                     )
                 )
-                found.update({uid: (pk, Status(status)) for uid, pk, status in rows})
+                found.update(
+                    {
+                        uid: Known(pk, Status(status), self._held_by_another(owner, until, now))
+                        for uid, pk, status, owner, until in rows
+                    }
+                )
         return found
+
+    def _held_by_another(self, owner: str | None, until: datetime | None, now: datetime) -> bool:
+        return owner is not None and owner != self.worker_id and until is not None and until > now
+
+    def take_for_moving(self, message_pks: Iterable[int]) -> set[int]:
+        """Of these settled emails, those we may move now: no other worker holds them. Two workers moving
+        one email at once can leave a copy in the target folder, as an IMAP MOVE is not atomic between
+        sessions on every server (Dovecot copies, then expunges)."""
+        now = self.clock()
+        taken: set[int] = set()
+        with self.sessions.begin() as session:
+            for pk in sorted(set(message_pks)):
+                done = session.execute(
+                    update(Message)
+                    .where(Message.id == pk, Message.status != Status.RECEIVED, self._free(now))
+                    .values(lease_owner=self.worker_id, lease_until=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:
+                    taken.add(pk)
+        return taken
+
+    def _free(self, now: datetime) -> ColumnElement[bool]:
+        """No other worker holds the row: nobody, we, or a lease that ran out."""
+        return or_(
+            Message.lease_owner.is_(None), Message.lease_owner == self.worker_id, Message.lease_until <= now
+        )
 
     def claim(self, arrival: Arrival) -> Claim:
         """Take an email for processing, or learn what to do with it instead."""
@@ -159,9 +204,8 @@ class Ledger:
             Event(message_id=row.id, at=now, actor="ingest", kind="stored", detail={"sha256": arrival.sha256})
         )
         if original is not None:
-            # The very same bytes arrived twice: keep the copy, answer and file once.
+            # The very same bytes arrived twice: keep the copy, answer and file once. We hold it until moved.
             row.status, row.duplicate_of_id = Status.IGNORED, original
-            row.lease_owner = row.lease_until = None
             session.add(
                 Event(message_id=row.id, at=now, actor="ingest", kind="duplicate", detail={"of": original})
             )
@@ -237,25 +281,18 @@ class Ledger:
 
     def _claim_existing(self, session: Session, row: Message, now: datetime) -> Claim:
         status = Status(row.status)
-        if status is not Status.RECEIVED:
-            return Claim(ClaimResult.MOVE_ONLY, row.id, status)
-        # One UPDATE decides a race between two workers taking over the same expired claim.
+        # One UPDATE decides a race between two workers taking over the same expired claim, or moving the
+        # same settled email: the worker that settled it holds it until it has moved it.
         taken = session.execute(
             update(Message)
-            .where(
-                Message.id == row.id,
-                Message.status == Status.RECEIVED,
-                or_(
-                    Message.lease_owner.is_(None),
-                    Message.lease_owner == self.worker_id,
-                    Message.lease_until <= now,
-                ),
-            )
+            .where(Message.id == row.id, Message.status == status, self._free(now))
             .values(lease_owner=self.worker_id, lease_until=now + self.lease)
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:
             return Claim(ClaimResult.BUSY, row.id, status)
+        if status is not Status.RECEIVED:
+            return Claim(ClaimResult.MOVE_ONLY, row.id, status)
         session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
         return Claim(ClaimResult.PROCESS, row.id, status)
 
@@ -301,6 +338,12 @@ class Ledger:
                     session.add(
                         Event(message_id=pk, at=now, actor="ingest", kind="moved", detail={"folder": folder})
                     )
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(set(message_pks)), Message.lease_owner == self.worker_id)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _one_claim_per_content(session: Session, sha256: str) -> None:

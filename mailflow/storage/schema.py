@@ -82,7 +82,9 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
         return
     if state.known and (state.current is None or auto_migrate):
         before, after = upgrade(engine)
-        if before.current is None:
+        if before.current == after.current:  # another process migrated it while we looked
+            log.info("database schema already at revision %s", after.current)
+        elif before.current is None:
             log.info("database schema created at revision %s", after.current)
         else:  # not silent: an operator reading the log sees when the data's schema changed
             log.warning("database schema upgraded from %s to %s at start-up", before.current, after.current)

@@ -6,7 +6,7 @@ import pytest
 
 from mailflow.domain import Status
 from mailflow.storage.database import make_engine, make_session_factory, migrate
-from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
+from mailflow.storage.ledger import Arrival, ClaimResult, Known, Ledger
 from mailflow.storage.models import Event, Message
 
 
@@ -113,10 +113,39 @@ def test_known_reports_rows_by_uid(sessions):
     settle(sessions, claims[1].message_pk, Status.IGNORED)
     known = book.known("INBOX", 7, [1, 2, 3, 4])
     assert known == {
-        1: (claims[0].message_pk, Status.RECEIVED),
-        2: (claims[1].message_pk, Status.IGNORED),
-        3: (claims[2].message_pk, Status.RECEIVED),
+        1: Known(claims[0].message_pk, Status.RECEIVED, held_by_another=False),
+        2: Known(claims[1].message_pk, Status.IGNORED, held_by_another=False),
+        3: Known(claims[2].message_pk, Status.RECEIVED, held_by_another=False),
     }
+    assert ledger(sessions, clock, "w2").known("INBOX", 7, [1, 2])[1].held_by_another
+
+
+def test_the_worker_that_settled_an_email_moves_it_and_no_other(sessions):
+    """Two workers moving one email at once can leave two copies of it: an IMAP MOVE is not atomic
+    between sessions on every server. The worker that settled the email holds it until it moved it."""
+    clock = Clock()
+    ours, theirs = ledger(sessions, clock, "w1"), ledger(sessions, clock, "w2")
+    claim = ours.claim(arrival())
+    with sessions.begin() as session:
+        session.get(Message, claim.message_pk).status = Status.PROCESSED  # as the pipeline settles it
+    assert theirs.claim(arrival()).result is ClaimResult.BUSY
+    assert theirs.take_for_moving([claim.message_pk]) == set()
+    assert ours.take_for_moving([claim.message_pk]) == {claim.message_pk}
+    ours.mark_moved([claim.message_pk], "Processed")
+    with sessions() as session:
+        assert session.get(Message, claim.message_pk).lease_owner is None
+    assert theirs.take_for_moving([claim.message_pk]) == {claim.message_pk}
+    assert ours.claim(arrival()).result is ClaimResult.BUSY
+
+
+def test_a_settled_email_whose_worker_died_is_moved_by_another_after_the_lease(sessions):
+    clock = Clock()
+    claim = ledger(sessions, clock, "w1", lease=60).claim(arrival())
+    with sessions.begin() as session:
+        session.get(Message, claim.message_pk).status = Status.TRIAGE
+    clock.now += timedelta(seconds=61)
+    again = ledger(sessions, clock, "w2").claim(arrival())
+    assert (again.result, again.status) == (ClaimResult.MOVE_ONLY, Status.TRIAGE)
 
 
 def test_mark_moved_records_folder_once(sessions):

@@ -131,3 +131,29 @@ def test_db_current_and_db_upgrade_commands(tmp_path: Path) -> None:
     assert current.exit_code == 0 and "up to date" in current.output
     again = runner.invoke(main, ["db", "upgrade"], env=env)
     assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_a_schema_another_worker_created_meanwhile_is_not_reported_as_an_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers started together on an empty database: one sees no schema, another creates it before
+    the first one looks again. Nothing was upgraded, so nothing is announced as an upgrade."""
+    url = _database_at(tmp_path / "db.sqlite3", "head")
+    from mailflow.storage import schema
+
+    real, looks = schema.revisions, []
+
+    def first_look_finds_nothing(engine):  # type: ignore[no-untyped-def]
+        found = real(engine)
+        looks.append(found)
+        return schema.Revisions(None, found.expected, True) if len(looks) == 1 else found
+
+    monkeypatch.setattr(schema, "revisions", first_look_finds_nothing)
+    engine = make_engine(url)
+    try:
+        with caplog.at_level("INFO", logger="mailflow.storage.schema"):
+            ensure_schema(engine, auto_migrate=False)
+    finally:
+        engine.dispose()
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "already at revision" in caplog.records[0].getMessage()
