@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from mailflow.cli import main
 from mailflow.errors import ConfigurationError
+from mailflow.operations.check_blobs import check_blob_keys
+from mailflow.settings import load_settings
 from mailflow.storage.blob_keys import BlobKeyring, load_keyring, new_keyring, parse_keyring
 from mailflow.storage.blobs import BlobKeyError, FileBlobStore
 
@@ -120,3 +122,25 @@ def test_keys_from_the_environment(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "MAILFLOW_BLOB_KEYS" in result.output
     printed = CliRunner().invoke(main, ["keys", "generate"]).output.strip()
     assert parse_keyring(f"{one_line} {printed}", "env").current.secret != keyring.current.secret
+
+
+def test_check_reports_the_keys_without_making_them(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, imap_host=None, smtp_host=None)
+    [result] = check_blob_keys(settings)
+    assert result.level == "OK" and "will be made" in result.detail
+    assert not settings.effective_blob_keys_file.exists()
+
+    legacy = _legacy_put(settings.blobs_dir, EMAIL)
+    [result] = check_blob_keys(settings)
+    assert result.level == "FAIL" and "no " in result.detail and "--with-keys" in result.fix
+
+    store = FileBlobStore(settings.blobs_dir, load_keyring(None, settings.effective_blob_keys_file))
+    [result] = check_blob_keys(settings)
+    assert result.level == "WARN" and "reencrypt" in result.fix
+    store.reencrypt()
+    assert store.get(legacy) == EMAIL
+    [result] = check_blob_keys(settings)
+    assert result.level == "OK" and "a stored blob opens" in result.detail
+    settings.effective_blob_keys_file.write_text(new_keyring().render())
+    [result] = check_blob_keys(settings)
+    assert result.level == "FAIL" and "does not open" in result.detail
