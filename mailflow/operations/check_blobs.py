@@ -5,6 +5,7 @@ Read only: a missing key file is reported, not made (the worker makes it at its 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from mailflow.errors import MailflowError
@@ -26,6 +27,15 @@ def check_blob_keys(settings: Settings) -> list[Result]:
             keyring, origin = parse_keyring(path.read_text(), str(path)), str(path)
         elif stored is None:
             return [Result(NAME, OK, f"{path} will be made at the first email")]
+        elif hashlib.sha256(stored.read_bytes()).hexdigest() == stored.name:
+            return [
+                Result(
+                    NAME,
+                    WARN,
+                    f"blobs from before encryption are stored in plaintext; {path} will be made at first use",
+                    "run `mailflow blobs reencrypt` (it makes the key file)",
+                )
+            ]
         else:
             return [
                 Result(

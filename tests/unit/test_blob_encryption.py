@@ -130,9 +130,10 @@ def test_check_reports_the_keys_without_making_them(tmp_path: Path) -> None:
     assert result.level == "OK" and "will be made" in result.detail
     assert not settings.effective_blob_keys_file.exists()
 
-    legacy = _legacy_put(settings.blobs_dir, EMAIL)
+    legacy = _legacy_put(settings.blobs_dir, EMAIL)  # a data directory of an older mailflow
     [result] = check_blob_keys(settings)
-    assert result.level == "FAIL" and "no " in result.detail and "--with-keys" in result.fix
+    assert result.level == "WARN" and "reencrypt" in result.fix
+    assert not settings.effective_blob_keys_file.exists()
 
     store = FileBlobStore(settings.blobs_dir, load_keyring(None, settings.effective_blob_keys_file))
     [result] = check_blob_keys(settings)
@@ -144,3 +145,6 @@ def test_check_reports_the_keys_without_making_them(tmp_path: Path) -> None:
     settings.effective_blob_keys_file.write_text(new_keyring().render())
     [result] = check_blob_keys(settings)
     assert result.level == "FAIL" and "does not open" in result.detail
+    settings.effective_blob_keys_file.unlink()  # encrypted blobs, and the keys lost
+    [result] = check_blob_keys(settings)
+    assert result.level == "FAIL" and "no " in result.detail and "--with-keys" in result.fix
