@@ -88,8 +88,8 @@ class FileBlobStore:
             return self._open(named.read_bytes(), named.name)
         except FileNotFoundError:
             raise BlobMissingError(
-                f"blob {sha256} is not in the store {self.root} (or the configured naming key is not the one "
-                "it was stored with)"
+                f"blob {sha256[:12]}… is not in the store {self.root} (or the configured naming key is not "
+                "the one it was stored with)"
             ) from None
 
     def exists(self, sha256: str) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import ColumnElement, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.errors import MailflowError
 from mailflow.identifiers import mask
 from mailflow.identifiers.lookup import LookupToken, nrn_lookup_words, without_nrns
 from mailflow.ports import BlobStore
@@ -86,8 +87,8 @@ def index_pending(
         for pk, sha256, from_address, ledger_subject in rows:
             try:
                 subject, sender, body = searchable_text(blobs.get(sha256), lookup)
-            except OSError:
-                log.warning("message %s: stored email missing, indexed by its headers only", pk)
+            except (OSError, MailflowError):  # missing, or not to be opened with the keys configured
+                log.warning("message %s: stored email unreadable, indexed by its headers only", pk)
                 subject, sender, body = "", "", ""
             session.execute(
                 text(_INSERT_PG if postgres else _INSERT_SQLITE),

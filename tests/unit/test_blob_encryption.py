@@ -4,18 +4,23 @@ rotation and re-encryption, plaintext blobs from before still readable and then 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from mailflow.cli import main
+from mailflow.demo import run_demo, sample_mailbox
 from mailflow.errors import ConfigurationError
 from mailflow.operations.check_blobs import check_blob_keys
 from mailflow.settings import load_settings
 from mailflow.storage.blob_keys import BlobKeyring, load_keyring, new_keyring, parse_keyring
-from mailflow.storage.blobs import BlobKeyError, FileBlobStore
+from mailflow.storage.blobs import BlobKeyError, FileBlobStore, blob_store
 
 EMAIL = (
     b"From: Anna <anna@example.org>\r\nSubject: verblijfskaart\r\n\r\n"
@@ -148,3 +153,26 @@ def test_check_reports_the_keys_without_making_them(tmp_path: Path) -> None:
     settings.effective_blob_keys_file.unlink()  # encrypted blobs, and the keys lost
     [result] = check_blob_keys(settings)
     assert result.level == "FAIL" and "no " in result.detail and "--with-keys" in result.fix
+
+
+def test_the_demo_makes_its_key_and_stores_its_emails_encrypted(tmp_path: Path) -> None:
+    source = tmp_path / "samples"
+    source.mkdir()
+    for path in sorted(sample_mailbox().glob("*.eml"), key=lambda p: p.stat().st_size)[:2]:
+        shutil.copy(path, source)
+    settings = load_settings(data_dir=tmp_path / "data", imap_host=None, smtp_host=None)
+    report = run_demo(
+        settings, source, Console(file=io.StringIO()), now=datetime(2026, 3, 19, 13, tzinfo=UTC)
+    )
+    assert report.processed == 2
+    key_file = settings.effective_blob_keys_file
+    assert key_file == settings.data_dir / "blob-keys" and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    store = blob_store(settings)
+    for path in source.glob("*.eml"):
+        raw = path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        assert store.get(digest) == raw
+        assert (
+            store.path(digest).read_bytes()[:4] == b"MFB\x01"
+            and raw[:100] not in store.path(digest).read_bytes()
+        )
