@@ -39,7 +39,7 @@ from mailflow.stages.limits_config import limits_of, with_reader_limits
 from mailflow.stages.parse import parse
 from mailflow.stages.parse_sandbox import ParseSandbox
 from mailflow.stages.thread import CaseLookup
-from mailflow.storage.blobs import FileBlobStore
+from mailflow.storage.blobs import FileBlobStore, blob_store
 from mailflow.storage.database import make_engine, make_session_factory
 from mailflow.storage.ledger import Ledger
 from mailflow.storage.models import AttachmentRecord, Case, Message
@@ -125,7 +125,7 @@ class App:
 
     @cached_property
     def blobs(self) -> FileBlobStore:
-        return FileBlobStore(self.settings.blobs_dir)
+        return blob_store(self.settings)
 
     @cached_property
     def catalogue(self) -> Catalogue:

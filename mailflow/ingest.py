@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.domain import Analysis, Status
+from mailflow.identifiers import mask
 from mailflow.ports import BlobStore, Mailbox
 from mailflow.processing import Processor
 from mailflow.refusals import IntakeLimits, Refusals, fetch_batches
@@ -198,6 +199,8 @@ class Ingestor:
 
     def _arrival(self, uidvalidity: int, uid: int, raw: bytes, sha256: str) -> Arrival:
         message_id, sender, subject = peek_headers(raw)
+        if subject:  # identifiers stay in the raw email only (docs/encryption.md)
+            subject = mask(subject)
         return Arrival(
             mailbox=self.mailbox.name,
             uidvalidity=uidvalidity,

@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     # empty: no peer's, and the headers are dropped.
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: str | None = Field(default=None, repr=False)
+    # The blob store's keys (docs/encryption.md): "naming:<b64> key:<b64> ..."; none set: the key file,
+    # made with a fresh keyring at first use (data_dir/blob-keys unless blob_keys_file names another).
+    blob_keys: str | None = Field(default=None, repr=False)
+    blob_keys_file: Path | None = None
     session_lifetime: float = Field(default=8 * 3600.0, gt=0)  # seconds from login
     # auto: cookies are Secure when the request came over HTTPS (directly or said by a trusted proxy);
     # always / never force it (true and false, the older values, mean always and never).
@@ -277,6 +281,10 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def effective_blob_keys_file(self) -> Path:
+        return self.blob_keys_file or self.data_dir / "blob-keys"
 
     @property
     def mailbox_name(self) -> str:

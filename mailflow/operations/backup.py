@@ -3,11 +3,13 @@
 Consistency: the database is copied first, as one snapshot (SQLite's online backup API, or pg_dump),
 then the blob store. Blobs are content-addressed, written before the row that names them is committed
 and never deleted, so the blobs copied afterwards hold every blob the snapshot names (and perhaps a few
-newer ones, which are harmless). The backup checks that, and every blob's content against its name.
+newer ones, which are harmless). The backup checks that, and that every blob decrypts.
 
-The archive: the database (``database.sqlite3`` or ``database.pgdump``), ``blobs/aa/bb/<sha256>``, and
-``manifest.json`` last (versions, the schema's revision, the event log's head, digests). The secret keys
-of the data directory are left out unless asked for (``keys/``).
+The archive: the database (``database.sqlite3`` or ``database.pgdump``), ``blobs/aa/bb/<name>`` as they
+are on disk (encrypted: docs/encryption.md), ``blobs.sha256`` (each blob file's digest, so a restore
+checks them without the keys), and ``manifest.json`` last (versions, the schema's revision, the event
+log's head, digests). The secret keys of the data directory, the blob keys among them, are left out
+unless asked for (``keys/``): a backup without them cannot be read by whoever steals it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +33,12 @@ import mailflow
 from mailflow.errors import MailflowError
 from mailflow.operations import postgres_tools
 from mailflow.settings import Settings
+from mailflow.storage.blobs import BlobKeyError, FileBlobStore, blob_files, blob_store
 from mailflow.storage.database import make_engine
 from mailflow.storage.schema import revisions
 
-FORMAT = 1
+FORMAT = 2  # 1: plaintext blobs named by their digest, no blobs.sha256
+BLOB_LIST = "blobs.sha256"
 MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite3"
 POSTGRES_FILE = "database.pgdump"
@@ -59,7 +62,11 @@ def database_kind(settings: Settings) -> str:
 
 
 def secret_files(settings: Settings) -> list[Path]:
-    return [settings.secret_key_file, settings.data_dir / "thread-secret-key"]
+    return [
+        settings.secret_key_file,
+        settings.data_dir / "thread-secret-key",
+        settings.effective_blob_keys_file,
+    ]
 
 
 def backup(settings: Settings, destination: Path, *, include_keys: bool = False) -> BackupResult:
@@ -81,8 +88,11 @@ def backup(settings: Settings, destination: Path, *, include_keys: bool = False)
         partial.touch(mode=0o600)  # personal data: readable by the owner only
         with tarfile.open(partial, "w:gz" if destination.name.endswith(("gz", ".tgz")) else "w") as archive:
             archive.add(database, database.name)
-            blobs = _add_blobs(archive, settings.blobs_dir)
-            missing = sorted(described.pop("referenced") - blobs.pop("digests"))
+            store = blob_store(settings)
+            blobs = _add_blobs(archive, store)
+            names = blobs.pop("names")
+            referenced = described.pop("referenced")
+            missing = sorted(d for d in referenced if store.keyring.name(d) not in names and d not in names)
             if missing:
                 partial.unlink()
                 raise BackupError(f"{len(missing)} blobs the database names are missing, e.g. {missing[0]}")
@@ -148,27 +158,24 @@ def _describe(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _blob_files(root: Path) -> Iterator[Path]:
-    if root.is_dir():
-        for path in sorted(root.glob("??/??/*")):
-            if path.is_file() and not path.name.startswith("."):  # not a write in progress
-                yield path
-
-
-def _add_blobs(archive: tarfile.TarFile, root: Path) -> dict[str, Any]:
-    listing = hashlib.sha256()
-    digests: set[str] = set()
+def _add_blobs(archive: tarfile.TarFile, store: FileBlobStore) -> dict[str, Any]:
+    lines: list[str] = []
+    names: set[str] = set()
     total = 0
-    for path in _blob_files(root):
-        digest = _file_digest(path)
-        if digest != path.name:
-            raise BackupError(f"blob {path} is damaged: its content hashes to {digest}")
-        archive.add(path, f"blobs/{path.relative_to(root)}")
-        size = path.stat().st_size
-        listing.update(f"{digest} {size}\n".encode())
-        digests.add(digest)
-        total += size
-    return {"count": len(digests), "bytes": total, "listing_sha256": listing.hexdigest(), "digests": digests}
+    for path in store.files():
+        try:
+            store.verify_file(path)
+        except BlobKeyError as exc:
+            raise BackupError(f"blob {path} is damaged or unreadable: {exc}") from exc
+        member = f"blobs/{path.relative_to(store.root)}"
+        archive.add(path, member)
+        lines.append(f"{_file_digest(path)}  {member}\n")
+        names.add(path.name)
+        total += path.stat().st_size
+    listing = "".join(lines).encode()
+    _add_bytes(archive, BLOB_LIST, listing)
+    digest = hashlib.sha256(listing).hexdigest()
+    return {"count": len(names), "bytes": total, "listing_sha256": digest, "names": names}
 
 
 def _add_keys(archive: tarfile.TarFile, settings: Settings) -> list[str]:
@@ -202,20 +209,42 @@ def unpack(source: Path, staging: Path) -> dict[str, Any]:
         manifest = json.loads((staging / MANIFEST).read_text())
     except (OSError, tarfile.TarError, ValueError) as exc:
         raise BackupError(f"{source} is not a readable mailflow backup: {exc}") from exc
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in (1, FORMAT):
         raise BackupError(f"{source}: backup format {manifest.get('format')!r}, this mailflow reads {FORMAT}")
     database = manifest["database"]
     if _file_digest(staging / database["file"]) != database["sha256"]:
         raise BackupError(f"{source}: the database file does not match its digest in the manifest")
+    check = _check_plaintext_blobs if manifest["format"] == 1 else _check_blob_list
+    if check(source, staging) != manifest["blobs"]["listing_sha256"]:
+        raise BackupError(f"{source}: the blobs are not those the manifest lists")
+    return manifest
+
+
+def _check_blob_list(source: Path, staging: Path) -> str:
+    """Each blob file against its digest in ``blobs.sha256``; that list's own digest."""
+    listing = (staging / BLOB_LIST).read_bytes() if (staging / BLOB_LIST).is_file() else b""
+    listed = {}
+    for line in listing.decode().splitlines():
+        digest, _, member = line.partition("  ")
+        listed[member] = digest
+    present = {f"blobs/{p.relative_to(staging / 'blobs')}": p for p in blob_files(staging / "blobs")}
+    for member, path in present.items():
+        if _file_digest(path) != listed.get(member):
+            raise BackupError(f"{source}: blob {path.name} is damaged (or not listed in {BLOB_LIST})")
+    if set(listed) != set(present):
+        raise BackupError(f"{source}: the blobs are not those the manifest lists")
+    return hashlib.sha256(listing).hexdigest()
+
+
+def _check_plaintext_blobs(source: Path, staging: Path) -> str:
+    """A format 1 backup: plaintext blobs, each named by its content's digest."""
     listing = hashlib.sha256()
-    for path in _blob_files(staging / "blobs"):
+    for path in blob_files(staging / "blobs"):
         digest = _file_digest(path)
         if digest != path.name:
             raise BackupError(f"{source}: blob {path.name} is damaged (its content hashes to {digest})")
         listing.update(f"{digest} {path.stat().st_size}\n".encode())
-    if listing.hexdigest() != manifest["blobs"]["listing_sha256"]:
-        raise BackupError(f"{source}: the blobs are not those the manifest lists")
-    return manifest
+    return listing.hexdigest()
 
 
 def _extract(archive: tarfile.TarFile, staging: Path) -> None:
@@ -234,7 +263,7 @@ def _extract(archive: tarfile.TarFile, staging: Path) -> None:
 def move_blobs(staging: Path, root: Path) -> int:
     """Move the unpacked blobs into the store; content-addressed, so one already there is the same."""
     moved = 0
-    for path in _blob_files(staging):
+    for path in blob_files(staging):
         target = root / path.relative_to(staging)
         if target.exists() and target.stat().st_size == path.stat().st_size:
             continue

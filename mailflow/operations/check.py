@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailflow.errors import ConfigurationError
+from mailflow.operations.check_blobs import check_blob_keys
 from mailflow.operations.check_mail import ServerClocks, check_imap, check_smtp
 from mailflow.operations.results import FAIL, OK, WARN, Result
 from mailflow.settings import Settings
@@ -281,6 +282,7 @@ def run_checks(settings: Settings, now: datetime | None = None) -> list[Result]:
     newest: list[tuple[str, datetime]] = []
     clocks = ServerClocks()
     results += _guarded("data directory", check_data_dir, settings)
+    results += _guarded("blob keys", check_blob_keys, settings)
     results += _guarded("database", check_database, settings, newest)
     results += _guarded("imap", check_imap, settings, clocks)
     results += _guarded("smtp", check_smtp, settings, clocks)

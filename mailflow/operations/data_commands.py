@@ -59,7 +59,9 @@ def db_upgrade(settings: Settings) -> None:
 
 @click.command("backup")
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--with-keys", is_flag=True, help="Also the web and thread secret keys of the data directory.")
+@click.option(
+    "--with-keys", is_flag=True, help="Also the web, thread and blob secret keys of the data directory."
+)
 @click.pass_obj
 def backup_command(settings: Settings, destination: Path, with_keys: bool) -> None:
     """Write the database and the blob store, consistent, to one tar file (.tar.gz: compressed)."""
@@ -77,9 +79,10 @@ def backup_command(settings: Settings, destination: Path, with_keys: bool) -> No
     )
     if not with_keys:
         click.echo(
-            "the secret keys are not in the backup: keep the data directory's web-secret-key and "
-            "thread-secret-key (or MAILFLOW_SECRET_KEY and MAILFLOW_THREAD_SECRET) safely elsewhere, "
-            "or back up with --with-keys",
+            "the secret keys are not in the backup: keep the data directory's web-secret-key, "
+            "thread-secret-key and blob-keys (or MAILFLOW_SECRET_KEY, MAILFLOW_THREAD_SECRET and "
+            "MAILFLOW_BLOB_KEYS) safely elsewhere, or back up with --with-keys; without the blob keys "
+            "the backup's emails cannot be read",
             err=True,
         )
 

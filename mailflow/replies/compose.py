@@ -22,6 +22,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from mailflow.errors import ConfigurationError
+from mailflow.identifiers import mask
 from mailflow.replies.context import LANGUAGES, ProductFacts, load_documents, load_phrases, usable_name
 from mailflow.replies.mime import (
     build_message,
@@ -93,7 +94,7 @@ def reply_subject(original: str, case_ref: str | None, fallback: str) -> str:
     if case_ref:
         subject = subject.replace(f"[{case_ref}]", " ")
     subject = " ".join(_REPLY_PREFIX.sub("", subject).split())
-    subject = _LONG_NUMBER.sub("***", subject)
+    subject = mask(_LONG_NUMBER.sub("***", subject))  # and PIN codes: kept, sent and shown masked
     if len(subject) > _SUBJECT_LIMIT:
         cut = subject[: _SUBJECT_LIMIT - 1]
         space = cut.rfind(" ")

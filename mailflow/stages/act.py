@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailflow.domain import Action, Analysis, Decision, ParsedMessage
+from mailflow.identifiers import mask
 from mailflow.ports import BlobStore
 from mailflow.storage.models import (
     AttachmentRecord,
@@ -211,7 +212,7 @@ class Actor:
                 AttachmentRecord(
                     message_id=row.id,
                     position=position,
-                    filename=attachment.filename,
+                    filename=mask(attachment.filename),  # the full name stays in the raw email only
                     storage_name=attachment.storage_name,
                     declared_type=attachment.declared_type,
                     sniffed_type=attachment.sniffed_type,

@@ -59,9 +59,10 @@ def _log_view(message_id: int | None, what: str, **detail: object) -> None:
 @login_required
 def index():
     d = desk()
-    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone)
-    if f.q:
-        search.index_pending(d.sessions, d.app.blobs)  # so a search never misses an email just settled
+    lookup = d.app.blobs.keyring.lookup_token
+    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone, lookup=lookup)
+    if f.q:  # so a search never misses an email just settled
+        search.index_pending(d.sessions, d.app.blobs, lookup=lookup)
     with d.archive() as db:
         rows, total = list_messages(db, f)
         facets = facet_values(db)
@@ -75,9 +76,10 @@ def export():
     """Every email the filters match (not just the page shown) as CSV, in the person's language;
     the export itself is an entry of the log."""
     d = desk()
-    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone)
+    lookup = d.app.blobs.keyring.lookup_token
+    f = ArchiveFilter.from_args(request.args, zone=desk().settings.desk_timezone, lookup=lookup)
     if f.q:
-        search.index_pending(d.sessions, d.app.blobs)
+        search.index_pending(d.sessions, d.app.blobs, lookup=lookup)
     with d.archive() as db:
         total = count_messages(db, f)
     d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total)

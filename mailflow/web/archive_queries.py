@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailflow.classification.taxonomy import DOCUMENT_KINDS
+from mailflow.identifiers.lookup import LookupToken
 from mailflow.storage.models import AttachmentRecord, Case, DecisionRecord, Event, Message
 from mailflow.web import labels, search
 from mailflow.web.labels import event_summary
@@ -57,9 +58,13 @@ class ArchiveFilter:
     case: str = ""
     page: int = 1
     zone: str = "UTC"  # whose calendar days the dates are: the desk's
+    # Turns a national register number typed into its token in the index (the blob keyring's).
+    lookup: LookupToken | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str], zone: str = "UTC") -> ArchiveFilter:
+    def from_args(
+        cls, args: Mapping[str, str], zone: str = "UTC", lookup: LookupToken | None = None
+    ) -> ArchiveFilter:
         try:
             page = max(1, min(10_000, int(args.get("page", "1"))))
         except ValueError:
@@ -74,6 +79,7 @@ class ArchiveFilter:
             case=args.get("case", "").strip()[:40],
             page=page,
             zone=zone,
+            lookup=lookup,
         )
 
     def args(self, **changes: Any) -> dict[str, Any]:
@@ -106,7 +112,7 @@ class Row:
 
 def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> Select[Any]:
     if f.q:
-        condition = _found(dialect, f.q)
+        condition = _found(dialect, f.q, f.lookup)
         if condition is not None:
             query = query.where(condition)
     if f.date_from:
@@ -124,10 +130,10 @@ def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> 
     return query
 
 
-def _found(dialect: str, query: str) -> ColumnElement[bool] | None:
+def _found(dialect: str, query: str, lookup: LookupToken | None = None) -> ColumnElement[bool] | None:
     """Emails whose words match, or whose case reference or a document's kind is what was typed:
     staff search by the reference they gave a resident, or for "passport" or "boarding pass"."""
-    conditions = [c for c in (search.matching(dialect, query),) if c is not None]
+    conditions = [c for c in (search.matching(dialect, query, lookup),) if c is not None]
     typed = query.strip()
     if _CASE_REFERENCE.fullmatch(typed.upper()):
         conditions.append(Case.reference == typed.upper())

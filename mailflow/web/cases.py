@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.wrappers import Response
 
+from mailflow.identifiers import mask
 from mailflow.storage.desk_models import CaseNote
 from mailflow.storage.models import Case, Event
 from mailflow.web.context import desk
@@ -49,7 +50,7 @@ def _locked(session: Session, reference: str) -> Case | None:
 
 
 def _note(session: Session, case: Case, who: str, text: str, now: datetime) -> int | None:
-    text = clean_note(text)
+    text = mask(clean_note(text))  # identifiers belong in the raw email only, not in a note
     if not text:
         return None
     if len(text) > NOTE_MAX:

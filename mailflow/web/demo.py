@@ -36,7 +36,7 @@ def serve_demo(settings: Settings, *, announce=print) -> None:
     app = App(settings)
     try:
         accounts = demo_accounts(app)
-        while index_pending(app.sessions, app.blobs):
+        while index_pending(app.sessions, app.blobs, lookup=app.blobs.keyring.lookup_token):
             pass
         address = f"http://{settings.web_host}:{settings.web_port}/"
         announce("")

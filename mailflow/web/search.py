@@ -1,8 +1,11 @@
 """Full-text search over the archive: SQLite FTS5, or a tsvector on PostgreSQL.
 
 The index holds each settled email's subject, sender and the resident's own text (quoted history
-and signatures left out). The desk keeps it up to date: ``index_pending`` adds the emails settled
-since it last ran, from a background thread and before each search, so a search never misses one.
+and signatures left out), masked: national register and card numbers, PIN/PUK codes and the like are
+not in it (``mailflow.identifiers.mask``). A national register number is found all the same by a keyed
+token indexed in its place (``mailflow.identifiers.lookup``). The desk keeps the index up to date:
+``index_pending`` adds the emails settled since it last ran, from a background thread and before each
+search, so a search never misses one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Callable
 from sqlalchemy import ColumnElement, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.errors import MailflowError
+from mailflow.identifiers import mask
+from mailflow.identifiers.lookup import LookupToken, nrn_lookup_words, without_nrns
 from mailflow.ports import BlobStore
 from mailflow.stages.limits import Limits
 from mailflow.stages.parse import parse
@@ -51,8 +57,9 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def searchable_text(raw: bytes) -> tuple[str, str, str]:
-    """(subject, sender, body) of a raw email; what cannot be parsed is left empty."""
+def searchable_text(raw: bytes, lookup: LookupToken | None = None) -> tuple[str, str, str]:
+    """(subject, sender, body) of a raw email, masked, the body followed by the lookup tokens of its
+    national register numbers; what cannot be parsed is left empty."""
     try:
         message = parse(raw, Limits())  # the cheap checks first: a hostile header must not stall indexing
     except Exception:  # an unreadable email is still found by its ledger subject and sender
@@ -60,30 +67,46 @@ def searchable_text(raw: bytes) -> tuple[str, str, str]:
     body, _ = resident_text(message.subject, message.text)
     names = " ".join(a.filename for a in message.attachments)
     sender = f"{message.from_name} {message.from_address}".strip()
-    return message.subject, sender, f"{body}\n{names}"[:MAX_BODY]
+    text = f"{body}\n{names}"[:MAX_BODY]
+    tokens = nrn_lookup_words(f"{message.subject}\n{text}", lookup) if lookup else []
+    return mask(message.subject), mask(sender), " ".join([mask(text), *tokens])
 
 
-def index_pending(sessions: sessionmaker[Session], blobs: BlobStore, *, limit: int = 200) -> int:
-    """Index the settled emails not in the index yet; returns how many were added."""
+def index_pending(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    *,
+    limit: int = 200,
+    lookup: LookupToken | None = None,
+) -> int:
+    """Index the settled emails not in the index yet; returns how many were added. With ``lookup``
+    (the blob keyring's ``lookup_token``) its national register numbers can be searched for."""
     with sessions.begin() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
         rows = session.execute(text(_PENDING_PG if postgres else _PENDING_SQLITE), {"limit": limit}).all()
         for pk, sha256, from_address, ledger_subject in rows:
             try:
-                subject, sender, body = searchable_text(blobs.get(sha256))
-            except OSError:
-                log.warning("message %s: stored email missing, indexed by its headers only", pk)
+                subject, sender, body = searchable_text(blobs.get(sha256), lookup)
+            except (OSError, MailflowError):  # missing, or not to be opened with the keys configured
+                log.warning("message %s: stored email unreadable, indexed by its headers only", pk)
                 subject, sender, body = "", "", ""
             session.execute(
                 text(_INSERT_PG if postgres else _INSERT_SQLITE),
                 {
                     "id": pk,
-                    "subject": subject or ledger_subject or "",
+                    "subject": subject or mask(ledger_subject or ""),
                     "sender": f"{sender} {from_address or ''}".strip(),
                     "body": body,
                 },
             )
     return len(rows)
+
+
+def search_words(query: str, lookup: LookupToken | None = None) -> list[str]:
+    """The words to look for: those typed, a national register number as its lookup token."""
+    if lookup is None:
+        return _WORD.findall(query)[:MAX_TERMS]
+    return [*nrn_lookup_words(query, lookup), *_WORD.findall(without_nrns(query))][:MAX_TERMS]
 
 
 def fts5_query(query: str) -> str | None:
@@ -102,8 +125,9 @@ def tsquery(query: str) -> str | None:
     return " & ".join(f"'{word}':*" for word in words)
 
 
-def matching(dialect: str, query: str) -> ColumnElement[bool] | None:
+def matching(dialect: str, query: str, lookup: LookupToken | None = None) -> ColumnElement[bool] | None:
     """A condition on ``Message.id`` for the emails matching ``query``; None when it has no words."""
+    query = " ".join(search_words(query, lookup))
     if dialect == "postgresql":
         expression = tsquery(query)
         if expression is None:

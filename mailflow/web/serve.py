@@ -57,7 +57,10 @@ def serve(
     """Serve until stopped; with ``with_worker`` the mailbox worker runs in a thread beside it."""
     # The server first: making the Flask app brings the schema up to date before any thread reads it.
     run = (_development if dev else _production)(app, host, port, announce)
-    indexer = Repeating(lambda: index_pending(app.sessions, app.blobs), 10.0, "mailflow-indexer")
+    lookup = app.blobs.keyring.lookup_token
+    indexer = Repeating(
+        lambda: index_pending(app.sessions, app.blobs, lookup=lookup), 10.0, "mailflow-indexer"
+    )
     indexer.start()
     # A decision whose undo window passed leaves even when nobody opens another page.
     due_decisions = Repeating(lambda: apply_due(app, now=app.clock()), 1.0, "mailflow-due-decisions")

@@ -23,6 +23,7 @@ from mailflow.demo import run_demo, sample_mailbox
 from mailflow.operations.backup import BackupError, backup
 from mailflow.operations.restore import restore
 from mailflow.settings import Settings, load_settings
+from mailflow.storage.blobs import BlobMissingError, blob_store
 from mailflow.storage.models import AttachmentRecord, Event, Message
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,8 @@ def test_a_backup_restored_into_a_wiped_data_directory_holds_everything(
     before = _snapshot(processed)
     assert before["attachments"] and before["chain"][0]
     referenced = {sha for _, sha, _ in before["messages"]} | {sha for _, sha in before["attachments"]}
-    assert referenced <= set(before["blobs"])
+    names = blob_store(processed).keyring.name  # the files are named by a keyed hash of the digest
+    assert {names(sha256) for sha256 in referenced} <= set(before["blobs"])
 
     archive = tmp_path / "mailflow.tar.gz"
     manifest = backup(processed, archive).manifest
@@ -115,15 +117,46 @@ def test_the_keys_travel_only_when_asked_for(processed: Settings, tmp_path: Path
     assert result.exit_code == 0, result.output
     with tarfile.open(archive) as opened:
         manifest = json.loads(opened.extractfile("manifest.json").read())
-    assert manifest["keys"] == ["thread-secret-key"]
+    assert manifest["keys"] == ["thread-secret-key", "blob-keys"]
 
     target = processed.model_copy(update={"data_dir": tmp_path / "restored"})
     restored = CliRunner().invoke(
         main, ["restore", str(archive)], env={"MAILFLOW_DATA_DIR": str(target.data_dir)}
     )
     assert restored.exit_code == 0, restored.output
-    key = "thread-secret-key"
-    assert (target.data_dir / key).read_bytes() == (processed.data_dir / key).read_bytes()
+    for key in ("thread-secret-key", "blob-keys"):
+        assert (target.data_dir / key).read_bytes() == (processed.data_dir / key).read_bytes()
+    # With the keys, the restored emails read as they were written.
+    sha256 = _first_email(processed)
+    assert blob_store(target).get(sha256) == blob_store(processed).get(sha256)
+
+
+def test_without_the_keys_a_backup_does_not_give_the_emails_away(processed: Settings, tmp_path: Path) -> None:
+    archive = tmp_path / "mailflow.tar"
+    backup(processed, archive)
+    sha256 = _first_email(processed)
+    plaintext = blob_store(processed).get(sha256)
+    with tarfile.open(archive) as opened:
+        stored = b"".join(
+            opened.extractfile(m).read() for m in opened.getmembers() if m.name.startswith("blobs/")
+        )
+    assert plaintext[:200] not in stored and sha256 not in stored.decode("latin-1")
+
+    target = processed.model_copy(update={"data_dir": tmp_path / "restored"})
+    restore(target, archive)
+    with pytest.raises(BlobMissingError, match="naming key"):
+        blob_store(target).get(sha256)  # keys made afresh in the new data directory do not find them
+    shutil.copy(processed.effective_blob_keys_file, target.effective_blob_keys_file)
+    assert blob_store(target).get(sha256) == plaintext
+
+
+def _first_email(settings: Settings) -> str:
+    app = App(settings)
+    try:
+        with app.sessions() as session:
+            return session.scalars(select(Message.sha256).order_by(Message.id)).first()
+    finally:
+        app.close()
 
 
 def test_a_damaged_archive_is_refused_before_anything_is_replaced(

@@ -8,6 +8,8 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from mailflow.settings import load_settings
+from mailflow.storage.blobs import blob_store
 from tests.integration.worker_harness import (
     CORPUS_DIR,
     FOLDERS,
@@ -96,7 +98,7 @@ def test_stored_copy_is_byte_identical(dovecot, smtp_server, tmp_path):
     run_mailflow(env, "poll-once")
     [entry] = export(env)
     sha = entry["sha256"]
-    stored = (tmp_path / "data" / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes()
+    stored = blob_store(load_settings(data_dir=tmp_path / "data")).get(sha)
     [moved] = dovecot.bodies(entry["folder"])
     assert stored == moved
     assert message_from_bytes(stored, policy=policy.default)["Message-ID"] == entry["message_id"]
