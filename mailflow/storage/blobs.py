@@ -31,3 +31,11 @@ class FileBlobStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the file (retention, erasure); False when it was not there."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
