@@ -251,3 +251,33 @@ def test_zero_days_keeps_for_ever(tmp_path, clock):
     clock.advance(10_000)
     assert run(app, None).erased == {}
     app.close()
+
+
+def test_a_subject_is_found_by_address_or_national_number_exported_and_erased(app, clock, tmp_path):
+    from mailflow.retention.subject import export, find_by_address, find_by_national_number
+    from tests.retention_mail import email
+
+    with_number = email(
+        "Amina <amina@example.org>",
+        "Mijn gegevens",
+        "Mijn rijksregisternummer is 85.07.30-033.28.",
+        "<nrn@x>",
+    )
+    pk = received(app, FakeMailbox(), *ALL, with_number)
+    with app.sessions() as session:
+        jan = find_by_address(session, "Jan@Example.org")
+        assert jan.messages == sorted([pk[EXTENSION], pk[UNCLEAR]]) and len(jan.cases) == 1
+        by_number = find_by_national_number(session, app.blobs, "85073003328")
+        assert by_number.messages == [pk[with_number]] and by_number.cases == []
+        assert find_by_national_number(session, app.blobs, "85073003329").messages == []
+        manifest = export(session, app.blobs, jan, tmp_path / "export")
+    assert f'"id": {pk[EXTENSION]}' in manifest.read_text()
+    assert (tmp_path / "export" / f"{pk[EXTENSION]}.eml").read_bytes() == EXTENSION
+
+    eraser = Eraser(app.sessions, app.blobs, clock)
+    for case_id in jan.cases:
+        eraser.case(case_id, reason="art. 17 request R-7", actor="sam")
+    eraser.messages(jan.messages, reason="art. 17 request R-7", actor="sam")
+    with app.sessions() as session:
+        assert find_by_address(session, "jan@example.org").messages == []
+    assert verify_chain(app.sessions).ok
