@@ -207,8 +207,16 @@ def timeline(session: Session, row: Message) -> list[Step]:
     arrived = gettext("in the folder: %(folder)s", folder=labels.folder(row.mailbox))
     steps = [Step(row.received_at, "ingest", "received", arrived)]
     events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
-    steps += [Step(e.at, e.actor, e.kind, event_summary(e.kind, e.detail or {}), e.hash) for e in events]
+    steps += [Step(e.at, e.actor, e.kind, _summary(e), e.hash) for e in events]
     return steps
+
+
+def _summary(entry: Event) -> str:
+    if entry.erased_at is not None:
+        return gettext("(its details were erased under the retention schedule or on request)")
+    if entry.kind == "erased":
+        return gettext("content deleted under rule %(rule)s", rule=str((entry.detail or {}).get("rule", "")))
+    return event_summary(entry.kind, entry.detail or {})
 
 
 def load_case(session: Session, reference: str) -> Case | None:
