@@ -163,3 +163,40 @@ def test_the_mailbox_deletes_one_email_from_a_filed_folder_never_from_the_inbox(
         Fingerprint(hashlib.sha256(keep).hexdigest(), len(keep), None), "Triage", ["Processed"]
     )
     assert moved == "Processed"  # the other email in that folder is still there
+
+
+def test_erasure_on_each_database_keeps_the_chain_and_the_append_only_guard(database_url, tmp_path):
+    from sqlalchemy.exc import DatabaseError
+
+    from mailflow.adapters.fakes import FakeMailbox
+    from mailflow.bootstrap import App
+    from mailflow.retention.job import apply
+    from mailflow.retention.schedule import Schedule
+    from mailflow.settings import Settings
+    from mailflow.web.search import index_pending
+    from tests.retention_mail import ALL, Clock
+
+    clock = Clock()
+    app = App(Settings(data_dir=tmp_path / "data", database_url=database_url, use_model=False), clock=clock)
+    try:
+        mailbox = FakeMailbox()
+        for raw in ALL:
+            mailbox.append("INBOX", raw)
+        app.make_ingestor(mailbox).run_once()
+        index_pending(app.sessions, app.blobs)
+        clock.advance(800)
+        report = apply(app.sessions, app.blobs, Schedule.from_settings(app.settings), clock, mailbox=mailbox)
+        assert dict(report.erased) == {"machine": 1, "processed": 1}
+        assert verify_chain(app.sessions).ok
+        assert index_pending(app.sessions, app.blobs) == 0  # erased emails are not indexed again
+        with app.sessions() as session:
+            erased = session.scalar(select(Event.id).where(Event.erased_at.is_not(None)).limit(1))
+        for statement in (
+            f"UPDATE events SET actor = 'x' WHERE id = {erased}",
+            f"UPDATE events SET erased_at = NULL WHERE id = {erased}",
+            f"DELETE FROM events WHERE id = {erased}",
+        ):
+            with pytest.raises(DatabaseError, match="append-only"), app.engine.begin() as connection:
+                connection.execute(text(statement))
+    finally:
+        app.close()
