@@ -200,3 +200,34 @@ def test_erasure_on_each_database_keeps_the_chain_and_the_append_only_guard(data
                 connection.execute(text(statement))
     finally:
         app.close()
+
+
+def test_the_workers_daily_run_happens_once_a_day(tmp_path):
+    from mailflow.adapters.fakes import FakeMailbox
+    from mailflow.bootstrap import App
+    from mailflow.retention.job import daily_retention
+    from mailflow.settings import Settings
+    from tests.retention_mail import SPAM, Clock
+
+    clock = Clock()
+    first = App(Settings(data_dir=tmp_path, use_model=False), clock=clock)
+    second = App(Settings(data_dir=tmp_path, use_model=False), clock=clock)
+    mailbox = FakeMailbox()
+    first.open_mailbox = lambda: mailbox  # type: ignore[method-assign]
+    second.open_mailbox = lambda: mailbox  # type: ignore[method-assign]
+    try:
+        mailbox.append("INBOX", SPAM)
+        first.make_ingestor(mailbox).run_once()
+        clock.advance(31)
+        report = daily_retention(first)
+        assert report is not None and dict(report.erased) == {"machine": 1} and report.mailbox_deleted == 1
+        clock.advance(1 / 24)
+        assert daily_retention(second) is None  # the other worker's schedule, an hour later
+        clock.advance(1)
+        assert daily_retention(second) is not None  # the next day
+        with first.sessions() as session:
+            runs = session.scalars(select(Event.actor).where(Event.kind == "retention_run")).all()
+        assert runs == ["retention", "retention"]
+    finally:
+        first.close()
+        second.close()
