@@ -22,7 +22,7 @@ def retention() -> None:
 def run_command(settings: Settings, dry_run: bool) -> None:
     """Apply the retention schedule now (the worker does it daily at retention_at)."""
     from mailflow.bootstrap import App
-    from mailflow.retention.job import ACTOR, JOB, LEASE, apply, plan
+    from mailflow.retention.job import JOB, LEASE, apply, plan
     from mailflow.retention.lease import claim_job, release_job
     from mailflow.retention.schedule import Schedule
 
@@ -67,7 +67,6 @@ def run_command(settings: Settings, dry_run: bool) -> None:
         click.echo(f"kept under a legal hold: {len(report.plan.held_cases)} cases")
     for refusal in report.refused:
         click.echo(f"refused: {refusal}", err=True)
-    click.echo(f"(as {ACTOR}; each erasure is an entry in the event log)", err=True)
     if report.refused:
         sys.exit(1)
 
