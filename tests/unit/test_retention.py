@@ -281,3 +281,15 @@ def test_a_subject_is_found_by_address_or_national_number_exported_and_erased(ap
     with app.sessions() as session:
         assert find_by_address(session, "jan@example.org").messages == []
     assert verify_chain(app.sessions).ok
+
+
+def test_the_same_bytes_arriving_after_an_erasure_are_processed_anew(app, clock):
+    mailbox = FakeMailbox()
+    pk = received(app, mailbox, LOST_CARD)[LOST_CARD]
+    Eraser(app.sessions, app.blobs, clock).messages([pk], reason="art. 17 request", actor="sam")
+    mailbox.append("INBOX", LOST_CARD)
+    app.make_ingestor(mailbox).run_once()
+    with app.sessions() as session:
+        again = session.scalar(select(Message).where(Message.id != pk))
+        assert again.duplicate_of_id is None and again.status == "processed"
+    assert app.blobs.exists(hashlib.sha256(LOST_CARD).hexdigest())
