@@ -102,6 +102,8 @@ class Row:
     action: str | None
     decided_by: str | None
     case_ref: str | None
+    erased_at: datetime | None = None  # a tombstone: its content erased (mailflow.retention)
+    erased_rule: str | None = None
 
 
 def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> Select[Any]:
@@ -160,6 +162,8 @@ def _rows(query: Select[Any]) -> Select[Any]:
         DecisionRecord.action,
         DecisionRecord.decided_by,
         Case.reference,
+        Message.erased_at,
+        Message.erased_rule,
     ).order_by(Message.received_at.desc(), Message.id.desc())
 
 
