@@ -332,6 +332,8 @@ class App:
             nightly_at=self.settings.retrain_at,
             heartbeat=self.heartbeat,
             watchdog=self.watchdog(),
+            retention=self.daily_retention if self.settings.retention_enabled else None,
+            retention_at=self.settings.retention_at,
         )
 
     @cached_property
@@ -360,6 +362,11 @@ class App:
         from mailflow.evaluation.nightly import nightly_retrain
 
         nightly_retrain(self)
+
+    def daily_retention(self) -> None:
+        from mailflow.retention.job import daily_retention
+
+        daily_retention(self)
 
     def close(self) -> None:
         if "parse_sandbox" in self.__dict__:

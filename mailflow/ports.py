@@ -72,6 +72,13 @@ class Mailbox(Protocol):
         """
         ...
 
+    def delete(self, email: Fingerprint, folder: str) -> bool:
+        """Remove ``email`` from ``folder`` for good (retention, erasure); False when it is not there.
+
+        Refuses (MailboxError) the watched folder: what is still there has not been processed.
+        """
+        ...
+
     def wait_for_new_mail(self, timeout: float) -> bool:
         """Block until new mail may have arrived or ``timeout`` passes.
 
@@ -101,3 +108,5 @@ class BlobStore(Protocol):
     def get(self, sha256: str) -> bytes: ...
 
     def exists(self, sha256: str) -> bool: ...
+
+    def delete(self, sha256: str) -> bool: ...

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 POLL_JOB = "poll"
 OUTBOX_JOB = "outbox"
 RETRAIN_JOB = "retrain"
+RETENTION_JOB = "retention"
 WATCHDOG_JOB = "heartbeat"
 
 
@@ -64,6 +65,8 @@ class Worker:
         nightly_at: str = "02:30",
         heartbeat: Heartbeat | None = None,
         watchdog: Watchdog | None = None,
+        retention: Callable[[], None] | None = None,
+        retention_at: str = "03:30",
     ) -> None:
         self.open_mailbox = open_mailbox
         self.make_ingestor = make_ingestor
@@ -75,6 +78,8 @@ class Worker:
         self.nightly_at = nightly_at
         self.heartbeat = heartbeat
         self.watchdog = watchdog
+        self.retention = retention
+        self.retention_at = retention_at
         self.stop_event = threading.Event()
         # A failed cycle is tried again within seconds, not at the next poll; longer after each failure.
         self.retry = Backoff(base=2.0, cap=min(60.0, poll_interval))
@@ -128,6 +133,16 @@ class Worker:
                 # No timezone given: APScheduler 3 reads the machine's local zone, as retrain_at means.
                 CronTrigger(hour=hour, minute=minute),
                 id=RETRAIN_JOB,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+        if self.retention is not None:
+            hour, minute = (int(part) for part in self.retention_at.split(":"))
+            scheduler.add_job(
+                self._scheduled_retention,
+                CronTrigger(hour=hour, minute=minute),  # local time, as retrain_at
+                id=RETENTION_JOB,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=3600,
@@ -220,6 +235,14 @@ class Worker:
             self.nightly()
         except Exception:
             log.exception("nightly job failed")
+
+    def _scheduled_retention(self) -> None:
+        if self.retention is None or self.stop_event.is_set():
+            return
+        try:
+            self.retention()  # one worker of several runs it: a lease in the database decides
+        except Exception:
+            log.exception("retention job failed")
 
     def _scheduled_delivery(self) -> None:
         try:

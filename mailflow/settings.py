@@ -171,6 +171,18 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
 
+    # Retention (docs/retention.md): days after which an email's content is erased, per rule; 0 keeps it.
+    # Counted from its last decision (a closed case's emails: from the closing). Emails awaiting a person
+    # (triage, quarantine) and cases under a legal hold are never erased by the schedule.
+    retention_enabled: bool = True
+    retention_at: str = Field(default="03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    retention_machine_days: int = Field(default=30, ge=0)  # spam, bounces, auto-replies
+    retention_duplicate_days: int = Field(default=30, ge=0)  # the same email received twice
+    retention_ignored_days: int = Field(default=90, ge=0)  # other emails a person or rule set aside
+    retention_processed_days: int = Field(default=730, ge=0)  # answered, no case (information questions)
+    retention_closed_case_days: int = Field(default=5 * 365, ge=0)  # a closed case and all its emails
+    retention_batch: int = Field(default=500, ge=1)  # emails erased per transaction
+
     @field_validator("oauth2_mechanism", mode="before")
     @classmethod
     def _mechanism_in_capitals(cls, value: object) -> object:

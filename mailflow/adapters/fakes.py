@@ -94,6 +94,18 @@ class FakeMailbox:
                     return folder
             return None
 
+    def delete(self, email: Fingerprint, folder: str) -> bool:
+        self._maybe_fail("delete")
+        if folder == self.folder:
+            raise MailboxError(f"refusing to delete from the watched folder {folder}")
+        with self._changed:
+            messages = self.folders.get(folder, {})
+            for uid, data in sorted(messages.items()):
+                if hashlib.sha256(data).hexdigest() == email.sha256:
+                    del messages[uid]
+                    return True
+            return False
+
     def wait_for_new_mail(self, timeout: float) -> bool:
         self._maybe_fail("wait_for_new_mail")
         with self._changed:

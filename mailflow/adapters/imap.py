@@ -235,6 +235,24 @@ class ImapMailbox:
 
         return self._run("refile", refile)
 
+    def delete(self, email: Fingerprint, folder: str) -> bool:
+        server_folder = self._server_folder(folder)
+        if server_folder == self._server_folder(self.folder):
+            raise MailboxError(f"refusing to delete from the watched folder {folder}")
+
+        def delete(client: IMAPClient) -> bool:
+            uid = find_uid(client, server_folder, email, self.batch_size)
+            if uid is not None:
+                if "UIDPLUS" not in self._capabilities:
+                    # A plain EXPUNGE would also remove messages other clients flagged \Deleted.
+                    raise MailboxError(f"{self.host} lacks UIDPLUS; cannot delete one message safely")
+                client.add_flags([uid], [DELETED], silent=True)
+                client.uid_expunge([uid])
+            self._select(client)
+            return uid is not None
+
+        return self._run("delete", delete)
+
     def wait_for_new_mail(self, timeout: float) -> bool:
         if timeout <= 0:
             return False

@@ -160,6 +160,26 @@ class MaildirMailbox:
             raise MailboxError(f"cannot refile a message of {self.root} to {target}: {exc}") from exc
         return None
 
+    def delete(self, email: Fingerprint, folder: str) -> bool:
+        folder_dir = self._folder_dir(folder)
+        if folder_dir == self._dir:
+            raise MailboxError(f"refusing to delete from the watched folder {folder}")
+        if not (folder_dir / "cur").is_dir():
+            return False
+        try:
+            with _locked(folder_dir):
+                uidlist, files = _sync_locked(folder_dir)
+                key = next((k for k in uidlist.keys.values() if _holds(files[k], folder_dir, k, email)), None)
+                if key is None:
+                    return False
+                with contextlib.suppress(FileNotFoundError):
+                    (_scan(folder_dir).get(key) or files[key]).unlink()
+                uidlist.keys = {uid: k for uid, k in uidlist.keys.items() if k != key}
+                _write(folder_dir, uidlist)
+        except OSError as exc:
+            raise MailboxError(f"cannot delete a message of {self.root} from {folder}: {exc}") from exc
+        return True
+
     def wait_for_new_mail(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:

@@ -95,6 +95,17 @@ class FileBlobStore:
     def exists(self, sha256: str) -> bool:
         return self._named(sha256).exists() or _fanned(self.root, sha256).exists()
 
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob's file, encrypted or from before (retention, erasure); False when not there."""
+        removed = False
+        for path in (self._named(sha256), _fanned(self.root, sha256)):
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
+
     def files(self) -> Iterator[Path]:
         """Every stored blob file (not a write in progress)."""
         return blob_files(self.root)

@@ -274,6 +274,7 @@ class Ledger:
                 Message.sha256 == arrival.sha256,
                 Message.id != own_id,
                 Message.duplicate_of_id.is_(None),
+                Message.erased_at.is_(None),  # an erased email's copy arriving again is new: nothing is kept
             )
             .order_by(Message.id)
             .limit(1)

@@ -89,6 +89,11 @@ class Message(Base):
     # takes over.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+    # Set when retention or an erasure request removed its content (migration 0011): the row stays as
+    # a tombstone (ids, dates, outcome, digests), under the rule or request named here.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
+    erased_rule: Mapped[str | None] = mapped_column(String(100), default=None)
+    erased_category: Mapped[str | None] = mapped_column(String(60), default=None)
 
     case: Mapped[Case | None] = relationship(back_populates="messages")
     attachments: Mapped[list[AttachmentRecord]] = relationship(
@@ -116,6 +121,11 @@ class Case(Base):
     # Set by a person closing the case in the desk, cleared when it reopens (migration 0008).
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    # A legal hold keeps the case and its emails from retention and erasure until an admin lifts it.
+    legal_hold_at: Mapped[datetime | None] = mapped_column(default=None)
+    legal_hold_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    legal_hold_reason: Mapped[str | None] = mapped_column(String(300), default=None)
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(back_populates="case")
 
@@ -199,7 +209,9 @@ class Event(Base):
     """Append-only log of what happened to each email, when, and by which stage or person.
 
     Each entry carries the hash of the one before (``seq`` orders the chain); ``mailflow.audit`` fills
-    ``seq``, ``prev_hash`` and ``hash`` as the entry is written and verifies the chain.
+    ``seq``, ``prev_hash``, ``hash`` and ``detail_sha256`` as the entry is written and verifies the chain.
+    Scheme 2 hashes commit to ``detail_sha256``, not ``detail``, so an erasure can replace the payload by
+    a marker (``erased_at`` set) and the chain still verifies; scheme 1 entries predate migration 0011.
     """
 
     __tablename__ = "events"
@@ -213,6 +225,9 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hash_scheme: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
+    detail_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class AuditHead(Base):
@@ -255,3 +270,16 @@ class WorkerHeartbeat(Base):
     polls_failed: Mapped[int] = mapped_column(BigInteger, default=0)
     # Classification latency since the worker started: {"buckets": [count per bound], "sum": s, "count": n}
     latency: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class JobRun(Base):
+    """One row per scheduled job that must run in one worker only (migration 0011): a worker takes the
+    lease by a conditional UPDATE, so of several starting at once exactly one runs it."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]

@@ -162,6 +162,8 @@ def body(message_id: int):
         row = db.get(Message, message_id)
         if row is None:
             abort(404)
+        if row.erased_at is not None:
+            abort(410)  # erased: only its tombstone remains
         sha256 = row.sha256
     try:
         # In the parse worker, with the limits: a hostile email costs a child process, not the desk.
@@ -198,6 +200,8 @@ def eml(message_id: int):
         row = db.get(Message, message_id)
         if row is None:
             abort(404)
+        if row.erased_at is not None:
+            abort(410)
         sha256 = row.sha256
     _log_view(message_id, "original .eml")
     return _sandboxed(

@@ -108,6 +108,8 @@ class Row:
     action: str | None
     decided_by: str | None
     case_ref: str | None
+    erased_at: datetime | None = None  # a tombstone: its content erased (mailflow.retention)
+    erased_rule: str | None = None
 
 
 def _filtered(query: Select[Any], f: ArchiveFilter, dialect: str, last: Any) -> Select[Any]:
@@ -166,6 +168,8 @@ def _rows(query: Select[Any]) -> Select[Any]:
         DecisionRecord.action,
         DecisionRecord.decided_by,
         Case.reference,
+        Message.erased_at,
+        Message.erased_rule,
     ).order_by(Message.received_at.desc(), Message.id.desc())
 
 
@@ -213,8 +217,16 @@ def timeline(session: Session, row: Message) -> list[Step]:
     arrived = gettext("in the folder: %(folder)s", folder=labels.folder(row.mailbox))
     steps = [Step(row.received_at, "ingest", "received", arrived)]
     events = session.scalars(select(Event).where(Event.message_id == row.id).order_by(Event.seq, Event.id))
-    steps += [Step(e.at, e.actor, e.kind, event_summary(e.kind, e.detail or {}), e.hash) for e in events]
+    steps += [Step(e.at, e.actor, e.kind, _summary(e), e.hash) for e in events]
     return steps
+
+
+def _summary(entry: Event) -> str:
+    if entry.erased_at is not None:
+        return gettext("(its details were erased under the retention schedule or on request)")
+    if entry.kind == "erased":
+        return gettext("content deleted under rule %(rule)s", rule=str((entry.detail or {}).get("rule", "")))
+    return event_summary(entry.kind, entry.detail or {})
 
 
 def load_case(session: Session, reference: str) -> Case | None:

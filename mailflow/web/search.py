@@ -35,13 +35,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 _PENDING_SQLITE = (
     "SELECT m.id, m.sha256, m.from_address, m.subject FROM messages m "
-    "WHERE m.status != 'received' AND m.id NOT IN (SELECT rowid FROM message_fts) "
+    "WHERE m.status != 'received' AND m.erased_at IS NULL AND m.id NOT IN (SELECT rowid FROM message_fts) "
     "ORDER BY m.id LIMIT :limit"
 )
 _PENDING_PG = (
     "SELECT m.id, m.sha256, m.from_address, m.subject FROM messages m "
     "LEFT JOIN message_search s ON s.message_id = m.id "
-    "WHERE m.status != 'received' AND s.message_id IS NULL ORDER BY m.id LIMIT :limit"
+    "WHERE m.status != 'received' AND m.erased_at IS NULL AND s.message_id IS NULL ORDER BY m.id LIMIT :limit"
 )
 _INSERT_SQLITE = (
     "INSERT INTO message_fts (rowid, subject, sender, body) VALUES (:id, :subject, :sender, :body)"
