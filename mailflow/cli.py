@@ -480,8 +480,10 @@ def _register_model_commands() -> None:
 
 def _register_operations_commands() -> None:
     from mailflow.operations.check import check_command
+    from mailflow.privacy import commands as privacy_commands
 
     main.add_command(check_command)
+    privacy_commands.register(main)
 
 
 _register_model_commands()
