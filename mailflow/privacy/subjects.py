@@ -36,6 +36,7 @@ CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed
 # Entries of the log that name a person only by digest (``identity_digest``) under "subject".
 SUBJECT_EVENT_KINDS = frozenset({"exported", "viewed", "searched"})
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ADDRESS_IN = re.compile(r"[^@\s,;:<>()\[\]\"']+@[^@\s,;:<>()\[\]\"']+\.\w+")
 SCAN_BATCH = 200
 
 TextOf = Callable[[bytes], str]  # the readable text (subject and body) of a raw email
@@ -84,6 +85,13 @@ def identity_digest(value: str, key: str) -> str:
     except NotAnIdentifier:
         normalised = " ".join(value.lower().split())
     return hmac.new(key.encode(), normalised.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def query_digests(query: str, key: str) -> list[str]:
+    """What the log keeps of the words searched for: the digest of the whole query and of each
+    address and national number in it, so that "was this person searched for?" has an answer."""
+    values = {query, *_ADDRESS_IN.findall(query), *nrns_in(query)}
+    return sorted({identity_digest(v, key) for v in values if v.strip()})
 
 
 @dataclass

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from email import message_from_bytes, policy
 from io import BytesIO
 
-from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
 from flask_babel import gettext as _
 from flask_babel import to_user_timezone
 from flask_login import current_user, login_required
 
+from mailflow.privacy.subjects import query_digests
 from mailflow.stages.attachments import mixed_scripts, type_mismatch
 from mailflow.storage.models import AttachmentRecord, Message, Reply
 from mailflow.web import labels, search
@@ -65,6 +66,8 @@ def index():
     with d.archive() as db:
         rows, total = list_messages(db, f)
         facets = facet_values(db)
+    if f.q:  # the results name residents: who searched, for whom (by digest), and what came up
+        d.log(current_user.username, "searched", None, **logged_filter(f), results=total)
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("archive.html", rows=rows, total=total, f=f, facets=facets, pages=pages)
 
@@ -80,7 +83,9 @@ def export():
         search.index_pending(d.sessions, d.app.blobs)
     with d.archive() as db:
         total = count_messages(db, f)
-    d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total)
+    kept = logged_filter(f)
+    d.log(current_user.username, "exported", None, what="archive", filter=kept, rows=total,
+          subject=kept.get("subject", []))  # fmt: skip
 
     def rows() -> Iterator[list[object]]:
         with d.archive() as db:
@@ -101,11 +106,13 @@ def export():
 
 
 def logged_filter(f: ArchiveFilter) -> dict[str, object]:
-    """The filter as the log keeps it: the words searched for may name a resident, so only their
-    number is kept (the log is permanent); dates, menus and a case reference as chosen."""
+    """The filter as the log keeps it: the words searched for may name a resident and the log is
+    permanent, so only their number and keyed digests (``query_digests``: of the whole query and of
+    each address or national number in it) are kept; dates, menus and a case reference as chosen."""
     kept: dict[str, object] = f.args(page=None, q=None)
     if f.q:
         kept["words"] = len(f.q.split())
+        kept["subject"] = query_digests(f.q, current_app.config["SECRET_KEY"])
     return kept
 
 
