@@ -67,7 +67,7 @@ def index():
         rows, total = list_messages(db, f)
         facets = facet_values(db)
     if f.q:  # the results name residents: who searched, for whom (by digest), and what came up
-        d.log(current_user.username, "searched", None, **logged_filter(f), results=total)
+        d.log(current_user.username, "searched", None, **logged_filter(f), results=total, **searched_for(f))
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("archive.html", rows=rows, total=total, f=f, facets=facets, pages=pages)
 
@@ -83,9 +83,8 @@ def export():
         search.index_pending(d.sessions, d.app.blobs)
     with d.archive() as db:
         total = count_messages(db, f)
-    kept = logged_filter(f)
-    d.log(current_user.username, "exported", None, what="archive", filter=kept, rows=total,
-          subject=kept.get("subject", []))  # fmt: skip
+    d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total,
+          **searched_for(f))  # fmt: skip
 
     def rows() -> Iterator[list[object]]:
         with d.archive() as db:
@@ -106,14 +105,19 @@ def export():
 
 
 def logged_filter(f: ArchiveFilter) -> dict[str, object]:
-    """The filter as the log keeps it: the words searched for may name a resident and the log is
-    permanent, so only their number and keyed digests (``query_digests``: of the whole query and of
-    each address or national number in it) are kept; dates, menus and a case reference as chosen."""
+    """The filter as the log keeps it: the words searched for may name a resident, so only their
+    number is kept (the log is permanent); dates, menus and a case reference as chosen."""
     kept: dict[str, object] = f.args(page=None, q=None)
     if f.q:
         kept["words"] = len(f.q.split())
-        kept["subject"] = query_digests(f.q, current_app.config["SECRET_KEY"])
     return kept
+
+
+def searched_for(f: ArchiveFilter) -> dict[str, object]:
+    """Whom a search was for, as the log can keep it: keyed digests of the whole query and of each
+    address or national number in it (``query_digests``), under "subject" as for any entry naming a
+    person; nothing when nothing was searched for."""
+    return {"subject": query_digests(f.q, current_app.config["SECRET_KEY"])} if f.q else {}
 
 
 def attachment_warnings(record: AttachmentRecord) -> list[str]:
