@@ -41,7 +41,7 @@ def mails() -> dict[str, bytes]:
         "amina_first": emails.renewal_request(sender=AMINA),
         "amina_photo": emails.email(
             sender=AMINA.lower(),
-            subject="Foto voor mijn verblijfskaart",
+            subject="Foto voor mijn verblijfskaart <script>alert(1)</script>",
             dmarc="fail",
             text=f"Goedendag, hierbij mijn foto. Mijn rijksregisternummer is {written(AMINA_NRN)}.\n"
             "Amina El Amrani\n",
@@ -159,7 +159,7 @@ def test_export_holds_all_of_one_resident_and_nothing_of_another(world, tmp_path
         and "Foto voor mijn verblijfskaart" in page
     )
     assert reference in page and "pasfoto amina.png" in page and "sam" in page
-    assert "<script" not in page
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # escaped, shown
 
     # The export is in the log: by whom, and whose data by digest only.
     key = secret_key(settings.secret_key, settings.secret_key_file)

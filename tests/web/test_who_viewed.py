@@ -4,10 +4,12 @@ pages (one email, one person) show who saw what; staff cannot open them."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from mailflow.audit import verify_chain
 from mailflow.identifiers.nrn import nrn_check
+from mailflow.privacy.commands import subject
 from mailflow.privacy.subjects import Subject, identity_digest
 from mailflow.storage.models import Event
 from mailflow.web import create_app
@@ -92,7 +94,7 @@ def test_documents_searches_and_exports_are_named_entries(world, client_for):
         assert said in page, said
 
 
-def test_who_viewed_an_email_and_a_person(world, client_for):
+def test_who_viewed_an_email_and_a_person(world, client_for, tmp_path):
     documents, other = world.ids["documents"], world.ids["other"]
     sam = client_for("sam")
     sam.get(f"/archive/{documents}")
@@ -130,6 +132,12 @@ def test_who_viewed_an_email_and_a_person(world, client_for):
         Subject.parse([NRN]).digests(key),
     ]
     assert LINA not in str(looks).lower() and NRN not in str(looks)
+
+    # A subject access export of her data shows on her email's page too.
+    result = CliRunner().invoke(subject, ["export", LINA, "-o", str(tmp_path / "lina")], obj=world.settings)
+    assert result.exit_code == 0, result.output
+    page = audrey.get(f"/audit/emails/{documents}/views").text
+    assert "a person&#39;s data (subject access request) exported" in page.split('id="who-viewed"', 1)[1]
 
     # Staff see neither page.
     assert sam.get(f"/audit/emails/{documents}/views").status_code == 403
