@@ -34,6 +34,7 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
     recorded in the event log by a digest of the identifiers, never the identifiers themselves."""
     from mailflow.bootstrap import App
     from mailflow.cli import _cli_actor
+    from mailflow.privacy.readers import sandboxed_readers
     from mailflow.privacy.subject_export import ExportError, write_export
     from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject
     from mailflow.storage.models import Event
@@ -46,9 +47,14 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
     app = App(settings)
     try:
         key = secret_key(settings.secret_key, settings.secret_key_file)
-        with app.sessions() as session:
+        with app.sessions() as session, sandboxed_readers(app.parse_sandbox) as readers:
             findings = find_subject(
-                session, person, key=key, read=app.blobs.get, text_of=lambda raw: _text_of(app, raw)
+                session,
+                person,
+                key=key,
+                read=app.blobs.get,
+                text_of=readers.email_text,
+                pdf_text_of=readers.pdf_text,
             )
             try:
                 written = write_export(
@@ -82,12 +88,6 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
         )
     for name in written.missing:
         click.echo(f"missing from the store: {name}", err=True)
-
-
-def _text_of(app, raw: bytes) -> str:
-    """Subject and text of a stored email, parsed in the sandbox (a hostile email costs a child process)."""
-    parsed = app.parse_sandbox.parse(raw)
-    return f"{parsed.subject}\n{parsed.text}"
 
 
 def register(main: click.Group) -> None:

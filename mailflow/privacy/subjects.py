@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from mailflow.identifiers import find_identifiers
 from mailflow.identifiers.nrn import nrn_digits, parse_nrn
 from mailflow.storage.desk_models import CaseNote, LabelledExample
-from mailflow.storage.models import Case, Event, Message, Reply, SuppressedAddress
+from mailflow.storage.models import AttachmentRecord, Case, Event, Message, Reply, SuppressedAddress
 
 CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed", "case_reopened"})
 # Entries of the log that name a person only by digest (``identity_digest``) under "subject".
@@ -121,10 +121,15 @@ def nrns_in(text: str) -> set[str]:
 
 
 def emails_with_nrn(
-    session: Session, nrns: frozenset[str], read: Callable[[str], bytes], text_of: TextOf
+    session: Session,
+    nrns: frozenset[str],
+    read: Callable[[str], bytes],
+    text_of: TextOf,
+    pdf_text_of: Callable[[bytes], str] | None = None,
 ) -> set[int]:
-    """The emails whose subject or text holds one of ``nrns``. Numbers are never stored apart from the
-    emails (the log keeps only that one was found), so every settled email is read again."""
+    """The emails whose subject, text or (with ``pdf_text_of``) attached PDFs' text hold one of ``nrns``.
+    Numbers are never stored apart from the emails (the log keeps only that one was found), so every
+    email is read again."""
     found: set[int] = set()
     after = 0
     while True:
@@ -136,14 +141,32 @@ def emails_with_nrn(
         ).all()
         if not rows:
             return found
+        pdfs: dict[int, list[str]] = {}
+        if pdf_text_of is not None:
+            for pk, sha256 in session.execute(
+                select(AttachmentRecord.message_id, AttachmentRecord.sha256).where(
+                    AttachmentRecord.message_id.in_([r[0] for r in rows]),
+                    AttachmentRecord.sniffed_type == "application/pdf",
+                )
+            ):
+                pdfs.setdefault(pk, []).append(sha256)
         for pk, sha256, subject in rows:
-            try:
-                text = text_of(read(sha256))
-            except Exception:  # an unreadable or missing original: its ledger subject still counts
-                text = ""
-            if nrns & nrns_in(f"{subject or ''}\n{text}"):
+            texts = [subject or "", _safely(lambda sha256=sha256: text_of(read(sha256)))]
+            if nrns & nrns_in("\n".join(texts)):
                 found.add(pk)
+                continue
+            for document in pdfs.get(pk, []):
+                if pdf_text_of and nrns & nrns_in(_safely(lambda d=document: pdf_text_of(read(d)))):
+                    found.add(pk)
+                    break
         after = rows[-1][0]
+
+
+def _safely(read_text: Callable[[], str]) -> str:
+    try:
+        return read_text()
+    except Exception:  # an unreadable or missing original: what else is known of it still counts
+        return ""
 
 
 def find_subject(
@@ -153,9 +176,11 @@ def find_subject(
     key: str,
     read: Callable[[str], bytes] | None = None,
     text_of: TextOf | None = None,
+    pdf_text_of: Callable[[bytes], str] | None = None,
 ) -> Findings:
     """Everything about ``subject`` (see the module's docstring). ``read`` and ``text_of`` are needed
-    to look for national numbers in the emails' text; loaded objects stay attached to ``session``."""
+    to look for national numbers in the emails' text, ``pdf_text_of`` in their PDFs
+    (``mailflow.privacy.readers``); loaded objects stay attached to ``session``."""
     addresses = list(subject.addresses)
     ids: set[int] = set()
     if addresses:
@@ -166,7 +191,7 @@ def find_subject(
     if subject.nrns:
         if read is None or text_of is None:
             raise ValueError("looking for a national number needs the stored emails")
-        ids |= emails_with_nrn(session, subject.nrns, read, text_of)
+        ids |= emails_with_nrn(session, subject.nrns, read, text_of, pdf_text_of)
     findings = Findings(subject)
     findings.messages = _messages(session, ids)
     findings.cases = (

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from mailflow.privacy.readers import sandboxed_readers
 from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject
 from mailflow.storage.models import Event, Message
 from mailflow.web.context import desk
@@ -82,9 +83,14 @@ def person():
         form.who.errors = [gettext("Give an email address or a valid national register number.")]
         return render_template("who_viewed.html", **context)
     key = current_app.config["SECRET_KEY"]
-    with d.archive() as db:
+    with d.archive() as db, sandboxed_readers(d.app.parse_sandbox) as readers:
         findings = find_subject(
-            db, subject, key=key, read=d.app.blobs.get, text_of=lambda raw: _text_of(d.app.parse_sandbox, raw)
+            db,
+            subject,
+            key=key,
+            read=d.app.blobs.get,
+            text_of=readers.email_text,
+            pdf_text_of=readers.pdf_text,
         )
         views = [e for e in findings.events if e.kind in LOOKS]
         context.update(
@@ -93,8 +99,3 @@ def person():
         page = render_template("who_viewed.html", **context)
     d.log(current_user.username, "viewed", None, what="person", subject=subject.digests(key))
     return page
-
-
-def _text_of(sandbox: Any, raw: bytes) -> str:
-    parsed = sandbox.parse(raw)
-    return f"{parsed.subject}\n{parsed.text}"

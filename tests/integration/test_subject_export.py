@@ -10,11 +10,13 @@ from email import message_from_bytes
 
 import pytest
 from click.testing import CliRunner
+from fpdf import FPDF
 from sqlalchemy import select
 
 from mailflow.audit import verify_chain
 from mailflow.identifiers.nrn import nrn_check
 from mailflow.privacy.commands import subject as subject_group
+from mailflow.privacy.readers import sandboxed_readers
 from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject, identity_digest
 from mailflow.storage.models import Event, Message, Reply
 from mailflow.web import leases
@@ -29,6 +31,14 @@ AMINA = "Amina.El@Example.org"  # written with capitals: addresses match whateve
 YUSUF = "yusuf.k@example.org"
 AMINA_NRN = "850730033" + f"{nrn_check('850730033', born_2000_or_later=False):02d}"
 YUSUF_NRN = "900101123" + f"{nrn_check('900101123', born_2000_or_later=False):02d}"
+
+
+def pdf_with(line: str) -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=14)
+    pdf.cell(text=line)
+    return bytes(pdf.output())
 
 
 def written(nrn: str) -> str:
@@ -46,6 +56,16 @@ def mails() -> dict[str, bytes]:
             text=f"Goedendag, hierbij mijn foto. Mijn rijksregisternummer is {written(AMINA_NRN)}.\n"
             "Amina El Amrani\n",
             attachments=[("pasfoto amina.png", "image/png", png_bytes())],
+        ),
+        # From an address she did not give: hers by the number in the attached letter only.
+        "amina_letter": emails.email(
+            sender="a.elamrani@example.net",
+            subject="Brief",
+            dmarc="fail",
+            text="Zie bijlage.\n",
+            attachments=[
+                ("brief.pdf", "application/pdf", pdf_with(f"Rijksregisternummer: {written(AMINA_NRN)}"))
+            ],
         ),
         "yusuf": emails.email(
             sender=YUSUF,
@@ -99,16 +119,25 @@ def test_identifiers_are_addresses_or_valid_national_numbers():
     assert identity_digest(AMINA_NRN, "k") != identity_digest(YUSUF_NRN, "k")
 
 
-def test_finder_by_national_number_finds_the_email_that_carries_it(world):
+def test_finder_by_national_number_reads_the_emails_and_their_pdfs(world):
     built, _, _ = world
-    app = built.app
-    text_of = lambda raw: (lambda p: f"{p.subject}\n{p.text}")(app.parse_sandbox.parse(raw))  # noqa: E731
-    with app.sessions() as session:
+    app, ids = built.app, built.ids
+    with app.sessions() as session, sandboxed_readers(app.parse_sandbox) as readers:
+        by_number = Subject.parse([AMINA_NRN])
         found = find_subject(
-            session, Subject.parse([AMINA_NRN]), key="k", read=app.blobs.get, text_of=text_of
+            session,
+            by_number,
+            key="k",
+            read=app.blobs.get,
+            text_of=readers.email_text,
+            pdf_text_of=readers.pdf_text,
         )
-        assert [m.id for m in found.messages] == [built.ids["amina_photo"]]
+        assert [m.id for m in found.messages] == [ids["amina_photo"], ids["amina_letter"]]
         assert found.cases == []  # a case belongs to an address: the number alone does not give it
+        without_pdfs = find_subject(
+            session, by_number, key="k", read=app.blobs.get, text_of=readers.email_text
+        )
+        assert [m.id for m in without_pdfs.messages] == [ids["amina_photo"]]
 
 
 def test_export_holds_all_of_one_resident_and_nothing_of_another(world, tmp_path):
@@ -119,10 +148,10 @@ def test_export_holds_all_of_one_resident_and_nothing_of_another(world, tmp_path
         subject_group, ["export", AMINA, AMINA_NRN, "--output", str(target), "--language", "nl"], obj=settings
     )
     assert result.exit_code == 0, result.output
-    assert "2 emails" in result.output and "1 emails of other senders" in result.output
+    assert "3 emails" in result.output and "1 emails of other senders" in result.output
 
     data = json.loads((target / "data.json").read_text())
-    assert [e["id"] for e in data["emails"]] == [ids["amina_first"], ids["amina_photo"]]
+    assert [e["id"] for e in data["emails"]] == [ids["amina_first"], ids["amina_photo"], ids["amina_letter"]]
     assert [c["reference"] for c in data["cases"]] == [reference]
     assert [n["text"] for n in data["cases"][0]["notes"]] == ["Belde terug, afspraak gemaakt."]
     first = data["emails"][0]
@@ -150,7 +179,10 @@ def test_export_holds_all_of_one_resident_and_nothing_of_another(world, tmp_path
     everything = b"".join(p.read_bytes() for p in target.rglob("*") if p.is_file())
     for other in (YUSUF, YUSUF_NRN, "Yusuf", "buurman", yusuf_reference, "Notitie over Yusuf"):
         assert other.encode() not in everything, other
-    assert all(e["email"] in (None, ids["amina_first"], ids["amina_photo"]) for e in data["events"])
+    assert all(
+        e["email"] in (None, ids["amina_first"], ids["amina_photo"], ids["amina_letter"])
+        for e in data["events"]
+    )
 
     page = (target / "index.html").read_text()
     assert (
@@ -167,7 +199,9 @@ def test_export_holds_all_of_one_resident_and_nothing_of_another(world, tmp_path
         entry = session.scalars(select(Event).where(Event.kind == "exported")).one()
     assert entry.actor.startswith("cli:") and entry.detail["what"] == "subject"
     assert entry.detail["subject"] == Subject.parse([AMINA, AMINA_NRN]).digests(key)
-    assert sorted(entry.detail["emails"]) == sorted([ids["amina_first"], ids["amina_photo"]])
+    assert sorted(entry.detail["emails"]) == sorted(
+        [ids["amina_first"], ids["amina_photo"], ids["amina_letter"]]
+    )
     assert AMINA.lower() not in json.dumps(entry.detail).lower() and AMINA_NRN not in json.dumps(entry.detail)
     assert verify_chain(built.app.sessions).ok
 
