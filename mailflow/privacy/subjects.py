@@ -263,7 +263,7 @@ def _events(
     digests = set(subject.digests(key))
     by_message = session.scalars(select(Event).where(Event.message_id.in_(ids))) if ids else iter(())
     loose = session.scalars(
-        select(Event).where(Event.message_id.is_(None), Event.kind.in_(SUBJECT_EVENT_KINDS | {"viewed"}))
+        select(Event).where(Event.message_id.is_(None), Event.kind.in_(SUBJECT_EVENT_KINDS))
     )
     about_cases = (
         session.scalars(select(Event).where(Event.kind.in_(CASE_EVENTS))) if references else iter(())
