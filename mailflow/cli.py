@@ -481,11 +481,13 @@ def _register_model_commands() -> None:
 def _register_operations_commands() -> None:
     from mailflow.operations import key_commands
     from mailflow.operations.check import check_command
+    from mailflow.privacy import commands as privacy_commands
     from mailflow.retention import commands as retention_commands
 
     main.add_command(check_command)
     key_commands.register(main)
     retention_commands.register(main)
+    privacy_commands.register(main)
 
 
 _register_model_commands()

@@ -74,10 +74,21 @@ def create_app(app: App, **config: Any) -> Flask:
     login_manager = LoginManager(web)
     security.install(web, login_manager, hsts_seconds=settings.web_hsts_seconds)
 
-    from mailflow.web import admin, admin_accounts, archive, auth, cases, dashboard, pending, triage
+    from mailflow.web import (
+        admin,
+        admin_accounts,
+        archive,
+        auth,
+        cases,
+        dashboard,
+        pending,
+        triage,
+        who_viewed,
+    )
 
     for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)
+    web.register_blueprint(who_viewed.bp)
     web.register_blueprint(operations.bp)
 
     @web.before_request

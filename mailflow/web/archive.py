@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from email import message_from_bytes, policy
 from io import BytesIO
 
-from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
 from flask_babel import gettext as _
 from flask_babel import to_user_timezone
 from flask_login import current_user, login_required
 
+from mailflow.privacy.subjects import query_digests
 from mailflow.stages.attachments import mixed_scripts, type_mismatch
 from mailflow.storage.models import AttachmentRecord, Message, Reply
 from mailflow.web import labels, search
@@ -66,6 +67,8 @@ def index():
     with d.archive() as db:
         rows, total = list_messages(db, f)
         facets = facet_values(db)
+    if f.q:  # the results name residents: who searched, for whom (by digest), and what came up
+        d.log(current_user.username, "searched", None, **logged_filter(f), results=total, **searched_for(f))
     pages = max(1, -(-total // PAGE_SIZE))
     return render_template("archive.html", rows=rows, total=total, f=f, facets=facets, pages=pages)
 
@@ -82,7 +85,8 @@ def export():
         search.index_pending(d.sessions, d.app.blobs, lookup=lookup)
     with d.archive() as db:
         total = count_messages(db, f)
-    d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total)
+    d.log(current_user.username, "exported", None, what="archive", filter=logged_filter(f), rows=total,
+          **searched_for(f))  # fmt: skip
 
     def rows() -> Iterator[list[object]]:
         with d.archive() as db:
@@ -109,6 +113,13 @@ def logged_filter(f: ArchiveFilter) -> dict[str, object]:
     if f.q:
         kept["words"] = len(f.q.split())
     return kept
+
+
+def searched_for(f: ArchiveFilter) -> dict[str, object]:
+    """Whom a search was for, as the log can keep it: keyed digests of the whole query and of each
+    address or national number in it (``query_digests``), under "subject" as for any entry naming a
+    person; nothing when nothing was searched for."""
+    return {"subject": query_digests(f.q, current_app.config["SECRET_KEY"])} if f.q else {}
 
 
 def attachment_warnings(record: AttachmentRecord) -> list[str]:

@@ -99,6 +99,7 @@ EVENTS = {
     "model_promoted": lazy_gettext("new model installed"),
     "model_kept": lazy_gettext("model kept"),
     "exported": lazy_gettext("exported"),
+    "searched": lazy_gettext("searched the archive"),
     "logged_in": lazy_gettext("logged in"),
     "logged_out": lazy_gettext("logged out"),
     "user_added": lazy_gettext("account added"),
@@ -126,7 +127,11 @@ QUARANTINE_REASONS = {
 }
 # Events about a case: their detail names it ("case") and, when it changed, its new state.
 CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed", "case_reopened"})
-EXPORTS = {"audit log": lazy_gettext("the audit log"), "archive": lazy_gettext("an archive list")}
+EXPORTS = {
+    "audit log": lazy_gettext("the audit log"),
+    "archive": lazy_gettext("an archive list"),
+    "subject": lazy_gettext("a person's data (subject access request)"),
+}
 # Verbs of rule 4 ("needed to act on it"), by the action group whose threshold was missed.
 _VERB_OF = {
     "act on it": lazy_gettext("act on it alone"),
@@ -352,6 +357,8 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return gettext("the decision could not be applied; the email waits in the queue again")
     if kind_ == "exported":
         return gettext("%(what)s exported", what=named(EXPORTS, d.get("what")))
+    if kind_ == "searched":
+        return gettext("searched for %(count)s word(s)", count=d.get("words", "?"))
     if kind_ == "user_added":
         return gettext("account %(user)s, %(role)s", user=d.get("user"), role=named(ROLES, d.get("role")))
     if kind_ == "user_role_changed":
@@ -370,6 +377,17 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
 
 def viewed(d: Mapping[str, Any]) -> str:
     what = d.get("what", "email")
+    if what == "document" and isinstance(d.get("attachment"), int):
+        number = d["attachment"] + 1  # positions count from 0, the email's page from 1
+        if d.get("how") == "download":
+            return gettext("downloaded document %(number)s", number=number)
+        if isinstance(d.get("page"), int):
+            page = d["page"] + 1
+            return gettext("looked at page %(page)s of document %(number)s", page=page, number=number)
+    if what == "who viewed":
+        return gettext("looked at who viewed the email")
+    if what == "person":
+        return gettext("looked up who viewed a person's data")
     if what == "attachment" or "attachment" in d:
         return gettext("looked at attachment %(number)s", number=d.get("attachment", ""))
     if what == "reply" or "reply" in d:

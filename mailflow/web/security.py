@@ -21,8 +21,9 @@ from mailflow.web.context import desk
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Routes an auditor may POST to: they change nothing of the record.
-AUDITOR_POSTS = frozenset({"auth.logout", "auth.login", "auth.language"})
+# Routes an auditor may POST to: they change nothing of the record. (The person look-up is a POST only
+# to keep the address or number it is given out of URLs.)
+AUDITOR_POSTS = frozenset({"auth.logout", "auth.login", "auth.language", "who_viewed.person"})
 CHANGERS = ("staff", "admin")
 
 CSP = (

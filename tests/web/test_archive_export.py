@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from mailflow.privacy.subjects import identity_digest
 from mailflow.storage.models import Event, Message
 from mailflow.web import create_app
 from mailflow.web.csv_export import csv_lines, neutralised
@@ -99,7 +100,14 @@ def test_the_export_honours_the_filters_and_is_logged_without_the_words_searched
     first, second = exports(world)
     assert (first.actor, first.message_id) == ("audrey", None)
     assert first.detail == {"what": "archive", "filter": {"status": "triage"}, "rows": len(rows) - 1}
-    # The words searched may name a resident: the permanent log keeps only how many there were.
-    assert second.detail == {"what": "archive", "filter": {"to": "2999-12-31", "words": 1}, "rows": 1}
+    # The words searched may name a resident: the permanent log keeps how many there were, and a keyed
+    # digest of them that finds the search again from the same words, never the words themselves.
+    digests = [identity_digest("gezinshereniging", client.application.config["SECRET_KEY"])]
+    assert second.detail == {
+        "what": "archive",
+        "filter": {"to": "2999-12-31", "words": 1},
+        "rows": 1,
+        "subject": digests,
+    }
     assert "gezinshereniging" not in str(second.detail)
     assert "exported" in client.get("/audit", query_string={"kind": "exported"}).text

@@ -134,8 +134,9 @@ def state_changing_rules(web):
         for rule in web.url_map.iter_rules()
         if rule.methods
         and rule.methods - {"GET", "HEAD", "OPTIONS"}
-        # Logging in and out, and choosing one's own desk language, change no record.
-        and rule.endpoint not in {"auth.login", "auth.logout", "auth.language"}
+        # Logging in and out, choosing one's own desk language and looking a person up (a POST only to
+        # keep the address out of URLs) change no record.
+        and rule.endpoint not in {"auth.login", "auth.logout", "auth.language", "who_viewed.person"}
     ]
 
 

@@ -66,6 +66,11 @@ TABLE: dict[tuple[str, str], tuple[int | str, int | str, int | str, int | str]] 
     ("/audit", "GET"): (LOGIN, 403, 200, 200),  # the log is for those who check the desk
     ("/audit/verify", "GET"): (LOGIN, 403, 200, 200),
     ("/audit.csv", "GET"): (LOGIN, 403, 200, 200),
+    # Who viewed an email, or a person's data: read-only, for those who check the desk. The person is
+    # asked for by POST (no address in URLs), which an auditor may send: it changes nothing.
+    ("/audit/emails/<int:message_id>/views", "GET"): (LOGIN, 403, 200, 200),
+    ("/audit/person", "GET"): (LOGIN, 403, 200, 200),
+    ("/audit/person", "POST"): (LOGIN, 403, 200, 200),  # an empty form: shown again
     ("/admin", "GET"): (LOGIN, 403, 403, 200),
     ("/admin", "POST"): (LOGIN, 403, 403, 200),  # an empty form: shown again with what is missing
     ("/admin/accounts/<username>/disable", "POST"): (LOGIN, 403, 403, 302),

@@ -1,0 +1,94 @@
+"""``mailflow subject export ADDRESS|NRN… --output DIR_OR_ZIP``: a person's data, for their request."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from mailflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@click.group()
+def subject() -> None:
+    """Data subjects' requests (GDPR): a copy of everything kept about one person."""
+
+
+@subject.command("export")
+@click.argument("identifiers", nargs=-1, required=True, metavar="ADDRESS|NRN...")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A new directory, or a file ending in .zip.",
+)
+@click.option("--language", type=click.Choice(["en", "nl"]), default="en", help="Language of index.html.")
+@click.pass_obj
+def export_command(settings: Settings, identifiers: tuple[str, ...], output: Path, language: str) -> None:
+    """Write everything about the person with these email addresses and/or national register numbers
+    (establish who they are first): index.html, data.json and the original files. The export is
+    recorded in the event log by a digest of the identifiers, never the identifiers themselves."""
+    from mailflow.bootstrap import App
+    from mailflow.cli import _cli_actor
+    from mailflow.privacy.readers import sandboxed_readers
+    from mailflow.privacy.subject_export import ExportError, write_export
+    from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject
+    from mailflow.storage.models import Event
+    from mailflow.web.security import secret_key
+
+    try:
+        person = Subject.parse(identifiers)
+    except NotAnIdentifier as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS|NRN") from exc
+    app = App(settings)
+    try:
+        key = secret_key(settings.secret_key, settings.secret_key_file)
+        with app.sessions() as session, sandboxed_readers(app.parse_sandbox) as readers:
+            findings = find_subject(
+                session,
+                person,
+                key=key,
+                read=app.blobs.get,
+                text_of=readers.email_text,
+                pdf_text_of=readers.pdf_text,
+            )
+            try:
+                written = write_export(
+                    findings, output, app.blobs.get, generated_at=app.clock(), language=language
+                )
+            except ExportError as exc:
+                raise click.ClickException(str(exc)) from exc
+            exported_ids = sorted(findings.message_ids)
+        with app.sessions.begin() as session:
+            session.add(
+                Event(
+                    message_id=None,
+                    at=app.clock(),
+                    actor=_cli_actor(),
+                    kind="exported",
+                    detail={
+                        "what": "subject",
+                        "subject": person.digests(key),
+                        "emails": exported_ids,
+                        "withheld": written.withheld,
+                    },
+                )
+            )
+    finally:
+        app.close()
+    log.info("subject access export written: %s emails, %s files", written.emails, written.files)
+    click.echo(f"wrote {written.target}: {written.emails} emails, {written.files} files")
+    if written.withheld:
+        click.echo(
+            f"{written.withheld} emails of other senders in the person's cases withheld: review them by hand"
+        )
+    for name in written.missing:
+        click.echo(f"missing from the store: {name}", err=True)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(subject)
