@@ -107,7 +107,7 @@ class App:
 
     @cached_property
     def worker_id(self) -> str:
-        return new_worker_id()
+        return self.settings.worker_name or new_worker_id()
 
     @cached_property
     def engine(self) -> Engine:
@@ -208,7 +208,13 @@ class App:
             worker_id=self.worker_id,
             lease=timedelta(seconds=self.settings.lease_seconds),
             clock=self.clock,
+            stale_after=self.heartbeat_stale_after,
         )
+
+    @property
+    def heartbeat_stale_after(self) -> timedelta:
+        settings = self.settings
+        return timedelta(seconds=settings.worker_heartbeat_seconds * settings.worker_heartbeat_misses)
 
     @cached_property
     def imap_tokens(self) -> TokenProvider | None:
@@ -332,6 +338,8 @@ class App:
             nightly_at=self.settings.retrain_at,
             heartbeat=self.heartbeat,
             watchdog=self.watchdog(),
+            beat_interval=self.settings.worker_heartbeat_seconds,
+            reconnect_max=self.settings.reconnect_max_seconds,
         )
 
     @cached_property

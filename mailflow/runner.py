@@ -13,7 +13,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from mailflow.errors import MailboxError, MailboxLoginError
+from mailflow.errors import MailboxError, MailboxLoginError, MailboxMissingError, StorageError
 from mailflow.ingest import Ingestor, IngestReport
 from mailflow.operations.heartbeat import Heartbeat, Watchdog
 from mailflow.ports import Mailbox
@@ -25,6 +25,7 @@ POLL_JOB = "poll"
 OUTBOX_JOB = "outbox"
 RETRAIN_JOB = "retrain"
 WATCHDOG_JOB = "heartbeat"
+BEAT_JOB = "beat"
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Worker:
         nightly_at: str = "02:30",
         heartbeat: Heartbeat | None = None,
         watchdog: Watchdog | None = None,
+        beat_interval: float = 10.0,
+        reconnect_max: float = 15.0,
     ) -> None:
         self.open_mailbox = open_mailbox
         self.make_ingestor = make_ingestor
@@ -75,9 +78,13 @@ class Worker:
         self.nightly_at = nightly_at
         self.heartbeat = heartbeat
         self.watchdog = watchdog
+        self.beat_interval = beat_interval
+        self.reconnect_max = reconnect_max
         self.stop_event = threading.Event()
-        # A failed cycle is tried again within seconds, not at the next poll; longer after each failure.
-        self.retry = Backoff(base=2.0, cap=min(60.0, poll_interval))
+        # A failed cycle is tried again within seconds, not at the next poll; longer after each failure,
+        # but never longer than reconnect_max: a server back after a restart is used within seconds.
+        self.retry = Backoff(base=2.0, cap=min(reconnect_max, poll_interval))
+        self.mailbox_missing = False
         self._scheduler: BackgroundScheduler | None = None
 
     def cycle(self) -> CycleResult:
@@ -132,6 +139,10 @@ class Worker:
                 coalesce=True,
                 misfire_grace_time=3600,
             )
+        if self.heartbeat is not None:
+            scheduler.add_job(
+                self.heartbeat.beat, "interval", seconds=self.beat_interval, id=BEAT_JOB, coalesce=True
+            )
         if self.watchdog is not None:
             scheduler.add_job(
                 self._scheduled_watchdog,
@@ -152,51 +163,96 @@ class Worker:
 
     def _watch(self, scheduler: BackgroundScheduler) -> None:
         """Hold an IDLE connection and wake the poll job as soon as the server announces mail."""
-        backoff = Backoff()
+        # A server coming back is used within seconds; a refused login is not retried that often, as
+        # providers lock accounts that keep failing.
+        backoff = Backoff(base=2.0, cap=self.reconnect_max)
+        login_backoff = Backoff()
+        recovering = False
         while not self.stop_event.is_set():
             try:
                 watcher = self.open_mailbox()
             except MailboxError as exc:
-                delay = backoff.next_delay()
+                delay = (login_backoff if isinstance(exc, MailboxLoginError) else backoff).next_delay()
                 _log_mailbox_error("mailbox unreachable", exc, delay)
                 self.stop_event.wait(delay)
                 continue
             try:
+                if recovering:
+                    watcher.uidvalidity()  # connects: mailboxes do so lazily, on first use
+                    log.info("mailbox reachable again; polling now")
+                    recovering = False
+                    self._poll_now(scheduler)
                 while not self.stop_event.is_set():
                     woke = watcher.wait_for_new_mail(self.idle_slice)
                     # Only now is the login known to work: mailboxes connect lazily, on first use.
                     backoff.reset()
+                    login_backoff.reset()
                     if woke:
-                        scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
+                        self._poll_now(scheduler)
+            except MailboxMissingError:
+                # The poll cycle alerts; waiting here keeps the watcher from repeating it.
+                recovering = True
+                self.stop_event.wait(self.poll_interval)
             except MailboxError as exc:
-                delay = backoff.next_delay()
+                recovering = True
+                delay = (login_backoff if isinstance(exc, MailboxLoginError) else backoff).next_delay()
                 _log_mailbox_error("lost the mailbox connection", exc, delay)
                 self.stop_event.wait(delay)
             except Exception:  # a bug in a token library, say: the worker must live on regardless
+                recovering = True
                 delay = backoff.next_delay()
                 log.exception("watching the mailbox failed; retrying in %.0f s", delay)
                 self.stop_event.wait(delay)
             finally:
                 _close_quietly(watcher)
 
+    def _poll_now(self, scheduler: BackgroundScheduler) -> None:
+        if not self.stop_event.is_set():
+            scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
+
     def _scheduled_cycle(self) -> None:
         if self.stop_event.is_set():
             return
         try:
             result = self.cycle()
+        except MailboxMissingError as exc:
+            self._mailbox_missing(exc)
+            return
         except MailboxLoginError as exc:
             log.error("poll failed: %s; the next poll retries", exc)
             return
         except MailboxError as exc:
             log.warning("poll failed (%s); retrying in %.0f s", exc, self._retry_soon())
             return
+        except StorageError as exc:
+            log.error("poll stopped: %s; retrying in %.0f s", exc, self._retry_soon())
+            return
         except Exception:
             log.exception("poll cycle failed; retrying in %.0f s", self._retry_soon())
             return
         self.retry.reset()
+        if self.mailbox_missing:
+            self.mailbox_missing = False
+            log.warning("the watched mailbox exists again; processing it")
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
+
+    def _mailbox_missing(self, exc: MailboxMissingError) -> None:
+        """Not created (a typo or a rename must not start a new, empty inbox nobody reads): alert once,
+        then look again at each poll."""
+        if self.mailbox_missing:
+            log.debug("still missing: %s", exc)
+            return
+        self.mailbox_missing = True
+        summary = (
+            f"mailbox missing: {exc}; not processing it and not creating it; renamed or deleted? "
+            f"checking again every {self.poll_interval:.0f} s"
+        )
+        if self.watchdog is not None:
+            self.watchdog.alarm("mailflow: the watched mailbox is missing", summary)
+        else:
+            log.error("%s", summary)
 
     def _scheduled_watchdog(self) -> None:
         if self.watchdog is None or self.stop_event.is_set():  # stopping: polls have ended on purpose

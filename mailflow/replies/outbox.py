@@ -3,7 +3,13 @@
 A reply row goes pending → sending → sent. A send that was cut short (the worker died between
 handing the message to the server and recording it) is never repeated blindly: when the lease of a
 ``sending`` row runs out it becomes ``unconfirmed`` and waits for a person, unless the transport can
-tell for certain whether it was delivered.
+tell for certain whether it was delivered. The same holds for a connection lost after the whole
+message was sent but before the server's final reply: the reply is ``unconfirmed`` at once.
+
+Why never resend an unconfirmed reply automatically, although its Message-ID is stable: few mail
+clients drop a second copy by Message-ID (Gmail may, Outlook does not), so a resident would read the
+same answer twice, and RFC 5321 6.1 makes an accepted message the server's to deliver. Staff see
+"possibly delivered" and decide; a resend they choose carries the same Message-ID.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from mailflow.ports import ReplyTransport
 from mailflow.storage.models import DecisionRecord, Event, Message, Reply
 
 log = logging.getLogger(__name__)
+
+# The start of a triage reason: the reply may or may not have reached the resident.
+POSSIBLY_DELIVERED = "reply possibly delivered"
 
 
 def hold_for_triage(session: Session, message_pk: int, reason: str, now: datetime) -> None:
@@ -150,6 +159,8 @@ class Outbox:
         try:
             self.transport.send(self.envelope_from, [to], data, rfc_id)
         except TransportError as exc:
+            if exc.ambiguous:
+                return self._record_unconfirmed(reply_id, message_pk, exc)
             return self._record_failure(reply_id, message_pk, exc)
         now = self.clock()
         with self.sessions.begin() as session:
@@ -200,6 +211,31 @@ class Outbox:
         )
         return "failed" if give_up else "retried"
 
+    def _record_unconfirmed(self, reply_id: int, message_pk: int, exc: TransportError) -> str:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            lock_chain(session)
+            reply = session.get_one(Reply, reply_id)
+            reply.status, reply.lease_until, reply.last_error = "unconfirmed", None, str(exc)[:1000]
+            session.add(
+                Event(
+                    message_id=message_pk,
+                    at=now,
+                    actor="outbox",
+                    kind="reply_unconfirmed",
+                    detail={"reply": reply_id, "error": str(exc)[:300]},
+                )
+            )
+            reason = f"{POSSIBLY_DELIVERED}: the mail server did not confirm"
+            hold_for_triage(session, message_pk, reason, now)
+        log.error(
+            "reply %s for message %s possibly delivered, not confirmed (%s); not resent: a person decides",
+            reply_id,
+            message_pk,
+            exc,
+        )
+        return "unconfirmed"
+
     def _resolve_interrupted_sends(self) -> int:
         now = self.clock()
         confirm = getattr(self.transport, "was_delivered", None)
@@ -219,7 +255,8 @@ class Outbox:
                 else:
                     reply.status = "unconfirmed"
                     unresolved += 1
-                    hold_for_triage(session, reply.message_id, "reply not delivered: send interrupted", now)
+                    reason = f"{POSSIBLY_DELIVERED}: sending was interrupted"
+                    hold_for_triage(session, reply.message_id, reason, now)
                 reply.lease_until = None
                 session.add(
                     Event(
