@@ -45,6 +45,7 @@ class IngestReport:
     moved_only: int = 0
     refiled: int = 0
     busy: int = 0
+    held: int = 0  # left alone at the start of the cycle: another worker's claim was running
     vanished: int = 0  # listed, then expunged by another client before we fetched them
     stopped_early: bool = False
 
@@ -105,7 +106,7 @@ class Ingestor:
         uids = self.mailbox.list_uids()
         report.seen = len(uids)
         known = self.ledger.known(name, uidvalidity, uids)
-        _log_held(known)
+        report.held = _log_held(known)
         settled = [
             (uid, row.message_pk, row.status)
             for uid, row in known.items()
@@ -233,12 +234,13 @@ class Ingestor:
         )
 
 
-def _log_held(known: dict[int, Known]) -> None:
+def _log_held(known: dict[int, Known]) -> int:
     """Say why an email in the inbox is left alone: another worker holds it, and until when."""
     held = sorted((r.message_pk, r.holder, r.held_until) for r in known.values() if r.held_by_another)
     if held:
         shown = [f"email {pk} held by worker {who} until {until:%H:%M:%S}" for pk, who, until in held[:5]]
         log.info("%d emails held by other workers, left to them: %s", len(held), "; ".join(shown))
+    return len(held)
 
 
 def places_to_look(filed_in: str, target: str) -> list[str]:

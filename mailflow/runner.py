@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import OperationalError
 
 from mailflow.errors import MailboxError, MailboxLoginError, MailboxMissingError, StorageError
 from mailflow.ingest import Ingestor, IngestReport
@@ -227,16 +228,28 @@ class Worker:
         except StorageError as exc:
             log.error("poll stopped: %s; retrying in %.0f s", exc, self._retry_soon())
             return
+        except OperationalError as exc:  # a restart or failover: pool_pre_ping reconnects next time
+            log.warning("database unreachable (%s); retrying in %.0f s", _first_line(exc), self._retry_soon())
+            return
         except Exception:
             log.exception("poll cycle failed; retrying in %.0f s", self._retry_soon())
             return
         self.retry.reset()
+        if result.ingest.held or result.ingest.busy:
+            self._look_again_soon()
         if self.mailbox_missing:
             self.mailbox_missing = False
             log.warning("the watched mailbox exists again; processing it")
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
+
+    def _look_again_soon(self) -> None:
+        """Other workers hold emails here: look again within a heartbeat, so that those of a worker that
+        died are taken over once its heartbeat has stopped, not at the next poll."""
+        delay = min(self.poll_interval, self.beat_interval)
+        if self._scheduler is not None and not self.stop_event.is_set():
+            self._scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
 
     def _mailbox_missing(self, exc: MailboxMissingError) -> None:
         """Not created (a typo or a rename must not start a new, empty inbox nobody reads): alert once,
@@ -279,15 +292,27 @@ class Worker:
 
     def _scheduled_delivery(self) -> None:
         try:
-            self.outbox.deliver_due()
+            report = self.outbox.deliver_due()
+        except OperationalError as exc:
+            log.warning("outbox delivery waits for the database (%s)", _first_line(exc))
+            return
         except Exception:
             log.exception("outbox delivery failed")
+            return
+        if (report.failed or report.unconfirmed) and self._scheduler is not None:
+            # Their emails went back to triage: the poll's refile moves them there now, not in a minute.
+            self._poll_now(self._scheduler)
 
 
 def _log_mailbox_error(what: str, exc: MailboxError, delay: float) -> None:
     # A refused login will not cure itself: an error, so that alerting on errors catches it.
     level = logging.ERROR if isinstance(exc, MailboxLoginError) else logging.WARNING
     log.log(level, "%s (%s); retrying in %.0f s", what, exc, delay)
+
+
+def _first_line(exc: OperationalError) -> str:
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _close_quietly(mailbox: Mailbox) -> None:
