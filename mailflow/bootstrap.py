@@ -262,6 +262,7 @@ class App:
             ),
             # A send cannot outlast the SMTP timeouts; past this lease it was cut short.
             lease=timedelta(seconds=4 * settings.smtp_timeout + 30),
+            stale_after=self.heartbeat_stale_after,
         )
 
     @cached_property

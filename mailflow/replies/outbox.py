@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailflow.audit import lock_chain
 from mailflow.domain import Action, Status
 from mailflow.errors import TransportError
 from mailflow.ports import ReplyTransport
-from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from mailflow.storage.models import DecisionRecord, Event, Message, Reply, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,12 @@ class Outbox:
         clock: Callable[[], datetime],
         retry: RetryPolicy,
         lease: timedelta = timedelta(minutes=5),
+        stale_after: timedelta | None = None,
     ) -> None:
+        """``stale_after``: a send whose worker's heartbeat is older than this was cut short by its death."""
         self.sessions = sessions
+        self.stale_after = stale_after
+        self.started = clock()
         self.transport = transport
         self.envelope_from = envelope_from
         self.worker_id = worker_id
@@ -143,7 +148,12 @@ class Outbox:
             taken = session.execute(
                 update(Reply)
                 .where(Reply.id == reply_id, Reply.status == "pending")
-                .values(status="sending", lease_until=now + self.lease, attempts=Reply.attempts + 1)
+                .values(
+                    status="sending",
+                    lease_until=now + self.lease,
+                    sending_by=self.worker_id,
+                    attempts=Reply.attempts + 1,
+                )
             )
             return taken.rowcount == 1
 
@@ -236,16 +246,32 @@ class Outbox:
         )
         return "unconfirmed"
 
+    def _cut_short(self, now: datetime) -> ColumnElement[bool]:
+        """A send nobody is doing any more: its lease ran out, its worker's heartbeat stopped, or it was
+        ours before this process started (restarted under the same worker name)."""
+        conditions = [
+            Reply.lease_until.is_(None),
+            Reply.lease_until <= now,
+            (Reply.sending_by == self.worker_id) & (Reply.lease_until < self.started + self.lease),
+        ]
+        if self.stale_after is not None:
+            conditions.append(
+                exists(
+                    select(WorkerHeartbeat.worker_id).where(
+                        WorkerHeartbeat.worker_id == Reply.sending_by,
+                        WorkerHeartbeat.updated_at < now - self.stale_after,
+                    )
+                )
+            )
+        return or_(*conditions)
+
     def _resolve_interrupted_sends(self) -> int:
         now = self.clock()
         confirm = getattr(self.transport, "was_delivered", None)
         unresolved = 0
         with self.sessions.begin() as session:
-            stale = session.scalars(
-                select(Reply).where(
-                    Reply.status == "sending", or_(Reply.lease_until.is_(None), Reply.lease_until <= now)
-                )
-            ).all()
+            query = select(Reply).where(Reply.status == "sending", self._cut_short(now))
+            stale = session.scalars(query).all()
             for reply in stale:
                 delivered = confirm(reply.rfc_message_id) if confirm else None
                 if delivered is True:

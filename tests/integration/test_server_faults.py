@@ -5,6 +5,7 @@ and every email in the folder the database says."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 
 from mailflow.domain import Status
-from mailflow.storage.models import Message, Reply
+from mailflow.storage.models import DecisionRecord, Message, Reply
 from tests.fixtures.dovecot import DovecotAccount, new_account, running_dovecot
 from tests.fixtures.dovecot_server import DovecotServer, _greets, find_dovecot
 from tests.fixtures.postgres import PostgresServer, _cluster_owner, find_postgres_bin, running_postgres
@@ -351,6 +352,49 @@ def test_a_connection_dropped_after_data_is_possibly_delivered_never_resent_and_
     account.close()
     assert_folders_agree(account, ledger)
     assert "possibly delivered, not confirmed" in log_text(log)
+    ledger.close()
+
+
+class SlowToConfirm(RecordingHandler):
+    """Keeps the message, then takes its time before the final 250: a window to kill the sender in."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(10)
+        return "250 at last"
+
+
+def test_a_worker_killed_while_the_server_confirms_restarts_and_marks_the_reply_possibly_delivered(
+    account, smtp_server, tmp_path, sqlite_url, workers
+):
+    smtp_server.stop()
+    smtp_server.handler = SlowToConfirm()
+    smtp_server.start()
+    account.append("INBOX", distinct_copies(SAMPLES_DIR, 1)[0])
+    env = worker_env(
+        account, smtp_server, tmp_path / "data", sqlite_url, MAILFLOW_WORKER_NAME="counter-a", **FAST
+    )
+    ledger = Ledger(sqlite_url)
+    first, _log = workers.start(env)
+    assert wait_until(lambda: len(smtp_server.received) == 1, 60)
+    first.kill()
+    first.wait()
+    killed = time.monotonic()
+
+    _again, log = workers.start(env)
+    assert wait_until(lambda: [s for _, s, _ in ledger.replies()] == ["unconfirmed"], 30), log_text(log)
+    print(f"SIGKILL awaiting the reply to DATA: unconfirmed {time.monotonic() - killed:.1f} s after the kill")
+    assert time.monotonic() - killed < 20, "not after the sending lease (42 s here)"
+    assert wait_until(lambda: account.folder_count("Triage") == 1, 15), log_text(log)
+    account.close()
+    assert_folders_agree(account, ledger)
+    time.sleep(3)
+    assert len(smtp_server.received) == 1, "sent again"
+    with ledger.engine.connect() as connection:
+        [reasons] = connection.execute(
+            select(DecisionRecord.reasons).order_by(DecisionRecord.id.desc()).limit(1)
+        ).scalars()
+    assert reasons == ["reply possibly delivered: sending was interrupted"]
     ledger.close()
 
 

@@ -273,3 +273,66 @@ def test_a_missing_mailbox_is_alerted_once_and_looked_for_again_without_creating
     assert len(errors) == 1 and errors[0].startswith("mailbox missing: the watched folder of fake:INBOX")
     assert "not creating it" in errors[0]
     assert [subject for subject, _ in alerts] == ["mailflow: the watched mailbox is missing"]
+
+
+# A send cut short by the death of its worker
+
+
+def taken_by(sessions, clock, worker_id: str, **options) -> tuple[Outbox, int]:
+    reply_id = queue_reply(sessions, clock)
+    box = Outbox(
+        sessions,
+        RecordingTransport(),
+        envelope_from="a@b",
+        worker_id=worker_id,
+        clock=clock,
+        retry=RetryPolicy(),
+        lease=timedelta(minutes=2),
+        **options,
+    )
+    assert box._take(reply_id)
+    return box, reply_id
+
+
+def reply_status(sessions, reply_id: int) -> str:
+    with sessions() as session:
+        return session.get_one(Reply, reply_id).status
+
+
+def test_a_send_of_a_worker_whose_heartbeat_stopped_is_possibly_delivered_within_the_lease(sessions):
+    clock = Clock()
+    beat(sessions, clock, "w-dead")
+    _dead, reply_id = taken_by(sessions, clock, "w-dead")
+    other = Outbox(
+        sessions, RecordingTransport(), envelope_from="a@b", worker_id="w2", clock=clock, retry=RetryPolicy(),
+        stale_after=STALE,
+    )  # fmt: skip
+    clock.now += STALE - timedelta(seconds=1)
+    assert other.deliver_due().unconfirmed == 0 and reply_status(sessions, reply_id) == "sending"
+    clock.now += timedelta(seconds=2)  # the lease has more than a minute to run
+    assert other.deliver_due().unconfirmed == 1
+    assert reply_status(sessions, reply_id) == "unconfirmed"
+    assert other.transport.sent == []  # type: ignore[attr-defined]
+
+
+def test_a_worker_restarted_under_its_name_settles_its_own_cut_short_send_at_once(sessions):
+    clock = Clock()
+    _before, reply_id = taken_by(sessions, clock, "counter-1")
+    clock.now += timedelta(seconds=3)
+    restarted = Outbox(
+        sessions, RecordingTransport(), envelope_from="a@b", worker_id="counter-1", clock=clock,
+        retry=RetryPolicy(), lease=timedelta(minutes=2),
+    )  # fmt: skip
+    assert restarted.deliver_due().unconfirmed == 1
+    with sessions() as session:
+        reply = session.get_one(Reply, reply_id)
+        assert reply.status == "unconfirmed"
+        reasons = session.get_one(Message, reply.message_id).decisions[-1].reasons
+        assert reasons == ["reply possibly delivered: sending was interrupted"]
+
+
+def test_a_send_in_progress_in_this_very_process_is_left_alone(sessions):
+    clock = Clock()
+    box, reply_id = taken_by(sessions, clock, "counter-1")
+    clock.now += timedelta(seconds=3)
+    assert box.deliver_due().unconfirmed == 0 and reply_status(sessions, reply_id) == "sending"
