@@ -588,3 +588,38 @@ def test_a_worker_restarted_under_its_name_resumes_its_claims_at_once(
     account.close()
     assert_folders_agree(account, ledger)
     ledger.close()
+
+
+# 3. Another client expunges an email while we work
+
+
+def test_an_email_expunged_by_another_client_between_search_and_fetch_is_counted_not_a_failure(
+    account, tmp_path
+):
+    from mailflow.adapters.imap import ImapMailbox
+    from mailflow.bootstrap import App
+
+    class ExpungedMeanwhile(ImapMailbox):
+        def list_uids(self) -> list[int]:
+            uids = super().list_uids()
+            other = account.client("INBOX")
+            other.delete_messages([uids[0]])
+            other.expunge()
+            return uids
+
+    emails = distinct_copies(SAMPLES_DIR, 1)[:2]
+    for data in emails:
+        account.append("INBOX", data)
+    settings = account.settings(data_dir=tmp_path / "data")
+    app = App(settings)
+    try:
+        with ExpungedMeanwhile.from_settings(settings) as mailbox:
+            report = app.make_ingestor(mailbox).run_once()
+        assert report.vanished == 1 and report.processed == 1
+        ledger = Ledger(settings.effective_database_url)
+        assert len(ledger.rows()) == 1
+        account.close()
+        assert_folders_agree(account, ledger)
+        ledger.close()
+    finally:
+        app.close()
