@@ -107,7 +107,7 @@ class App:
 
     @cached_property
     def worker_id(self) -> str:
-        return new_worker_id()
+        return self.settings.worker_name or new_worker_id()
 
     @cached_property
     def engine(self) -> Engine:
@@ -208,7 +208,13 @@ class App:
             worker_id=self.worker_id,
             lease=timedelta(seconds=self.settings.lease_seconds),
             clock=self.clock,
+            stale_after=self.heartbeat_stale_after,
         )
+
+    @property
+    def heartbeat_stale_after(self) -> timedelta:
+        settings = self.settings
+        return timedelta(seconds=settings.worker_heartbeat_seconds * settings.worker_heartbeat_misses)
 
     @cached_property
     def imap_tokens(self) -> TokenProvider | None:
@@ -256,6 +262,7 @@ class App:
             ),
             # A send cannot outlast the SMTP timeouts; past this lease it was cut short.
             lease=timedelta(seconds=4 * settings.smtp_timeout + 30),
+            stale_after=self.heartbeat_stale_after,
         )
 
     @cached_property
@@ -334,6 +341,8 @@ class App:
             watchdog=self.watchdog(),
             retention=self.daily_retention if self.settings.retention_enabled else None,
             retention_at=self.settings.retention_at,
+            beat_interval=self.settings.worker_heartbeat_seconds,
+            reconnect_max=self.settings.reconnect_max_seconds,
         )
 
     @cached_property

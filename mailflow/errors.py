@@ -21,12 +21,22 @@ class MailboxLoginError(MailboxError):
     """The mailbox refused our login (password or OAuth2 token): retried, but somebody must look."""
 
 
-class TransportError(MailflowError):
-    """Sending a reply failed. ``permanent`` tells whether retrying can help."""
+class StorageError(MailflowError):
+    """An email's bytes could not be stored (disk full, say): it stays in the mailbox for a later cycle."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+
+class MailboxMissingError(MailboxError):
+    """The watched folder does not exist (renamed or deleted): never created by us, somebody must look."""
+
+
+class TransportError(MailflowError):
+    """Sending a reply failed. ``permanent`` tells whether retrying can help; ``ambiguous`` that the
+    connection broke after the whole message was sent, so the server may have accepted it."""
+
+    def __init__(self, message: str, *, permanent: bool = False, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.ambiguous = ambiguous
 
 
 class OAuth2Error(MailflowError):

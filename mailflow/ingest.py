@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailflow.domain import Analysis, Status
+from mailflow.errors import StorageError
 from mailflow.identifiers import mask
 from mailflow.ports import BlobStore, Mailbox
 from mailflow.processing import Processor
@@ -28,7 +29,7 @@ from mailflow.refusals import IntakeLimits, Refusals, fetch_batches
 from mailflow.stages.act import Actor
 from mailflow.stages.headers import decode_header_value
 from mailflow.stages.limits import header_part
-from mailflow.storage.ledger import Arrival, ClaimResult, Ledger
+from mailflow.storage.ledger import Arrival, ClaimResult, Known, Ledger
 from mailflow.storage.refiles import FILED, Refiles
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class IngestReport:
     moved_only: int = 0
     refiled: int = 0
     busy: int = 0
+    held: int = 0  # left alone at the start of the cycle: another worker's claim was running
+    vanished: int = 0  # listed, then expunged by another client before we fetched them
     stopped_early: bool = False
 
     def count(self, status: Status) -> None:
@@ -104,6 +107,7 @@ class Ingestor:
         uids = self.mailbox.list_uids()
         report.seen = len(uids)
         known = self.ledger.known(name, uidvalidity, uids)
+        report.held = _log_held(known)
         settled = [
             (uid, row.message_pk, row.status)
             for uid, row in known.items()
@@ -127,11 +131,13 @@ class Ingestor:
             if not batch:
                 continue
             outcomes: list[tuple[int, int, Status]] = []
+            fetched: set[int] = set()
             try:
                 for uid, raw in self.mailbox.fetch(batch):
                     if self.should_stop():
                         report.stopped_early = True
                         break
+                    fetched.add(uid)
                     outcome = self._handle(uidvalidity, uid, raw, report)
                     if outcome is not None:
                         outcomes.append(outcome)
@@ -143,9 +149,21 @@ class Ingestor:
                 self._move_all(outcomes)
             if report.stopped_early:
                 break
+            self._count_vanished(batch, fetched, report)
         if not report.stopped_early:
             report.refiled = self._refile()
         return report
+
+    def _count_vanished(self, batch: list[int], fetched: set[int], report: IngestReport) -> None:
+        vanished = [uid for uid in batch if uid not in fetched]
+        if vanished:
+            report.vanished += len(vanished)
+            log.info(
+                "%d messages of %s were expunged by another client before we fetched them (UIDs %s); skipped",
+                len(vanished),
+                self.mailbox.name,
+                ",".join(map(str, vanished[:20])),
+            )
 
     def _share(self, todo: list[int], sizes: dict[int, int]) -> list[list[int]]:
         """The batches in an order of our own: workers draining one mailbox together each start
@@ -174,7 +192,13 @@ class Ingestor:
     def _handle(
         self, uidvalidity: int, uid: int, raw: bytes, report: IngestReport
     ) -> tuple[int, int, Status] | None:
-        sha256 = self.blobs.put(raw)
+        try:
+            sha256 = self.blobs.put(raw)
+        except OSError as exc:  # nothing recorded yet: the email stays in the mailbox, untouched
+            raise StorageError(
+                f"cannot store message UID {uid} of {self.mailbox.name} ({exc.strerror or exc}); "
+                "it stays in the mailbox"
+            ) from exc
         claim = self.ledger.claim(self._arrival(uidvalidity, uid, raw, sha256))
         if claim.result is ClaimResult.BUSY:
             report.busy += 1
@@ -211,6 +235,15 @@ class Ingestor:
             from_address=sender,
             subject=subject,
         )
+
+
+def _log_held(known: dict[int, Known]) -> int:
+    """Say why an email in the inbox is left alone: another worker holds it, and until when."""
+    held = sorted((r.message_pk, r.holder, r.held_until) for r in known.values() if r.held_by_another)
+    if held:
+        shown = [f"email {pk} held by worker {who} until {until:%H:%M:%S}" for pk, who, until in held[:5]]
+        log.info("%d emails held by other workers, left to them: %s", len(held), "; ".join(shown))
+    return len(held)
 
 
 def places_to_look(filed_in: str, target: str) -> list[str]:

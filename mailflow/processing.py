@@ -46,7 +46,12 @@ class Processor:
             return self._quarantine(message_pk, f"analysis failed: {type(exc).__name__}: {exc}")
         try:
             with self.sessions.begin() as session:
-                row = session.get_one(Message, message_pk)
+                row = session.get_one(Message, message_pk, with_for_update=True)
+                if row.status != Status.RECEIVED:
+                    # Another worker took it over (our heartbeat looked stopped) and settled it first:
+                    # one outcome, one reply.
+                    log.warning("message %s: settled by another worker meanwhile; outcome dropped", row.id)
+                    return Status(row.status)
                 # What was found and decided first, then what was done: the timeline reads in that order.
                 record_decision(session, row, analysis, now=self.clock())
                 self.actor.act(session, row, analysis)
@@ -69,7 +74,11 @@ class Processor:
 
     def _quarantine(self, message_pk: int, reason: str) -> Status:
         with self.sessions.begin() as session:
-            record_quarantine(session, session.get_one(Message, message_pk), reason, now=self.clock())
+            row = session.get_one(Message, message_pk, with_for_update=True)
+            if row.status != Status.RECEIVED:
+                log.warning("message %s: settled by another worker meanwhile; not quarantined", row.id)
+                return Status(row.status)
+            record_quarantine(session, row, reason, now=self.clock())
         log.warning("message %s quarantined", message_pk)
         return Status.QUARANTINED
 

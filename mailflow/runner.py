@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import OperationalError
 
-from mailflow.errors import MailboxError, MailboxLoginError
+from mailflow.errors import MailboxError, MailboxLoginError, MailboxMissingError, StorageError
 from mailflow.ingest import Ingestor, IngestReport
 from mailflow.operations.heartbeat import Heartbeat, Watchdog
 from mailflow.ports import Mailbox
@@ -26,6 +27,7 @@ OUTBOX_JOB = "outbox"
 RETRAIN_JOB = "retrain"
 RETENTION_JOB = "retention"
 WATCHDOG_JOB = "heartbeat"
+BEAT_JOB = "beat"
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Worker:
         watchdog: Watchdog | None = None,
         retention: Callable[[], None] | None = None,
         retention_at: str = "03:30",
+        beat_interval: float = 10.0,
+        reconnect_max: float = 15.0,
     ) -> None:
         self.open_mailbox = open_mailbox
         self.make_ingestor = make_ingestor
@@ -80,9 +84,13 @@ class Worker:
         self.watchdog = watchdog
         self.retention = retention
         self.retention_at = retention_at
+        self.beat_interval = beat_interval
+        self.reconnect_max = reconnect_max
         self.stop_event = threading.Event()
-        # A failed cycle is tried again within seconds, not at the next poll; longer after each failure.
-        self.retry = Backoff(base=2.0, cap=min(60.0, poll_interval))
+        # A failed cycle is tried again within seconds, not at the next poll; longer after each failure,
+        # but never longer than reconnect_max: a server back after a restart is used within seconds.
+        self.retry = Backoff(base=2.0, cap=min(reconnect_max, poll_interval))
+        self.mailbox_missing = False
         self._scheduler: BackgroundScheduler | None = None
 
     def cycle(self) -> CycleResult:
@@ -147,6 +155,10 @@ class Worker:
                 coalesce=True,
                 misfire_grace_time=3600,
             )
+        if self.heartbeat is not None:
+            scheduler.add_job(
+                self.heartbeat.beat, "interval", seconds=self.beat_interval, id=BEAT_JOB, coalesce=True
+            )
         if self.watchdog is not None:
             scheduler.add_job(
                 self._scheduled_watchdog,
@@ -167,51 +179,108 @@ class Worker:
 
     def _watch(self, scheduler: BackgroundScheduler) -> None:
         """Hold an IDLE connection and wake the poll job as soon as the server announces mail."""
-        backoff = Backoff()
+        # A server coming back is used within seconds; a refused login is not retried that often, as
+        # providers lock accounts that keep failing.
+        backoff = Backoff(base=2.0, cap=self.reconnect_max)
+        login_backoff = Backoff()
+        recovering = False
         while not self.stop_event.is_set():
             try:
                 watcher = self.open_mailbox()
             except MailboxError as exc:
-                delay = backoff.next_delay()
+                delay = (login_backoff if isinstance(exc, MailboxLoginError) else backoff).next_delay()
                 _log_mailbox_error("mailbox unreachable", exc, delay)
                 self.stop_event.wait(delay)
                 continue
             try:
+                if recovering:
+                    watcher.uidvalidity()  # connects: mailboxes do so lazily, on first use
+                    log.info("mailbox reachable again; polling now")
+                    recovering = False
+                    self._poll_now(scheduler)
                 while not self.stop_event.is_set():
                     woke = watcher.wait_for_new_mail(self.idle_slice)
                     # Only now is the login known to work: mailboxes connect lazily, on first use.
                     backoff.reset()
+                    login_backoff.reset()
                     if woke:
-                        scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
+                        self._poll_now(scheduler)
+            except MailboxMissingError:
+                # The poll cycle alerts; waiting here keeps the watcher from repeating it.
+                recovering = True
+                self.stop_event.wait(self.poll_interval)
             except MailboxError as exc:
-                delay = backoff.next_delay()
+                recovering = True
+                delay = (login_backoff if isinstance(exc, MailboxLoginError) else backoff).next_delay()
                 _log_mailbox_error("lost the mailbox connection", exc, delay)
                 self.stop_event.wait(delay)
             except Exception:  # a bug in a token library, say: the worker must live on regardless
+                recovering = True
                 delay = backoff.next_delay()
                 log.exception("watching the mailbox failed; retrying in %.0f s", delay)
                 self.stop_event.wait(delay)
             finally:
                 _close_quietly(watcher)
 
+    def _poll_now(self, scheduler: BackgroundScheduler) -> None:
+        if not self.stop_event.is_set():
+            scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
+
     def _scheduled_cycle(self) -> None:
         if self.stop_event.is_set():
             return
         try:
             result = self.cycle()
+        except MailboxMissingError as exc:
+            self._mailbox_missing(exc)
+            return
         except MailboxLoginError as exc:
             log.error("poll failed: %s; the next poll retries", exc)
             return
         except MailboxError as exc:
             log.warning("poll failed (%s); retrying in %.0f s", exc, self._retry_soon())
             return
+        except StorageError as exc:
+            log.error("poll stopped: %s; retrying in %.0f s", exc, self._retry_soon())
+            return
+        except OperationalError as exc:  # a restart or failover: pool_pre_ping reconnects next time
+            log.warning("database unreachable (%s); retrying in %.0f s", _first_line(exc), self._retry_soon())
+            return
         except Exception:
             log.exception("poll cycle failed; retrying in %.0f s", self._retry_soon())
             return
         self.retry.reset()
+        if result.ingest.held or result.ingest.busy:
+            self._look_again_soon()
+        if self.mailbox_missing:
+            self.mailbox_missing = False
+            log.warning("the watched mailbox exists again; processing it")
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
+
+    def _look_again_soon(self) -> None:
+        """Other workers hold emails here: look again within a heartbeat, so that those of a worker that
+        died are taken over once its heartbeat has stopped, not at the next poll."""
+        delay = min(self.poll_interval, self.beat_interval)
+        if self._scheduler is not None and not self.stop_event.is_set():
+            self._scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    def _mailbox_missing(self, exc: MailboxMissingError) -> None:
+        """Not created (a typo or a rename must not start a new, empty inbox nobody reads): alert once,
+        then look again at each poll."""
+        if self.mailbox_missing:
+            log.debug("still missing: %s", exc)
+            return
+        self.mailbox_missing = True
+        summary = (
+            f"mailbox missing: {exc}; not processing it and not creating it; renamed or deleted? "
+            f"checking again every {self.poll_interval:.0f} s"
+        )
+        if self.watchdog is not None:
+            self.watchdog.alarm("mailflow: the watched mailbox is missing", summary)
+        else:
+            log.error("%s", summary)
 
     def _scheduled_watchdog(self) -> None:
         if self.watchdog is None or self.stop_event.is_set():  # stopping: polls have ended on purpose
@@ -246,15 +315,27 @@ class Worker:
 
     def _scheduled_delivery(self) -> None:
         try:
-            self.outbox.deliver_due()
+            report = self.outbox.deliver_due()
+        except OperationalError as exc:
+            log.warning("outbox delivery waits for the database (%s)", _first_line(exc))
+            return
         except Exception:
             log.exception("outbox delivery failed")
+            return
+        if (report.failed or report.unconfirmed) and self._scheduler is not None:
+            # Their emails went back to triage: the poll's refile moves them there now, not in a minute.
+            self._poll_now(self._scheduler)
 
 
 def _log_mailbox_error(what: str, exc: MailboxError, delay: float) -> None:
     # A refused login will not cure itself: an error, so that alerting on errors catches it.
     level = logging.ERROR if isinstance(exc, MailboxLoginError) else logging.WARNING
     log.log(level, "%s (%s); retrying in %.0f s", what, exc, delay)
+
+
+def _first_line(exc: OperationalError) -> str:
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _close_quietly(mailbox: Mailbox) -> None:

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=12, ge=1)
     outbox_backoff_base: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=300.0, gt=0)
+    # A worker's claims go to others once its heartbeat is this many intervals old (not after the lease).
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_heartbeat_misses: int = Field(default=3, ge=2)
+    # A stable name for this worker process (unique among running workers): restarted under the same
+    # name, it resumes its own claims at once. Empty: host, process id and a random part.
+    worker_name: str | None = Field(default=None, max_length=200)
+    # The longest wait between reconnection attempts (2, 4, 8, … seconds up to this).
+    reconnect_max_seconds: float = Field(default=15.0, ge=1)
 
     # The web desk (``mailflow web``). No secret key: one is generated once and kept in the data dir.
     web_host: str = "127.0.0.1"

@@ -25,11 +25,11 @@ from mailflow.adapters.imap_protocol import (
     find_uid,
     hierarchy_delimiter,
     idle,
-    set_nodelay,
+    set_socket_options,
     text,
 )
 from mailflow.adapters.tls import client_context, explain
-from mailflow.errors import ConfigurationError, MailboxError, MailboxLoginError
+from mailflow.errors import ConfigurationError, MailboxError, MailboxLoginError, MailboxMissingError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -308,7 +308,7 @@ class ImapMailbox:
         try:
             if self.security == "starttls":
                 client.starttls(context)
-            set_nodelay(client)
+            set_socket_options(client)
             login(
                 client,
                 self.user,
@@ -322,10 +322,10 @@ class ImapMailbox:
             self._capabilities = frozenset(offered - self._ignored)
             self._delimiter = hierarchy_delimiter(client)
             self._select(client)
-        except (*_ERRORS, MailboxLoginError) as exc:
+        except (*_ERRORS, MailboxLoginError, MailboxMissingError) as exc:
             with contextlib.suppress(Exception):
                 client.shutdown()
-            if isinstance(exc, MailboxLoginError):
+            if isinstance(exc, MailboxLoginError | MailboxMissingError):
                 raise
             raise MailboxError(f"cannot open {self._name} on {where}: {explain(exc)}") from exc
         self._client = client
@@ -347,6 +347,9 @@ class ImapMailbox:
             )
         try:
             return operation(client)
+        except MailboxMissingError:
+            self._drop()
+            raise
         except _ERRORS as exc:
             # The session may be mid-command or gone; a new connection is the only clean state.
             self._drop()
@@ -356,7 +359,16 @@ class ImapMailbox:
             raise MailboxError(f"{what} failed on {self._name}: {exc}") from exc
 
     def _select(self, client: IMAPClient) -> int:
-        response = client.select_folder(self.folder, readonly=False)
+        try:
+            response = client.select_folder(self.folder, readonly=False)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            # RFC 5530's NONEXISTENT; servers without response codes say so in words.
+            reason = str(exc).lower()
+            if "nonexistent" in reason or "doesn't exist" in reason or "does not exist" in reason:
+                raise MailboxMissingError(f"the watched folder of {self._name} does not exist") from exc
+            raise
         self._session_validity = int(response[b"UIDVALIDITY"])
         return self._session_validity
 

@@ -3,7 +3,9 @@
 Replies are few and far between, so a fresh connection per send is simpler and sturdier than keeping
 one open across idle hours. The outcome is mapped to ``TransportError``: 5xx replies are permanent
 (retrying the same message cannot help), everything else — 4xx, dropped connections, timeouts — is
-worth another attempt later.
+worth another attempt later. Except one: a connection lost after the whole message was sent and before
+the server's final reply to DATA (RFC 1047's window). The server may have accepted it, so that failure
+is ``ambiguous``: never retried automatically, lest the resident get the reply twice.
 """
 
 from __future__ import annotations
@@ -111,6 +113,12 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             raise _response_error("sending", exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
+            if getattr(client, "message_sent", False):
+                raise TransportError(
+                    f"no answer after the whole message was sent; it may have been accepted: "
+                    f"{_describe(exc)}",
+                    ambiguous=True,
+                ) from exc
             raise TransportError(f"sending failed: {_describe(exc)}") from exc
         finally:
             _close(client)
@@ -129,7 +137,7 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         client: smtplib.SMTP
         if self.security == "ssl":
-            client = smtplib.SMTP_SSL(
+            client = _TrackedSMTP_SSL(
                 self.host,
                 self.port,
                 local_hostname=self._local_hostname,
@@ -137,7 +145,7 @@ class SmtpTransport:
                 context=self._context(),
             )
         else:
-            client = smtplib.SMTP(
+            client = _TrackedSMTP(
                 self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
             )
         try:
@@ -173,6 +181,35 @@ class SmtpTransport:
                 f"{self._tokens.identity.describe()}: {_describe(exc).replace(token, '<token>')}"
             )
             raise refused from exc
+
+
+class _TracksData(smtplib.SMTP):
+    """Knows whether the whole message went out (``message_sent``): from then on until the server's
+    reply, a broken connection leaves its fate unknown. smtplib's own ``data()``, plus that flag."""
+
+    message_sent = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        payload = msg.encode("ascii") if isinstance(msg, str) else msg
+        payload = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", payload)  # CRLF line ends (RFC 5321)
+        payload = re.sub(rb"(?m)^\.", b"..", payload)  # dot-stuffing (RFC 5321 4.5.2)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        self.send(payload + b".\r\n")
+        self.message_sent = True
+        return self.getreply()
+
+
+class _TrackedSMTP(_TracksData):
+    pass
+
+
+class _TrackedSMTP_SSL(_TracksData, smtplib.SMTP_SSL):
+    pass
 
 
 def _response_error(stage: str, exc: smtplib.SMTPResponseException) -> TransportError:

@@ -82,6 +82,10 @@ class Heartbeat:
         self.last_success: datetime | None = None
         self.last_error_kind: str | None = None
 
+    def beat(self) -> None:
+        """Alive, whatever the polls are doing: other workers take this one's claims once it stops."""
+        self._write(lambda row, now: None)
+
     def poll_started(self) -> None:
         self._write(lambda row, now: setattr(row, "last_poll_started_at", now))
 
@@ -167,6 +171,11 @@ class Watchdog:
             )
             log.warning("heartbeat: %s", summary)
             self._notify(f"mailflow: polls succeed again on {beat.host}", summary)
+
+    def alarm(self, subject: str, summary: str) -> None:
+        """A fault somebody must fix, announced like a silent worker: an ERROR line and the alert email."""
+        log.error("%s", summary)
+        self._notify(subject, f"{summary} (worker {self.heartbeat.worker_id})")
 
     def _notify(self, subject: str, text: str) -> None:
         if self.notify is None:

@@ -3,7 +3,13 @@
 A reply row goes pending → sending → sent. A send that was cut short (the worker died between
 handing the message to the server and recording it) is never repeated blindly: when the lease of a
 ``sending`` row runs out it becomes ``unconfirmed`` and waits for a person, unless the transport can
-tell for certain whether it was delivered.
+tell for certain whether it was delivered. The same holds for a connection lost after the whole
+message was sent but before the server's final reply: the reply is ``unconfirmed`` at once.
+
+Why never resend an unconfirmed reply automatically, although its Message-ID is stable: few mail
+clients drop a second copy by Message-ID (Gmail may, Outlook does not), so a resident would read the
+same answer twice, and RFC 5321 6.1 makes an accepted message the server's to deliver. Staff see
+"possibly delivered" and decide; a resend they choose carries the same Message-ID.
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailflow.audit import lock_chain
 from mailflow.domain import Action, Status
 from mailflow.errors import TransportError
 from mailflow.ports import ReplyTransport
-from mailflow.storage.models import DecisionRecord, Event, Message, Reply
+from mailflow.storage.models import DecisionRecord, Event, Message, Reply, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
+
+# The start of a triage reason: the reply may or may not have reached the resident.
+POSSIBLY_DELIVERED = "reply possibly delivered"
 
 
 def hold_for_triage(session: Session, message_pk: int, reason: str, now: datetime) -> None:
@@ -94,8 +104,12 @@ class Outbox:
         clock: Callable[[], datetime],
         retry: RetryPolicy,
         lease: timedelta = timedelta(minutes=5),
+        stale_after: timedelta | None = None,
     ) -> None:
+        """``stale_after``: a send whose worker's heartbeat is older than this was cut short by its death."""
         self.sessions = sessions
+        self.stale_after = stale_after
+        self.started = clock()
         self.transport = transport
         self.envelope_from = envelope_from
         self.worker_id = worker_id
@@ -134,7 +148,12 @@ class Outbox:
             taken = session.execute(
                 update(Reply)
                 .where(Reply.id == reply_id, Reply.status == "pending")
-                .values(status="sending", lease_until=now + self.lease, attempts=Reply.attempts + 1)
+                .values(
+                    status="sending",
+                    lease_until=now + self.lease,
+                    sending_by=self.worker_id,
+                    attempts=Reply.attempts + 1,
+                )
             )
             return taken.rowcount == 1
 
@@ -150,6 +169,8 @@ class Outbox:
         try:
             self.transport.send(self.envelope_from, [to], data, rfc_id)
         except TransportError as exc:
+            if exc.ambiguous:
+                return self._record_unconfirmed(reply_id, message_pk, exc)
             return self._record_failure(reply_id, message_pk, exc)
         now = self.clock()
         with self.sessions.begin() as session:
@@ -200,16 +221,57 @@ class Outbox:
         )
         return "failed" if give_up else "retried"
 
+    def _record_unconfirmed(self, reply_id: int, message_pk: int, exc: TransportError) -> str:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            lock_chain(session)
+            reply = session.get_one(Reply, reply_id)
+            reply.status, reply.lease_until, reply.last_error = "unconfirmed", None, str(exc)[:1000]
+            session.add(
+                Event(
+                    message_id=message_pk,
+                    at=now,
+                    actor="outbox",
+                    kind="reply_unconfirmed",
+                    detail={"reply": reply_id, "error": str(exc)[:300]},
+                )
+            )
+            reason = f"{POSSIBLY_DELIVERED}: the mail server did not confirm"
+            hold_for_triage(session, message_pk, reason, now)
+        log.error(
+            "reply %s for message %s possibly delivered, not confirmed (%s); not resent: a person decides",
+            reply_id,
+            message_pk,
+            exc,
+        )
+        return "unconfirmed"
+
+    def _cut_short(self, now: datetime) -> ColumnElement[bool]:
+        """A send nobody is doing any more: its lease ran out, its worker's heartbeat stopped, or it was
+        ours before this process started (restarted under the same worker name)."""
+        conditions = [
+            Reply.lease_until.is_(None),
+            Reply.lease_until <= now,
+            (Reply.sending_by == self.worker_id) & (Reply.lease_until < self.started + self.lease),
+        ]
+        if self.stale_after is not None:
+            conditions.append(
+                exists(
+                    select(WorkerHeartbeat.worker_id).where(
+                        WorkerHeartbeat.worker_id == Reply.sending_by,
+                        WorkerHeartbeat.updated_at < now - self.stale_after,
+                    )
+                )
+            )
+        return or_(*conditions)
+
     def _resolve_interrupted_sends(self) -> int:
         now = self.clock()
         confirm = getattr(self.transport, "was_delivered", None)
         unresolved = 0
         with self.sessions.begin() as session:
-            stale = session.scalars(
-                select(Reply).where(
-                    Reply.status == "sending", or_(Reply.lease_until.is_(None), Reply.lease_until <= now)
-                )
-            ).all()
+            query = select(Reply).where(Reply.status == "sending", self._cut_short(now))
+            stale = session.scalars(query).all()
             for reply in stale:
                 delivered = confirm(reply.rfc_message_id) if confirm else None
                 if delivered is True:
@@ -219,7 +281,8 @@ class Outbox:
                 else:
                     reply.status = "unconfirmed"
                     unresolved += 1
-                    hold_for_triage(session, reply.message_id, "reply not delivered: send interrupted", now)
+                    reason = f"{POSSIBLY_DELIVERED}: sending was interrupted"
+                    hold_for_triage(session, reply.message_id, reason, now)
                 reply.lease_until = None
                 session.add(
                     Event(

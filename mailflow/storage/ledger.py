@@ -2,24 +2,28 @@
 
 Every worker consults the database, never its own memory, so several workers on several machines can
 share one mailbox: a claim is a row insert (the unique location key decides the race) or the takeover
-of a claim whose lease has run out.
+of a claim whose lease has run out, or whose worker's heartbeat stopped (``stale_after``): a worker that
+died gives its claims back within a few heartbeats rather than at the end of the lease.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import and_, exists, false, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailflow.audit import lock_chain
 from mailflow.domain import Status
-from mailflow.storage.models import Event, MailboxState, Message
+from mailflow.storage.models import Event, MailboxState, Message, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
 
 
 class _TakenByAnother(Exception):
@@ -46,6 +50,8 @@ class Known:
     message_pk: int
     status: Status
     held_by_another: bool  # another worker's lease on it is still running
+    holder: str | None = None
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,15 @@ class Ledger:
         worker_id: str,
         lease: timedelta,
         clock: Callable[[], datetime],
+        stale_after: timedelta | None = None,
     ) -> None:
+        """``stale_after``: a claim whose worker has a heartbeat row not written for this long is free.
+        A worker without a row (``poll-once``) keeps its claims until the lease runs out."""
         self.sessions = sessions
         self.worker_id = worker_id
         self.lease = lease
         self.clock = clock
+        self.stale_after = stale_after
 
     def observe_uidvalidity(self, mailbox: str, uidvalidity: int) -> bool:
         """Remember the folder's UIDVALIDITY; True when it differs from the one seen before.
@@ -125,23 +135,36 @@ class Ledger:
             for start in range(0, len(uid_list), 500):
                 rows = session.execute(
                     select(
-                        Message.uid, Message.id, Message.status, Message.lease_owner, Message.lease_until
+                        Message.uid,
+                        Message.id,
+                        Message.status,
+                        Message.lease_owner,
+                        Message.lease_until,
+                        self._owner_gone(now).label("gone"),
                     ).where(
                         Message.mailbox == mailbox,
                         Message.uidvalidity == uidvalidity,
                         Message.uid.in_(uid_list[start : start + 500]),
                     )
                 )
-                found.update(
-                    {
-                        uid: Known(pk, Status(status), self._held_by_another(owner, until, now))
-                        for uid, pk, status, owner, until in rows
-                    }
-                )
+                for uid, pk, status, owner, until, gone in rows:
+                    held = self._held_by_another(owner, until, now) and not gone
+                    found[uid] = Known(pk, Status(status), held, *((owner, until) if held else (None, None)))
         return found
 
     def _held_by_another(self, owner: str | None, until: datetime | None, now: datetime) -> bool:
         return owner is not None and owner != self.worker_id and until is not None and until > now
+
+    def _owner_gone(self, now: datetime) -> ColumnElement[bool]:
+        """The row's worker has a heartbeat, and it stopped: the worker died (or lost the database)."""
+        if self.stale_after is None:
+            return false()
+        return exists(
+            select(WorkerHeartbeat.worker_id).where(
+                WorkerHeartbeat.worker_id == Message.lease_owner,
+                WorkerHeartbeat.updated_at < now - self.stale_after,
+            )
+        )
 
     def take_for_moving(self, message_pks: Iterable[int]) -> set[int]:
         """Of these settled emails, those we may move now: no other worker holds them. Two workers moving
@@ -164,7 +187,10 @@ class Ledger:
     def _free(self, now: datetime) -> ColumnElement[bool]:
         """No other worker holds the row: nobody, we, or a lease that ran out."""
         return or_(
-            Message.lease_owner.is_(None), Message.lease_owner == self.worker_id, Message.lease_until <= now
+            Message.lease_owner.is_(None),
+            Message.lease_owner == self.worker_id,
+            Message.lease_until <= now,
+            self._owner_gone(now),
         )
 
     def claim(self, arrival: Arrival) -> Claim:
@@ -292,6 +318,14 @@ class Ledger:
         )
         if taken.rowcount != 1:
             return Claim(ClaimResult.BUSY, row.id, status)
+        previous, until = row.lease_owner, row.lease_until
+        if previous not in (None, self.worker_id) and until is not None and until > now:
+            log.warning(
+                "message %s: worker %s holds it until %s but its heartbeat stopped; taking it over",
+                row.id,
+                previous,
+                f"{until:%H:%M:%S}",
+            )
         if status is not Status.RECEIVED:
             return Claim(ClaimResult.MOVE_ONLY, row.id, status)
         session.add(Event(message_id=row.id, at=now, actor="ingest", kind="resumed", detail={}))
@@ -312,7 +346,11 @@ class Ledger:
                             Message.uid.in_(uids[start : start + 500]),
                             or_(
                                 Message.status != Status.RECEIVED,
-                                (Message.lease_owner != self.worker_id) & (Message.lease_until > now),
+                                and_(
+                                    Message.lease_owner != self.worker_id,
+                                    Message.lease_until > now,
+                                    ~self._owner_gone(now),
+                                ),
                             ),
                         )
                     )

@@ -199,6 +199,7 @@ class Reply(Base):
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
+    sending_by: Mapped[str | None] = mapped_column(String(200))  # the worker that took it for sending
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 

@@ -59,6 +59,7 @@ WAITING_REASONS = {
     "unsure": lazy_gettext("not sure enough"),
     "attachment": lazy_gettext("attachment not recognised"),
     "undelivered": lazy_gettext("reply not delivered"),
+    "unconfirmed": lazy_gettext("reply possibly delivered"),
     "person": lazy_gettext("needs a person"),
     "closed": lazy_gettext("its case is closed"),
     "other": lazy_gettext("other reason"),
@@ -78,6 +79,7 @@ EVENTS = {
     "reply_queued": lazy_gettext("reply queued"),
     "reply_sent": lazy_gettext("reply sent"),
     "reply_failed": lazy_gettext("reply not delivered"),
+    "reply_unconfirmed": lazy_gettext("reply possibly delivered, not confirmed"),
     "reply_deferred": lazy_gettext("reply delayed, to be sent again"),
     "reply_withheld": lazy_gettext("reply withheld"),
     "reply_bounced": lazy_gettext("reply bounced"),
@@ -251,6 +253,11 @@ def explain(reason: str | None) -> str:
         return gettext("%(what)s: %(action)s", what=category(m[1]), action=action(m[2]))
     if reason.startswith("reply not delivered"):
         return gettext("The reply did not reach the resident")
+    if reason.startswith("reply possibly delivered"):
+        return gettext(
+            "The reply may have reached the resident: the mail server did not confirm it. "
+            "Check before sending it again"
+        )
     if m := re.fullmatch(r"case (\S+) is closed", reason):
         return gettext(
             "Case %(case)s is closed: filing this email in it opens the case again",
@@ -299,6 +306,8 @@ def waiting_reason(reasons: list[str] | None) -> str:
         return "attachment"
     if last.startswith("reply not delivered"):
         return "undelivered"
+    if last.startswith("reply possibly delivered"):
+        return "unconfirmed"
     if last.endswith(": triage"):
         return "person"
     if re.fullmatch(r"case \S+ is closed", last):
@@ -370,7 +379,8 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         )
     if kind_.startswith("user_"):
         return gettext("account %(user)s", user=d.get("user"))
-    if kind_ in {"reply_queued", "reply_sent", "reply_failed", "reply_withheld"} and d.get("reply"):
+    replies = {"reply_queued", "reply_sent", "reply_failed", "reply_unconfirmed", "reply_withheld"}
+    if kind_ in replies and d.get("reply"):
         return gettext("reply %(number)s", number=d["reply"])
     return ""
 

@@ -106,7 +106,7 @@ def test_a_broken_configuration_names_each_fault_with_its_fix(dovecot, smtp_serv
         "Connection refused" in lines["smtp"]
         and "fix: check MAILFLOW_SMTP_HOST, MAILFLOW_SMTP_PORT" in lines["smtp"]
     )
-    assert "is at schema revision 0008, this mailflow needs 0014" in lines["database"]
+    assert "is at schema revision 0008, this mailflow needs 0015" in lines["database"]
     assert (
         lines["database"].startswith("FAIL")
         and "fix: back up the database, then migrate it" in lines["database"]
@@ -163,5 +163,5 @@ def test_a_database_newer_than_this_mailflow_says_so(tmp_path):
         connection.execute("UPDATE alembic_version SET version_num = '0099'")
     [result] = check_database(Settings(data_dir=data_dir), [])
     assert result.level == "FAIL"
-    assert "at schema revision 0099, newer than this mailflow knows (0014)" in result.detail
+    assert "at schema revision 0099, newer than this mailflow knows (0015)" in result.detail
     assert result.fix == "upgrade mailflow to the version that migrated it"

@@ -19,6 +19,9 @@ class RefusingMailbox:
     def wait_for_new_mail(self, timeout: float) -> bool:
         raise self.error
 
+    def uidvalidity(self) -> int:
+        raise self.error
+
     def close(self) -> None:
         pass
 
