@@ -24,7 +24,7 @@ from mailflow.classification.learning.training import vectoriser
 
 def sklearn_vectoriser(block: Tfidf) -> TfidfVectorizer:
     """The fitted ``TfidfVectorizer`` a block stands for: its vocabulary and IDF weights."""
-    fitted = vectoriser(block.analyser, block.ngram_range, vocabulary=block.vocabulary)
+    fitted = vectoriser(block.analyser, block.ngram_range, vocabulary=block.vocabulary())
     fitted.idf_ = block.idf
     return fitted
 

@@ -95,15 +95,14 @@ def test_tfidf_equals_scikit_learns_transform_for_the_shipped_vocabulary(shipped
     for number, text in enumerate(texts):
         indices, values = block.row(text)
         start, end = expected.indptr[number], expected.indptr[number + 1]
-        order = np.argsort(indices)
-        np.testing.assert_array_equal(indices[order], expected.indices[start:end], err_msg=repr(text[:80]))
-        np.testing.assert_allclose(values[order], expected.data[start:end], atol=1e-6, rtol=0)
+        np.testing.assert_array_equal(indices, expected.indices[start:end], err_msg=repr(text[:80]))
+        np.testing.assert_allclose(values, expected.data[start:end], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("analyser", ["word", "char_wb"])
 @pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (2, 3), (2, 5), (3, 3)])
 def test_ngrams_equal_scikit_learns_analyser(analyser, ngram_range):
-    fitted = sklearn_vectoriser(Tfidf(analyser, ngram_range, {"x": 0}, np.ones(1)))
+    fitted = sklearn_vectoriser(Tfidf.from_terms(analyser, ngram_range, ["x"], np.ones(1)))
     analyse = fitted.build_analyzer()
     ours = word_ngrams if analyser == "word" else char_wb_ngrams
     for text in [*hostile_texts(), "one", "one two", "one two three", "a b", "ab cd ef gh"]:

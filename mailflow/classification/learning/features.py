@@ -149,7 +149,7 @@ class FeatureSpace:
         """Plain arrays (strings and floats) for the artefact: no pickled objects."""
         arrays: dict[str, np.ndarray] = {"facts": np.array(self.facts, dtype=str)}
         for name, block in (("words", self.words), ("chars", self.chars)):
-            arrays[f"{name}_terms"] = np.array(block.terms(), dtype=str)
+            arrays[f"{name}_terms"] = block.terms
             arrays[f"{name}_idf"] = np.asarray(block.idf, dtype=np.float64)
         if self.vectors is not None:
             arrays["vector_words"] = np.array(self.vectors.words, dtype=str)

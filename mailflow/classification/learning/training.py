@@ -172,8 +172,8 @@ def _fit_tfidf(analyser: Analyser, ngram_range: tuple[int, int], min_df: int, te
         fitted = vectoriser(analyser, ngram_range, min_df=min_df).fit(texts)
     except ValueError:  # too few emails for any term to occur twice
         fitted = vectoriser(analyser, ngram_range).fit(texts)
-    vocabulary = {str(term): int(column) for term, column in fitted.vocabulary_.items()}
-    return Tfidf(analyser, ngram_range, vocabulary, np.asarray(fitted.idf_, dtype=np.float64))
+    terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)  # sorted: columns in term order
+    return Tfidf.from_terms(analyser, ngram_range, terms, fitted.idf_)
 
 
 def fit_requests(
