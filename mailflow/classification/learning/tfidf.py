@@ -56,7 +56,7 @@ def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
 _ANALYSERS = {"word": word_ngrams, "char_wb": char_wb_ngrams}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tfidf:
     """A fitted TF-IDF block: its analyser, n-gram range, terms and IDF weights.
 
