@@ -46,6 +46,14 @@ class WordVectors:
         norm = float(np.linalg.norm(vector))
         return (vector / norm).astype(np.float32) if norm else vector.astype(np.float32)
 
+    def same_table(self, other: WordVectors) -> bool:
+        """The same words, vectors and weights (two loads of one table)."""
+        return (
+            self.words == other.words
+            and np.array_equal(self.vectors, other.vectors)
+            and np.array_equal(self.weights, other.weights)
+        )
+
     def digest(self) -> str:
         digest = hashlib.sha256("\n".join(self.words).encode())
         digest.update(np.ascontiguousarray(self.vectors).tobytes())

@@ -77,7 +77,7 @@ def train_command(
     every example — is installed only if it harms no more and automates no fewer of those emails
     (or with --force); the replaced manifest is kept under history/.
     """
-    from mailflow.classification.learning.model import TrainingError
+    from mailflow.classification.learning.training import TrainingError
     from mailflow.evaluation.corpus import CorpusError
     from mailflow.evaluation.retrain import record_result, retrain
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from mailflow.classification.learning.model import MIN_EXAMPLES, TrainedModel, TrainingError
+from mailflow.classification.learning.model import TrainedModel
+from mailflow.classification.learning.training import MIN_EXAMPLES, TrainingError
 from mailflow.evaluation.metrics import Ratio, automation_rate, harmful_rate
 from mailflow.evaluation.run import Observed, fit, score
 from mailflow.pipeline import Analyser

@@ -22,7 +22,8 @@ import pypdfium2
 from sklearn.model_selection import StratifiedKFold
 
 from mailflow.classification.combine import SEVERAL
-from mailflow.classification.learning.model import Example, TrainedModel, TrainingError, train
+from mailflow.classification.learning.model import TrainedModel
+from mailflow.classification.learning.training import Example, TrainingError, train
 from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Attachment
 from mailflow.evaluation.corpus import LabelledEmail

@@ -17,10 +17,19 @@ from mailflow.classification.learning.artefact import (
     load_model_or_none,
     save_model,
 )
-from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput, model_input
-from mailflow.classification.learning.model import Example, TrainingError, fit_calibrated, linear_form, train
+from mailflow.classification.learning.features import FEATURES_VERSION, ModelInput, model_input
+from mailflow.classification.learning.training import (
+    Example,
+    TrainingError,
+    feature_matrix,
+    fit_calibrated,
+    fit_features,
+    linear_form,
+    train,
+)
 from mailflow.classification.word_vectors import WordVectors
 from mailflow.domain import Classification, Screening
+from tests.unit.sklearn_reference import sklearn_matrix, sklearn_predictions
 
 PERSON = Screening(machine_category=None, sender_verdict="pass")
 
@@ -99,20 +108,20 @@ def test_card_records_what_the_model_was_trained_on(model):
     assert len(card.version.split("-")[1]) == 12
 
 
-def test_one_email_prediction_equals_the_batch_computation(model):
+def test_one_email_prediction_equals_scikit_learns_computation(model):
     items = [ask("I lost my card"), ask("student", ("passport",)), ask("xyz qqq unknown words")]
-    batch = model.probabilities(items)
+    batch = sklearn_predictions(model, items)["categories"]
     for item, row in zip(items, batch, strict=True):
         single = model.predict(item)
-        # The batch path computes features in float32, the single one in float64.
+        # scikit-learn computes the features in float32, the served path in float64.
         assert [single[c] for c in model.categories] == pytest.approx(list(row), abs=1e-6)
 
 
 @pytest.mark.parametrize("categories", [("card_lost", "departure_permanent"), tuple(TEXTS)])
 def test_linear_form_reproduces_calibrated_classifier(categories):
     chosen = [e for e in examples() if e.category in categories]
-    features = FeatureSpace.fit([e.input for e in chosen])
-    matrix = features.transform([e.input for e in chosen])
+    features = fit_features([e.input for e in chosen])
+    matrix = feature_matrix(features, [e.input for e in chosen])
     calibrated = fit_calibrated(matrix, np.array([e.category for e in chosen]), c=1.0, folds=3)
     names, weights, intercepts, beta = linear_form(calibrated)
     logits = beta * (matrix @ weights.T + intercepts)
@@ -285,9 +294,10 @@ def rich_model():
     return train(_rich_examples(), corpus="synthetic", vectors=VECTORS, topics=TOPICS)
 
 
-def test_one_email_row_equals_the_batch_features_with_rules_and_vectors(rich_model):
+def test_one_email_row_equals_scikit_learns_features_with_rules_and_vectors(rich_model):
     items = [e.input for e in _rich_examples()]
-    matrix = rich_model.features.transform(items).toarray()
+    matrix = sklearn_matrix(rich_model.features, items).toarray()
+    np.testing.assert_allclose(feature_matrix(rich_model.features, items).toarray(), matrix, atol=1e-6)
     for number, item in enumerate(items):
         indices, values = rich_model.features.row(item)
         dense = np.zeros(rich_model.features.size)

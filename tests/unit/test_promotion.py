@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mailflow.classification.learning.model import MIN_EXAMPLES
+from mailflow.classification.learning.training import MIN_EXAMPLES
 from mailflow.evaluation import promotion
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Ratio

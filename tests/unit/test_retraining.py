@@ -16,7 +16,7 @@ from sqlalchemy import select
 from mailflow.bootstrap import App, build_analyser
 from mailflow.classification.learning.artefact import HISTORY_DIR, load_model, save_model
 from mailflow.classification.learning.features import model_input
-from mailflow.classification.learning.model import Example, train
+from mailflow.classification.learning.training import Example, train
 from mailflow.domain import Screening
 from mailflow.evaluation.nightly import claim_night, nightly_retrain
 from mailflow.evaluation.promotion import at_least_as_good

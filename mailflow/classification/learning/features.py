@@ -18,15 +18,13 @@ names this recipe: a model trained with another recipe is not loaded.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mailflow.classification.cues import normalise
+from mailflow.classification.learning.tfidf import Tfidf
 from mailflow.classification.taxonomy import CATEGORIES
 from mailflow.classification.word_vectors import WordVectors
 from mailflow.domain import Classification, Screening
@@ -103,69 +101,32 @@ def rule_features(item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
     return np.array(indices, dtype=np.intp), np.array(values, dtype=np.float64)
 
 
-def _word_vectoriser(vocabulary: Mapping[str, int] | None = None) -> TfidfVectorizer:
-    return TfidfVectorizer(
-        ngram_range=WORD_NGRAMS,
-        sublinear_tf=True,
-        min_df=1 if vocabulary is not None else WORD_MIN_DF,
-        dtype=np.float32,
-        vocabulary=vocabulary,
-    )
-
-
-def _char_vectoriser(vocabulary: Mapping[str, int] | None = None) -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=CHAR_NGRAMS,
-        sublinear_tf=True,
-        min_df=1 if vocabulary is not None else CHAR_MIN_DF,
-        dtype=np.float32,
-        vocabulary=vocabulary,
-    )
-
-
 @dataclass
 class FeatureSpace:
-    """The fitted vectorisers: vocabularies and IDF weights, nothing else."""
+    """The fitted TF-IDF blocks (vocabularies and IDF weights), the facts known and the word vectors.
 
-    words: TfidfVectorizer
-    chars: TfidfVectorizer
+    Made by ``training.fit_features``; serving reads it from the artefact and needs no scikit-learn.
+    """
+
+    words: Tfidf
+    chars: Tfidf
     facts: tuple[str, ...]
     vectors: WordVectors | None = None
     _fact_index: dict[str, int] = field(init=False, repr=False)
-    _analysers: tuple[Callable[[str], list[str]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._fact_index = {fact: i for i, fact in enumerate(self.facts)}
-        self._analysers = (self.words.build_analyzer(), self.chars.build_analyzer())
-
-    @classmethod
-    def fit(cls, inputs: Sequence[ModelInput], vectors: WordVectors | None = None) -> FeatureSpace:
-        texts = [item.text for item in inputs]
-        words = _fit(_word_vectoriser, texts)
-        chars = _fit(_char_vectoriser, texts)
-        facts = tuple(sorted({fact for item in inputs for fact in item.facts}))
-        return cls(words=words, chars=chars, facts=facts, vectors=vectors)
 
     def row(self, item: ModelInput) -> tuple[np.ndarray, np.ndarray]:
-        """One input's non-zero features as (indices, values): ``transform`` for one email, fast.
-
-        The same numbers as the vectorisers' own ``transform`` (a test holds them to it) without
-        building a sparse matrix, which costs several times more than the arithmetic for one email.
-        """
+        """One input's non-zero features as (indices, values), in float64."""
         indices: list[np.ndarray] = []
         values: list[np.ndarray] = []
         offset = 0
-        for vectoriser, analyse in zip((self.words, self.chars), self._analysers, strict=True):
-            vocabulary = vectoriser.vocabulary_
-            counts = Counter(term for term in analyse(item.text) if term in vocabulary)
-            if counts:
-                index = np.fromiter((vocabulary[term] for term in counts), dtype=np.intp, count=len(counts))
-                weight = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-                weight *= vectoriser.idf_[index]
-                indices.append(index + offset)
-                values.append(weight / np.linalg.norm(weight))
-            offset += len(vocabulary)
+        for block in (self.words, self.chars):
+            block_indices, block_values = block.row(item.text)
+            indices.append(block_indices + offset)
+            values.append(block_values)
+            offset += len(block)
         known = sorted({self._fact_index[f] for f in item.facts if f in self._fact_index})
         indices.append(np.array(known, dtype=np.intp) + offset)
         values.append(np.full(len(known), FACT_WEIGHT))
@@ -182,43 +143,14 @@ class FeatureSpace:
     @property
     def size(self) -> int:
         dense = self.vectors.dimensions if self.vectors is not None else 0
-        return (
-            len(self.words.vocabulary_)
-            + len(self.chars.vocabulary_)
-            + len(self.facts)
-            + RULE_FEATURES
-            + dense
-        )
-
-    def transform(self, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
-        texts = [item.text for item in inputs]
-        rows, cols = [], []
-        for row, item in enumerate(inputs):
-            for column in sorted({self._fact_index[f] for f in item.facts if f in self._fact_index}):
-                rows.append(row)
-                cols.append(column)
-        facts = sparse.csr_matrix(
-            (np.full(len(rows), FACT_WEIGHT, dtype=np.float32), (rows, cols)),
-            shape=(len(inputs), len(self.facts)),
-        )
-        rules = sparse.lil_matrix((len(inputs), RULE_FEATURES), dtype=np.float32)
-        for row, item in enumerate(inputs):
-            indices, values = rule_features(item)
-            for column, value in zip(indices, values, strict=True):
-                rules[row, column] = value
-        blocks = [self.words.transform(texts), self.chars.transform(texts), facts, rules.tocsr()]
-        if self.vectors is not None:
-            dense = np.vstack([self.vectors.embed(item.plain) for item in inputs]) * VECTOR_SCALE
-            blocks.append(sparse.csr_matrix(dense.astype(np.float32)))
-        return sparse.hstack(blocks, format="csr", dtype=np.float32)
+        return len(self.words) + len(self.chars) + len(self.facts) + RULE_FEATURES + dense
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (strings and floats) for the artefact: no pickled objects."""
         arrays: dict[str, np.ndarray] = {"facts": np.array(self.facts, dtype=str)}
-        for name, vectoriser in (("words", self.words), ("chars", self.chars)):
-            terms = sorted(vectoriser.vocabulary_, key=vectoriser.vocabulary_.__getitem__)
-            arrays[f"{name}_terms"] = np.array(terms, dtype=str)
-            arrays[f"{name}_idf"] = np.asarray(vectoriser.idf_, dtype=np.float64)
+        for name, block in (("words", self.words), ("chars", self.chars)):
+            arrays[f"{name}_terms"] = block.terms
+            arrays[f"{name}_idf"] = np.asarray(block.idf, dtype=np.float64)
         if self.vectors is not None:
             arrays["vector_words"] = np.array(self.vectors.words, dtype=str)
             arrays["vector_values"] = self.vectors.vectors
@@ -227,8 +159,8 @@ class FeatureSpace:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> FeatureSpace:
-        words = _restore(_word_vectoriser, arrays["words_terms"], arrays["words_idf"])
-        chars = _restore(_char_vectoriser, arrays["chars_terms"], arrays["chars_idf"])
+        words = Tfidf.from_terms("word", WORD_NGRAMS, arrays["words_terms"], arrays["words_idf"])
+        chars = Tfidf.from_terms("char_wb", CHAR_NGRAMS, arrays["chars_terms"], arrays["chars_idf"])
         vectors = None
         if "vector_words" in arrays:
             vectors = WordVectors(
@@ -239,18 +171,3 @@ class FeatureSpace:
             if vectors.vectors.shape[0] != len(vectors.words) or len(vectors.weights) != len(vectors.words):
                 raise ValueError("word vectors, words and weights differ in number")
         return cls(words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]), vectors=vectors)
-
-
-def _fit(make: Callable[[], TfidfVectorizer], texts: Sequence[str]) -> TfidfVectorizer:
-    try:
-        return make().fit(texts)
-    except ValueError:  # too few emails for any term to occur twice
-        return make().set_params(min_df=1).fit(texts)
-
-
-def _restore(make, terms: np.ndarray, idf: np.ndarray) -> TfidfVectorizer:
-    if len(terms) != len(idf):
-        raise ValueError(f"{len(terms)} terms but {len(idf)} IDF weights")
-    vectoriser = make({str(term): index for index, term in enumerate(terms)})
-    vectoriser.idf_ = np.asarray(idf, dtype=np.float64)
-    return vectoriser
