@@ -69,6 +69,7 @@ def create_app(app: App, **config: Any) -> Flask:
         role=lambda value: labels_.named(labels_.ROLES, value),
         event=lambda value: labels_.named(labels_.EVENTS, value),
         waiting_reason=lambda value: labels_.named(labels_.WAITING_REASONS, value),
+        retention_rule=lambda value: labels_.named(labels_.RETENTION_RULES, value),
     )
     CSRFProtect(web)
     login_manager = LoginManager(web)

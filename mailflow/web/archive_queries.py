@@ -225,7 +225,8 @@ def _summary(entry: Event) -> str:
     if entry.erased_at is not None:
         return gettext("(its details were erased under the retention schedule or on request)")
     if entry.kind == "erased":
-        return gettext("content deleted under rule %(rule)s", rule=str((entry.detail or {}).get("rule", "")))
+        rule = str((entry.detail or {}).get("rule", ""))
+        return gettext("content deleted under rule %(rule)s", rule=labels.named(labels.RETENTION_RULES, rule))
     return event_summary(entry.kind, entry.detail or {})
 
 

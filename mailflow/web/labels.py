@@ -34,6 +34,15 @@ STATUSES = {
     "ignored": lazy_gettext("ignored"),
     "quarantined": lazy_gettext("quarantined"),
 }
+# The retention schedule's rules (``retention.schedule``), and an erasure a person asked for.
+RETENTION_RULES = {
+    "machine": lazy_gettext("spam and machine mail"),
+    "duplicate": lazy_gettext("duplicates"),
+    "ignored": lazy_gettext("ignored mail"),
+    "processed": lazy_gettext("answered emails"),
+    "closed_case": lazy_gettext("closed cases"),
+    "request": lazy_gettext("erasure request"),
+}
 CASE_STATUSES = {
     "complete": lazy_gettext("complete"),
     "incomplete": lazy_gettext("documents missing"),
