@@ -15,11 +15,11 @@ def test_an_erased_email_shows_its_tombstone_and_nothing_of_its_content(as_user,
     )
     page = auditor.get(f"/archive/{pk}")
     assert page.status_code == 200
-    assert "Deleted on" in page.text and "under rule processed" in page.text
-    assert "content deleted under rule processed" in page.text
+    assert "Deleted on" in page.text and "under rule answered emails" in page.text
+    assert "content deleted under rule answered emails" in page.text
     assert "its details were erased" in page.text
     assert "example.org" not in page.text  # no sender left
     assert auditor.get(f"/archive/{pk}/eml").status_code == 410
     assert auditor.get(f"/archive/{pk}/body").status_code == 410
     listing = auditor.get("/archive").text
-    assert "deleted on" in listing and "under rule processed" in listing
+    assert "deleted on" in listing and "under rule answered emails" in listing
