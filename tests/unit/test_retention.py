@@ -297,6 +297,30 @@ def test_a_subject_is_found_by_address_or_national_number_exported_and_erased(ap
     assert verify_chain(app.sessions).ok
 
 
+def test_a_request_is_all_or_nothing_and_spares_the_emails_it_is_told_to(app, clock):
+    pk = received(app, FakeMailbox(), LOST_CARD, SPAM, EXTENSION)
+    with app.sessions.begin() as session:
+        case = session.get_one(Message, pk[EXTENSION]).case
+        case_id, reference = case.id, case.reference
+        session.get_one(Message, pk[LOST_CARD]).case_id = case_id  # another sender's email in the case
+        assert set_legal_hold(session, reference, actor="ada", reason="appeal", now=clock())
+    eraser = Eraser(app.sessions, app.blobs, clock)
+    with pytest.raises(LegalHoldError, match=reference):  # the email outside the case comes first
+        eraser.request([pk[SPAM]], [case_id], reason="art. 17", actor="ada", spare={pk[LOST_CARD]})
+    with app.sessions() as session:
+        assert session.scalars(select(Message.id).where(Message.erased_at.is_not(None))).all() == []
+    with app.sessions.begin() as session:
+        assert lift_legal_hold(session, reference, actor="ada", reason="decided", now=clock())
+    erased = eraser.request([pk[SPAM]], [case_id], reason="art. 17", actor="ada", spare={pk[LOST_CARD]})
+    assert sorted(erased.messages) == sorted([pk[SPAM], pk[EXTENSION]]) and erased.cases == [reference]
+    assert erased.files == 2 and app.blobs.exists(PASSPORT_SHA)  # the passport the kept email shares stays
+    with app.sessions() as session:
+        kept = session.get_one(Message, pk[LOST_CARD])
+        assert kept.erased_at is None and kept.case_id == case_id and app.blobs.exists(kept.sha256)
+        assert session.get_one(Case, case_id).erased_at is not None
+    assert verify_chain(app.sessions).ok
+
+
 def test_the_same_bytes_arriving_after_an_erasure_are_processed_anew(app, clock):
     mailbox = FakeMailbox()
     pk = received(app, mailbox, LOST_CARD)[LOST_CARD]
