@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from mailflow.adapters.fakes import FakeMailbox
 from mailflow.audit import ERASED, verify_chain
 from mailflow.bootstrap import App
+from mailflow.processing import reprocess_quarantined
 from mailflow.retention.erase import Eraser, LegalHoldError, erase_messages
 from mailflow.retention.holds import lift_legal_hold, set_legal_hold
 from mailflow.retention.job import apply, plan
@@ -319,6 +320,23 @@ def test_a_request_is_all_or_nothing_and_spares_the_emails_it_is_told_to(app, cl
         assert kept.erased_at is None and kept.case_id == case_id and app.blobs.exists(kept.sha256)
         assert session.get_one(Case, case_id).erased_at is not None
     assert verify_chain(app.sessions).ok
+
+
+def test_an_email_erased_in_quarantine_is_not_retried(app, clock):
+    def broken(raw: bytes):
+        raise RuntimeError("a bug in a stage")
+
+    mailbox = FakeMailbox()
+    mailbox.append("INBOX", LOST_CARD)
+    ingestor = app.make_ingestor(mailbox)
+    ingestor.processor.analyse = broken
+    ingestor.run_once()
+    with app.sessions() as session:
+        pk = session.scalars(select(Message.id).where(Message.status == "quarantined")).one()
+    Eraser(app.sessions, app.blobs, clock).messages([pk], reason="art. 17 request", actor="ada")
+    assert reprocess_quarantined(app.processor, app.blobs) == []  # its original is gone: nothing to read
+    with app.sessions() as session:
+        assert session.get_one(Message, pk).status == "quarantined"
 
 
 def test_the_same_bytes_arriving_after_an_erasure_are_processed_anew(app, clock):
