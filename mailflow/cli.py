@@ -211,7 +211,7 @@ def quarantine_list(settings: Settings) -> None:
         with app.sessions() as session:
             rows = session.execute(
                 select(Message.id, Message.received_at, Message.from_address, Message.error)
-                .where(Message.status == Status.QUARANTINED)
+                .where(Message.status == Status.QUARANTINED, Message.erased_at.is_(None))
                 .order_by(Message.id)
             ).all()
     finally:

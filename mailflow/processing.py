@@ -91,7 +91,10 @@ def reprocess_quarantined(
     Only the ledger changes: the worker's next cycle moves each email out of Quarantine.
     """
     with processor.sessions() as session:
-        query = select(Message.id, Message.sha256).where(Message.status == Status.QUARANTINED)
+        query = select(Message.id, Message.sha256).where(
+            Message.status == Status.QUARANTINED,
+            Message.erased_at.is_(None),  # erased on request: gone
+        )
         # An email too large to download was never fetched: only its header block is stored, which must
         # not be analysed as if it were the email. Moved back to the inbox, it is a new arrival.
         never_fetched = Message.error.startswith(f"{OVERSIZE}:")

@@ -1,4 +1,5 @@
-"""``mailflow subject export ADDRESS|NRN… --output DIR_OR_ZIP``: a person's data, for their request."""
+"""``mailflow subject export ADDRESS|NRN… --output DIR_OR_ZIP``: a person's data, for their request;
+``mailflow subject erase`` (``erase_command``): their erasure request."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mailflow.privacy.erase_command import erase_command
 from mailflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -14,7 +16,10 @@ log = logging.getLogger(__name__)
 
 @click.group()
 def subject() -> None:
-    """Data subjects' requests (GDPR): a copy of everything kept about one person."""
+    """Data subjects' requests (GDPR): a copy of everything kept about one person, or its erasure."""
+
+
+subject.add_command(erase_command)
 
 
 @subject.command("export")

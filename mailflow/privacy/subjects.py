@@ -34,7 +34,7 @@ from mailflow.storage.models import AttachmentRecord, Case, Event, Message, Repl
 
 CASE_EVENTS = frozenset({"case_opened", "case_joined", "case_note", "case_closed", "case_reopened"})
 # Entries of the log that name a person only by digest (``identity_digest``) under "subject".
-SUBJECT_EVENT_KINDS = frozenset({"exported", "viewed", "searched"})
+SUBJECT_EVENT_KINDS = frozenset({"exported", "viewed", "searched", "subject_erased"})
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ADDRESS_IN = re.compile(r"[^@\s,;:<>()\[\]\"']+@[^@\s,;:<>()\[\]\"']+\.\w+")
 SCAN_BATCH = 200

@@ -11,7 +11,7 @@ replaced by ``ERASED``. Nothing is erased while a legal hold applies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,13 @@ class Erased:
     cases: list[str] = field(default_factory=list)
     events: int = 0
     blob_candidates: set[str] = field(default_factory=set)  # digests that may have lost their last user
+    files: int = 0  # blobs deleted once the erasure was committed (``Eraser`` only)
+
+    def add(self, other: Erased) -> None:
+        self.messages += other.messages
+        self.cases += other.cases
+        self.events += other.events
+        self.blob_candidates |= other.blob_candidates
 
 
 def erase_messages(
@@ -84,15 +91,25 @@ def erase_messages(
 
 
 def erase_case(
-    session: Session, case_id: int, *, reason: str, actor: str, now: datetime, rule: str = REQUEST_RULE
+    session: Session,
+    case_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    rule: str = REQUEST_RULE,
+    spare: Collection[int] = (),
 ) -> Erased:
-    """Erase a case and all its emails; its reference, category, status and dates stay as its tombstone."""
+    """Erase a case and all its emails but ``spare`` (an erasure request keeps other senders' emails
+    filed in the person's case); its reference, category, status and dates stay as its tombstone."""
     lock_chain(session)
     case = session.get(Case, case_id, with_for_update=True)
     if case is None:
         raise ErasureRefused("no such case", held=[str(case_id)])
     _refuse_held(session, [case_id])
-    pks = session.scalars(select(Message.id).where(Message.case_id == case_id)).all()
+    pks = [
+        pk for pk in session.scalars(select(Message.id).where(Message.case_id == case_id)) if pk not in spare
+    ]
     result = erase_messages(session, pks, reason=reason, actor=actor, now=now, rule=rule)
     if case.erased_at is None:
         case.resident_address = ""
@@ -223,8 +240,32 @@ class Eraser:
         self._after(result)
         return result
 
+    def request(
+        self,
+        pks: Iterable[int],
+        case_ids: Iterable[int],
+        *,
+        reason: str,
+        actor: str,
+        spare: Collection[int] = (),
+        within: Callable[[Session, Erased], None] | None = None,
+    ) -> Erased:
+        """A person's erasure request: these emails, and these cases with their emails but ``spare``, in
+        one transaction: all or nothing. ``within`` runs last inside it, to refuse (by raising) or to
+        add its own entry to the log."""
+        with self.sessions.begin() as session:
+            now = self.clock()
+            result = erase_messages(session, pks, reason=reason, actor=actor, now=now)
+            for case_id in case_ids:
+                result.add(erase_case(session, case_id, reason=reason, actor=actor, now=now, spare=spare))
+            if within is not None:
+                within(session, result)
+        self._after(result)
+        return result
+
     def _after(self, result: Erased) -> None:
         removed = remove_unused_blobs(self.sessions, self.blobs, result.blob_candidates)
+        result.files = removed
         log.info(
             "erased %d emails, %d cases, %d event payloads, %d files",
             len(result.messages),

@@ -82,6 +82,7 @@ def create_app(app: App, **config: Any) -> Flask:
         auth,
         cases,
         dashboard,
+        erasure,
         pending,
         triage,
         who_viewed,
@@ -90,6 +91,7 @@ def create_app(app: App, **config: Any) -> Flask:
     for blueprint in (auth.bp, triage.bp, archive.bp, cases.bp, dashboard.bp, admin.bp, admin_accounts.bp):
         web.register_blueprint(blueprint)
     web.register_blueprint(who_viewed.bp)
+    web.register_blueprint(erasure.bp)
     web.register_blueprint(operations.bp)
 
     @web.before_request

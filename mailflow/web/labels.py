@@ -111,6 +111,10 @@ EVENTS = {
     "model_kept": lazy_gettext("model kept"),
     "exported": lazy_gettext("exported"),
     "searched": lazy_gettext("searched the archive"),
+    "erased": lazy_gettext("erased"),
+    "subject_erased": lazy_gettext("a person's data erased on request"),
+    "legal_hold_set": lazy_gettext("legal hold set"),
+    "legal_hold_lifted": lazy_gettext("legal hold lifted"),
     "logged_in": lazy_gettext("logged in"),
     "logged_out": lazy_gettext("logged out"),
     "user_added": lazy_gettext("account added"),
@@ -375,6 +379,14 @@ def event_summary(kind_: str, d: Mapping[str, Any]) -> str:
         return gettext("the decision could not be applied; the email waits in the queue again")
     if kind_ == "exported":
         return gettext("%(what)s exported", what=named(EXPORTS, d.get("what")))
+    if kind_ in {"legal_hold_set", "legal_hold_lifted"}:
+        return str(d.get("case", ""))
+    if kind_ == "subject_erased":
+        return gettext(
+            "%(emails)s emails, %(cases)s cases",
+            emails=len(d.get("emails") or []),
+            cases=len(d.get("cases") or []),
+        )
     if kind_ == "searched":
         return gettext("searched for %(count)s word(s)", count=d.get("words", "?"))
     if kind_ == "user_added":
@@ -405,6 +417,8 @@ def viewed(d: Mapping[str, Any]) -> str:
             return gettext("looked at page %(page)s of document %(number)s", page=page, number=number)
     if what == "who viewed":
         return gettext("looked at who viewed the email")
+    if what == "erasure":
+        return gettext("looked up what erasing a person's data would remove")
     if what == "person":
         return gettext("looked up who viewed a person's data")
     if what == "attachment" or "attachment" in d:

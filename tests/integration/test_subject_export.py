@@ -1,5 +1,6 @@
 """A subject access export, through the real pipeline, desk decisions and the command line: everything
-about one resident, nothing about another, and the export itself in the log by digest only."""
+about one resident, nothing about another, and the export itself in the log by digest only. Then their
+erasure request: refused while a legal hold or triage applies, then their data gone, the other's kept."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ from fpdf import FPDF
 from sqlalchemy import select
 
 from mailflow.audit import verify_chain
+from mailflow.cli import audit as audit_group
+from mailflow.domain import Action
 from mailflow.identifiers.nrn import nrn_check
 from mailflow.privacy.commands import subject as subject_group
 from mailflow.privacy.readers import sandboxed_readers
 from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject, identity_digest
-from mailflow.storage.models import Event, Message, Reply
+from mailflow.retention.holds import lift_legal_hold, set_legal_hold
+from mailflow.storage.desk_models import CaseNote
+from mailflow.storage.models import Case, Event, Message, Reply
 from mailflow.web import leases
 from mailflow.web.cases import add_note
 from mailflow.web.decisions import Part, decide_item
@@ -231,3 +236,103 @@ def test_export_refuses_a_target_that_exists_and_a_wrong_identifier(world, tmp_p
     assert result.exit_code == 2 and not (tmp_path / "n").exists()
     with built.app.sessions() as session:
         assert session.scalars(select(Event).where(Event.kind == "exported")).all() == []
+
+
+def filed_copies(built) -> set[bytes]:
+    """The emails in the mailbox's folders other than the watched inbox (Maildir++: ``.Folder``)."""
+    root = built.settings.maildir_path
+    return {
+        p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0].startswith(".") and p.parent.name in ("cur", "new")
+    }
+
+
+def snapshot(built) -> dict[int, tuple[object, ...]]:
+    with built.app.sessions() as session:
+        return {
+            m.id: (m.erased_at, m.from_address, m.folder, built.app.blobs.exists(m.sha256))
+            for m in session.scalars(select(Message))
+        }
+
+
+def test_erasure_removes_one_resident_keeps_the_other_and_is_refused_under_a_hold(world):
+    built, reference, yusuf_reference = world
+    app, ids, settings, clock = built.app, built.ids, built.settings, built.clock
+    with app.sessions() as session:  # the bytes as stored (the test emails carry the time they were made)
+        raws = {label: app.blobs.get(session.get_one(Message, pk).sha256) for label, pk in ids.items()}
+    amina = [ids["amina_first"], ids["amina_photo"], ids["amina_letter"]]
+
+    def erase(*extra: str, input: str | None = None):
+        arguments = ["erase", AMINA, AMINA_NRN, "--reason", "art. 17 request 2026-041", "--by", "ada", *extra]
+        return CliRunner().invoke(subject_group, arguments, obj=settings, input=input)
+
+    # Two of her emails still wait in triage: a person decides them first.
+    before = snapshot(built)
+    result = erase("--yes")
+    assert result.exit_code == 1 and "waiting for a decision (in triage)" in result.output, result.output
+    assert str(ids["amina_photo"]) in result.output and snapshot(built) == before
+    for label in ("amina_photo", "amina_letter"):
+        leases.take(app.sessions, ids[label], "sara", now=clock(), lease=timedelta(minutes=5))
+        decide_item(app, ids[label], "sara", [Part("return_report", Action.IGNORE)])
+
+    # A legal hold on her case: refused, naming the case, and nothing changes.
+    with app.sessions.begin() as session:
+        assert set_legal_hold(session, reference, actor="ada", reason="appeal at the CALL", now=clock())
+    before = snapshot(built)
+    result = erase("--yes")
+    assert result.exit_code == 1 and f"a legal hold applies to case: {reference}" in result.output
+    assert "found: 3 emails, 1 cases" in result.output and snapshot(built) == before
+    with app.sessions.begin() as session:
+        assert lift_legal_hold(session, reference, actor="ada", reason="appeal decided", now=clock())
+
+    # Asked to confirm, answered no: nothing changes.
+    result = erase(input="n\n")
+    assert result.exit_code == 1 and "Erase them?" in result.output and snapshot(built) == before
+    assert raws["amina_first"] in filed_copies(built)
+
+    result = erase("--yes")
+    assert result.exit_code == 0, result.output
+    assert f"found: 3 emails, 1 cases ({reference})" in result.output
+    assert "kept: 1 emails of other senders" in result.output
+    assert (
+        "erased: 3 emails, 1 cases" in result.output and "deleted from the mailbox folders" in result.output
+    )
+
+    after = snapshot(built)
+    with app.sessions() as session:
+        for pk in amina:  # tombstones: no sender, no original, no copy in a folder, no reply
+            row = session.get_one(Message, pk)
+            assert row.erased_rule == "request" and row.from_address is None and row.subject is None
+            assert row.folder is None and not app.blobs.exists(row.sha256)
+            assert session.scalars(select(Reply).where(Reply.message_id == pk)).all() == []
+        case = session.scalars(select(Case).where(Case.reference == reference)).one()
+        assert case.erased_at is not None and case.resident_address == ""
+        assert session.scalars(select(CaseNote).where(CaseNote.case_id == case.id)).all() == []
+        # Yusuf's email in her case, his own email, case and note: untouched.
+        for pk in (ids["yusuf_in_amina_case"], ids["yusuf"]):
+            assert after[pk] == before[pk] and after[pk][0] is None and after[pk][3]
+        yusuf_case = session.scalars(select(Case).where(Case.reference == yusuf_reference)).one()
+        assert yusuf_case.erased_at is None and yusuf_case.resident_address == YUSUF
+        assert [
+            n.text for n in session.scalars(select(CaseNote).where(CaseNote.case_id == yusuf_case.id))
+        ] == ["Notitie over Yusuf."]
+        entry = session.scalars(select(Event).where(Event.kind == "subject_erased")).one()
+    key = secret_key(settings.secret_key, settings.secret_key_file)
+    assert entry.actor == "ada" and entry.detail["subject"] == Subject.parse([AMINA, AMINA_NRN]).digests(key)
+    assert sorted(entry.detail["emails"]) == sorted(amina) and entry.detail["cases"] == [reference]
+    assert entry.detail["kept"] == [ids["yusuf_in_amina_case"]]
+    assert AMINA.lower() not in json.dumps(entry.detail).lower() and AMINA_NRN not in json.dumps(entry.detail)
+    copies = filed_copies(built)
+    assert not {raws[label] for label in ("amina_first", "amina_photo", "amina_letter")} & copies
+    assert raws["yusuf"] in copies
+    verified = CliRunner().invoke(audit_group, ["verify"], obj=settings)
+    assert verified.exit_code == 0 and "event log intact" in verified.output
+
+    # Asked again: nothing left of her to erase.
+    result = erase("--yes")
+    assert (
+        result.exit_code == 0
+        and "found: 0 emails, 0 cases" in result.output
+        and "nothing to erase" in result.output
+    )

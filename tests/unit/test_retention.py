@@ -4,6 +4,7 @@ mailbox folders; tombstones and the event chain remain, and tampering with eithe
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from sqlalchemy import select, text
@@ -11,6 +12,7 @@ from sqlalchemy import select, text
 from mailflow.adapters.fakes import FakeMailbox
 from mailflow.audit import ERASED, verify_chain
 from mailflow.bootstrap import App
+from mailflow.processing import reprocess_quarantined
 from mailflow.retention.erase import Eraser, LegalHoldError, erase_messages
 from mailflow.retention.holds import lift_legal_hold, set_legal_hold
 from mailflow.retention.job import apply, plan
@@ -254,8 +256,18 @@ def test_zero_days_keeps_for_ever(tmp_path, clock):
 
 
 def test_a_subject_is_found_by_address_or_national_number_exported_and_erased(app, clock, tmp_path):
-    from mailflow.retention.subject import export, find_by_address, find_by_national_number
+    from mailflow.privacy.subject_export import write_export
+    from mailflow.privacy.subjects import Subject, find_subject
+    from mailflow.stages.limits import Limits
+    from mailflow.stages.parse import parse
     from tests.retention_mail import email
+
+    def text_of(raw: bytes) -> str:
+        parsed = parse(raw, Limits())
+        return f"{parsed.subject}\n{parsed.text}"
+
+    def found(session, *identifiers: str):
+        return find_subject(session, Subject.parse(identifiers), key="k", read=app.blobs.get, text_of=text_of)
 
     with_number = email(
         "Amina <amina@example.org>",
@@ -265,22 +277,66 @@ def test_a_subject_is_found_by_address_or_national_number_exported_and_erased(ap
     )
     pk = received(app, FakeMailbox(), *ALL, with_number)
     with app.sessions() as session:
-        jan = find_by_address(session, "Jan@Example.org")
-        assert jan.messages == sorted([pk[EXTENSION], pk[UNCLEAR]]) and len(jan.cases) == 1
-        by_number = find_by_national_number(session, app.blobs, "85073003328")
-        assert by_number.messages == [pk[with_number]] and by_number.cases == []
-        assert find_by_national_number(session, app.blobs, "85073003329").messages == []
-        manifest = export(session, app.blobs, jan, tmp_path / "export")
-    assert f'"id": {pk[EXTENSION]}' in manifest.read_text()
-    assert (tmp_path / "export" / f"{pk[EXTENSION]}.eml").read_bytes() == EXTENSION
+        jan = found(session, "Jan@Example.org")
+        assert sorted(jan.message_ids) == sorted([pk[EXTENSION], pk[UNCLEAR]]) and len(jan.cases) == 1
+        by_number = found(session, "85073003328")
+        assert by_number.message_ids == {pk[with_number]} and by_number.cases == []
+        assert found(session, "85073003427").message_ids == set()  # another valid number
+        write_export(jan, tmp_path / "export", app.blobs.get, generated_at=clock())
+        case_ids, message_ids = [c.id for c in jan.cases], sorted(jan.message_ids)
+    data = json.loads((tmp_path / "export" / "data.json").read_text())
+    assert pk[EXTENSION] in [e["id"] for e in data["emails"]]
+    assert (tmp_path / "export" / f"emails/email-{pk[EXTENSION]}.eml").read_bytes() == EXTENSION
 
     eraser = Eraser(app.sessions, app.blobs, clock)
-    for case_id in jan.cases:
+    for case_id in case_ids:
         eraser.case(case_id, reason="art. 17 request R-7", actor="sam")
-    eraser.messages(jan.messages, reason="art. 17 request R-7", actor="sam")
+    eraser.messages(message_ids, reason="art. 17 request R-7", actor="sam")
     with app.sessions() as session:
-        assert find_by_address(session, "jan@example.org").messages == []
+        again = found(session, "jan@example.org")
+        assert again.message_ids == set() and again.cases == []
     assert verify_chain(app.sessions).ok
+
+
+def test_a_request_is_all_or_nothing_and_spares_the_emails_it_is_told_to(app, clock):
+    pk = received(app, FakeMailbox(), LOST_CARD, SPAM, EXTENSION)
+    with app.sessions.begin() as session:
+        case = session.get_one(Message, pk[EXTENSION]).case
+        case_id, reference = case.id, case.reference
+        session.get_one(Message, pk[LOST_CARD]).case_id = case_id  # another sender's email in the case
+        assert set_legal_hold(session, reference, actor="ada", reason="appeal", now=clock())
+    eraser = Eraser(app.sessions, app.blobs, clock)
+    with pytest.raises(LegalHoldError, match=reference):  # the email outside the case comes first
+        eraser.request([pk[SPAM]], [case_id], reason="art. 17", actor="ada", spare={pk[LOST_CARD]})
+    with app.sessions() as session:
+        assert session.scalars(select(Message.id).where(Message.erased_at.is_not(None))).all() == []
+    with app.sessions.begin() as session:
+        assert lift_legal_hold(session, reference, actor="ada", reason="decided", now=clock())
+    erased = eraser.request([pk[SPAM]], [case_id], reason="art. 17", actor="ada", spare={pk[LOST_CARD]})
+    assert sorted(erased.messages) == sorted([pk[SPAM], pk[EXTENSION]]) and erased.cases == [reference]
+    assert erased.files == 2 and app.blobs.exists(PASSPORT_SHA)  # the passport the kept email shares stays
+    with app.sessions() as session:
+        kept = session.get_one(Message, pk[LOST_CARD])
+        assert kept.erased_at is None and kept.case_id == case_id and app.blobs.exists(kept.sha256)
+        assert session.get_one(Case, case_id).erased_at is not None
+    assert verify_chain(app.sessions).ok
+
+
+def test_an_email_erased_in_quarantine_is_not_retried(app, clock):
+    def broken(raw: bytes):
+        raise RuntimeError("a bug in a stage")
+
+    mailbox = FakeMailbox()
+    mailbox.append("INBOX", LOST_CARD)
+    ingestor = app.make_ingestor(mailbox)
+    ingestor.processor.analyse = broken
+    ingestor.run_once()
+    with app.sessions() as session:
+        pk = session.scalars(select(Message.id).where(Message.status == "quarantined")).one()
+    Eraser(app.sessions, app.blobs, clock).messages([pk], reason="art. 17 request", actor="ada")
+    assert reprocess_quarantined(app.processor, app.blobs) == []  # its original is gone: nothing to read
+    with app.sessions() as session:
+        assert session.get_one(Message, pk).status == "quarantined"
 
 
 def test_the_same_bytes_arriving_after_an_erasure_are_processed_anew(app, clock):

@@ -62,6 +62,9 @@ TABLE: dict[tuple[str, str], tuple[int | str, int | str, int | str, int | str]] 
     ("/cases/<reference>/notes", "POST"): (LOGIN, 302, 403, 302),
     ("/cases/<reference>/close", "POST"): (LOGIN, 302, 403, 302),
     ("/cases/<reference>/reopen", "POST"): (LOGIN, 302, 403, 302),
+    # Legal holds: admins only; an empty form (no reason) is refused with a message on the case page.
+    ("/cases/<reference>/hold", "POST"): (LOGIN, 403, 403, 302),
+    ("/cases/<reference>/hold/lift", "POST"): (LOGIN, 403, 403, 302),
     ("/dashboard", "GET"): (LOGIN, 200, 200, 200),
     ("/audit", "GET"): (LOGIN, 403, 200, 200),  # the log is for those who check the desk
     ("/audit/verify", "GET"): (LOGIN, 403, 200, 200),
@@ -73,6 +76,9 @@ TABLE: dict[tuple[str, str], tuple[int | str, int | str, int | str, int | str]] 
     ("/audit/person", "POST"): (LOGIN, 403, 200, 200),  # an empty form: shown again
     ("/admin", "GET"): (LOGIN, 403, 403, 200),
     ("/admin", "POST"): (LOGIN, 403, 403, 200),  # an empty form: shown again with what is missing
+    # A person's erasure request: admins only; the person by POST (never in a URL), an empty form shown again.
+    ("/admin/erasure", "GET"): (LOGIN, 403, 403, 200),
+    ("/admin/erasure", "POST"): (LOGIN, 403, 403, 200),
     ("/admin/accounts/<username>/disable", "POST"): (LOGIN, 403, 403, 302),
     ("/admin/accounts/<username>/enable", "POST"): (LOGIN, 403, 403, 302),
     ("/admin/accounts/<username>/unlock", "POST"): (LOGIN, 403, 403, 302),
