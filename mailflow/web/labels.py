@@ -112,6 +112,8 @@ EVENTS = {
     "exported": lazy_gettext("exported"),
     "searched": lazy_gettext("searched the archive"),
     "erased": lazy_gettext("erased"),
+    "deleted_from_mailbox": lazy_gettext("deleted from the mailbox folders"),
+    "retention_run": lazy_gettext("retention schedule applied"),
     "subject_erased": lazy_gettext("a person's data erased on request"),
     "legal_hold_set": lazy_gettext("legal hold set"),
     "legal_hold_lifted": lazy_gettext("legal hold lifted"),
