@@ -90,15 +90,17 @@ def unique(data: bytes, number: int) -> bytes:
 
 def is_machine_mail(data: bytes) -> bool:
     """Mail no automatic answer may go to (RFC 3834): auto-submitted, list, bulk or bounce."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(data[:65536])
-    auto = (headers.get("Auto-Submitted") or "no").strip().lower()
-    precedence = (headers.get("Precedence") or "").strip().lower()
+    parsed = BytesHeaderParser(policy=compat32).parsebytes(data[:65536])
+
+    def header(name: str) -> str:  # compat32 gives a Header object for an undecodable value
+        return str(parsed.get(name) or "").strip().lower()
+
     return (
-        auto != "no"
-        or precedence in {"bulk", "list", "junk"}
-        or any(headers.get(h) for h in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond"))
-        or (headers.get("Return-Path") or "").strip() == "<>"
-        or "mailer-daemon" in (headers.get("From") or "").lower()
+        header("Auto-Submitted") not in {"", "no"}
+        or header("Precedence") in {"bulk", "list", "junk"}
+        or any(header(h) for h in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond"))
+        or header("Return-Path") == "<>"
+        or "mailer-daemon" in header("From")
     )
 
 
