@@ -262,7 +262,7 @@ def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
         # The raw values: compat32 turns 8-bit bytes into U+FFFD; decode_words reads them as UTF-8 or cp1252.
         raw = {name.lower(): str(value) for name, value in reversed(list(headers.raw_items()))}
         message_id = _clean(raw.get("message-id"))
-        sender = email.utils.parseaddr(raw.get("from", "")[:PEEK_VALUE_CHARS])[1].lower() or None
+        sender = _clean(email.utils.parseaddr(raw.get("from", "")[:PEEK_VALUE_CHARS])[1].lower())
         subject = _clean(decode_header_value(raw["subject"][:PEEK_VALUE_CHARS])) if "subject" in raw else None
     except Exception:  # a header we cannot read is the parse stage's to report, not the ledger's
         return None, None, None
@@ -271,4 +271,6 @@ def peek_headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
 
 def _clean(value: object) -> str | None:
     text = " ".join(str(value).split()) if value is not None else ""
+    # 8-bit bytes reach the raw header values as surrogate escapes, which no database can store.
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text[:998] or None

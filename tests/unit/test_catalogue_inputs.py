@@ -210,3 +210,17 @@ def test_nul_bytes_never_reach_the_database(tmp_path):
         rows = connection.execute(text("SELECT a, b FROM t ORDER BY rowid")).all()
     assert rows == [("xy", "z"), ("", "1"), ("2", "3")]
     engine.dispose()
+
+
+def test_eight_bit_bytes_in_the_sender_and_message_id_reach_the_ledger_as_text() -> None:
+    """Raw 8-bit header values arrive as surrogate escapes; stored as they are, the claim's INSERT fails and
+    the email blocks every poll."""
+    raw = (
+        b"From: Ren\xe9 <ren\xe9@exampl\xe9.org>\r\nMessage-ID: <\xa6x@example.org>\r\n"
+        b"Subject: Vraag\r\n\r\nHallo\r\n"
+    )
+    message_id, sender, subject = peek_headers(raw)
+    for value in (message_id, sender, subject):
+        assert value is not None
+        value.encode("utf-8")  # no surrogates left
+    assert message_id == "<\ufffdx@example.org>"
