@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailflow.privacy.erase_command import erase_command
 from mailflow.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from mailflow.bootstrap import App
+    from mailflow.privacy.readers import Readers
+    from mailflow.privacy.subjects import Findings, Subject
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,37 @@ def subject() -> None:
 
 
 subject.add_command(erase_command)
+
+
+def parse_person(identifiers: tuple[str, ...]) -> Subject:
+    """The person the command is about, or a usage error naming what is not an address or number."""
+    from mailflow.privacy.subjects import NotAnIdentifier, Subject
+
+    try:
+        return Subject.parse(identifiers)
+    except NotAnIdentifier as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS|NRN") from exc
+
+
+def person_key(app: App) -> str:
+    """The key the event log names people by (a digest under the desk's secret)."""
+    from mailflow.web.security import secret_key
+
+    return secret_key(app.settings.secret_key, app.settings.secret_key_file)
+
+
+def find_person(app: App, session: Session, person: Subject, readers: Readers, key: str) -> Findings:
+    """Everything held about the person: the one look-up export and erasure share."""
+    from mailflow.privacy.subjects import find_subject
+
+    return find_subject(
+        session,
+        person,
+        key=key,
+        read=app.blobs.get,
+        text_of=readers.email_text,
+        pdf_text_of=readers.pdf_text,
+    )
 
 
 @subject.command("export")
@@ -41,26 +80,14 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
     from mailflow.cli import _cli_actor
     from mailflow.privacy.readers import sandboxed_readers
     from mailflow.privacy.subject_export import ExportError, write_export
-    from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject
     from mailflow.storage.models import Event
-    from mailflow.web.security import secret_key
 
-    try:
-        person = Subject.parse(identifiers)
-    except NotAnIdentifier as exc:
-        raise click.BadParameter(str(exc), param_hint="ADDRESS|NRN") from exc
+    person = parse_person(identifiers)
     app = App(settings)
     try:
-        key = secret_key(settings.secret_key, settings.secret_key_file)
+        key = person_key(app)
         with app.sessions() as session, sandboxed_readers(app.parse_sandbox) as readers:
-            findings = find_subject(
-                session,
-                person,
-                key=key,
-                read=app.blobs.get,
-                text_of=readers.email_text,
-                pdf_text_of=readers.pdf_text,
-            )
+            findings = find_person(app, session, person, readers, key)
             try:
                 written = write_export(
                     findings, output, app.blobs.get, generated_at=app.clock(), language=language

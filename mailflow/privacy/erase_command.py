@@ -26,29 +26,18 @@ def erase_command(
     waits in triage. Logged with the person by digest only."""
     from mailflow.bootstrap import App
     from mailflow.errors import MailboxError
+    from mailflow.privacy.commands import find_person, parse_person, person_key
     from mailflow.privacy.erasure import erase_subject, plan_erasure
     from mailflow.privacy.readers import sandboxed_readers
-    from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject
     from mailflow.retention.erase import Eraser, ErasureRefused
     from mailflow.retention.job import purge_mailbox
-    from mailflow.web.security import secret_key
 
-    try:
-        person = Subject.parse(identifiers)
-    except NotAnIdentifier as exc:
-        raise click.BadParameter(str(exc), param_hint="ADDRESS|NRN") from exc
+    person = parse_person(identifiers)
     app = App(settings)
     try:
-        key = secret_key(settings.secret_key, settings.secret_key_file)
+        key = person_key(app)
         with app.sessions() as session, sandboxed_readers(app.parse_sandbox) as readers:
-            findings = find_subject(
-                session,
-                person,
-                key=key,
-                read=app.blobs.get,
-                text_of=readers.email_text,
-                pdf_text_of=readers.pdf_text,
-            )
+            findings = find_person(app, session, person, readers, key)
             plan = plan_erasure(session, findings)
         cases = f" ({', '.join(plan.references)})" if plan.references else ""
         click.echo(f"found: {len(plan.messages)} emails, {len(plan.cases)} cases{cases}")
