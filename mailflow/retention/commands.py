@@ -22,7 +22,7 @@ def retention() -> None:
 def run_command(settings: Settings, dry_run: bool) -> None:
     """Apply the retention schedule now (the worker does it daily at retention_at)."""
     from mailflow.bootstrap import App
-    from mailflow.retention.job import JOB, LEASE, apply, plan
+    from mailflow.retention.job import JOB, LEASE, apply_now, plan
     from mailflow.retention.lease import claim_job, release_job
     from mailflow.retention.schedule import Schedule
 
@@ -41,18 +41,7 @@ def run_command(settings: Settings, dry_run: bool) -> None:
         if not claim_job(app.sessions, JOB, owner=f"cli:{app.worker_id}", now=app.clock(), lease=LEASE):
             raise click.ClickException("a retention run is under way in a worker; try again later")
         try:
-            mailbox = app.open_mailbox()
-            try:
-                report = apply(
-                    app.sessions,
-                    app.blobs,
-                    schedule,
-                    app.clock,
-                    batch=settings.retention_batch,
-                    mailbox=mailbox,
-                )
-            finally:
-                mailbox.close()
+            report = apply_now(app)
         finally:
             release_job(app.sessions, JOB, owner=f"cli:{app.worker_id}", now=app.clock())
     except MailflowError as exc:

@@ -187,26 +187,31 @@ def purge_mailbox(
     return deleted, missing
 
 
+def apply_now(app: App) -> Report:
+    """One run of the schedule over the database and the mailbox; the caller holds the job's lease."""
+    mailbox = app.open_mailbox()
+    try:
+        return apply(
+            app.sessions,
+            app.blobs,
+            Schedule.from_settings(app.settings),
+            app.clock,
+            batch=app.settings.retention_batch,
+            mailbox=mailbox,
+        )
+    finally:
+        mailbox.close()
+
+
 def daily_retention(app: App) -> Report | None:
     """The worker's scheduled run: only the worker that takes today's lease; never raises."""
-    settings, owner = app.settings, app.worker_id
+    owner = app.worker_id
     try:
         if not claim_job(app.sessions, JOB, owner=owner, now=app.clock(), lease=LEASE, min_gap=DAILY_GAP):
             log.info("retention: another worker has today's run")
             return None
         try:
-            mailbox = app.open_mailbox()
-            try:
-                report = apply(
-                    app.sessions,
-                    app.blobs,
-                    Schedule.from_settings(settings),
-                    app.clock,
-                    batch=settings.retention_batch,
-                    mailbox=mailbox,
-                )
-            finally:
-                mailbox.close()
+            report = apply_now(app)
         finally:
             release_job(app.sessions, JOB, owner=owner, now=app.clock())
         log.info(
