@@ -6,8 +6,9 @@ Runs ``mailflow poll-once`` twice on fresh mailboxes: once with a small email al
 needs anyway: its libraries and models), once with a resident's email of about MEGABYTES (a text, a
 real PDF and photos of random bytes, base64 encoded as mail clients send them) before the small one.
 Prints, for each, the worker process's own peak resident memory (``VmHWM``, sampled from /proc while
-it runs), the peak of it or any process it started (the parse and text readers: ``wait4``'s
-``ru_maxrss`` is the largest of the process and its reaped descendants), and where the emails ended.
+it runs), the peak of each process it started (the parse and text readers, sandboxed children with
+their own memory caps), the largest of them all (``wait4``'s ``ru_maxrss``), and where the emails
+ended.
 """
 
 from __future__ import annotations
@@ -100,9 +101,14 @@ def run_worker(env: dict[str, str]) -> tuple[float, int, int, str]:
     for reader in readers:
         reader.start()
 
+    children: dict[int, tuple[str, int]] = {}  # pid → (command, peak KiB)
+
     def sample() -> None:
         while process.poll() is None:
             peak[0] = max(peak[0], high_water_mark(process.pid))
+            for pid in descendants(process.pid):
+                name, kib = children.get(pid, (command_of(pid), 0))
+                children[pid] = (name, max(kib, high_water_mark(pid)))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -115,7 +121,36 @@ def run_worker(env: dict[str, str]) -> tuple[float, int, int, str]:
     text = b"".join(output).decode(errors="replace")
     if process.returncode != 0:
         raise SystemExit(f"mailflow poll-once failed:\n{text}")
+    for name, kib in sorted(children.values()):
+        if kib:  # not a child gone before its first sample
+            print(f"  peak RSS of {name}: {kib / 1024:.0f} MiB")
     return time.perf_counter() - started, peak[0], usage.ru_maxrss, text.strip()
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children") as listing:
+                    todo.extend(int(child) for child in listing.read().split())
+        except OSError:
+            continue
+        if parent != pid:
+            found.append(parent)
+    return found
+
+
+def command_of(pid: int) -> str:
+    """A child's name: the mailflow module it runs (the parse or the text reader), else its program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().decode(errors="replace").split("\0")
+    except OSError:
+        return f"process {pid}"
+    module = next((w for w in words if w.startswith("mailflow.")), None)
+    return f"the child {module}" if module else f"the child {Path(words[0]).name} (pid {pid})"
 
 
 def main() -> None:
@@ -152,6 +187,7 @@ def main() -> None:
             figures[label] = own_kib
             print(f"{label}: poll-once took {seconds:.1f} s [{output}]")
             print(f"  peak RSS of the worker process (VmHWM): {own_kib / 1024:.0f} MiB")
+            # A child started by fork and exec inherits the worker's mark at that moment in ru_maxrss.
             print(
                 f"  peak RSS of the worker or any process it started (ru_maxrss): {tree_kib / 1024:.0f} MiB"
             )

@@ -51,8 +51,10 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, log_format:
 
 
 def _app(settings: Settings):
+    from mailflow.allocator import return_large_buffers
     from mailflow.bootstrap import App
 
+    return_large_buffers()  # before the model and the first email: see mailflow/allocator.py
     return App(settings)
 
 

@@ -26,6 +26,7 @@ from mailflow.adapters.imap_protocol import (
     hierarchy_delimiter,
     idle,
     set_socket_options,
+    silence_protocol_trace,
     text,
 )
 from mailflow.adapters.tls import client_context, explain
@@ -309,6 +310,7 @@ class ImapMailbox:
             if self.security == "starttls":
                 client.starttls(context)
             set_socket_options(client)
+            silence_protocol_trace(client)
             login(
                 client,
                 self.user,

@@ -152,5 +152,15 @@ def set_socket_options(client: IMAPClient, keepalive_after: int = 60) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+def silence_protocol_trace(client: IMAPClient) -> None:
+    """Stop imaplib tracing the protocol. IMAPClient sets imaplib's debug level to 5 so that its logger
+    gets every line, and imaplib then formats each response, a whole email's repr included, into a
+    string before the logger can decline it: a 35 MB email cost two more copies of itself (about 75 MB
+    at the worker's peak). The trace would also carry emails into logs, which must never hold them."""
+    imap = getattr(client, "_imap", None)
+    if imap is not None:
+        imap.debug = 0
+
+
 def text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailflow.allocator import return_large_buffers
 from mailflow.domain import Attachment, ParsedMessage
 from mailflow.errors import UnreadableMessage
 from mailflow.stages.limits import TOO_COSTLY, UNREADABLE, Limits, MessageRefused
@@ -187,11 +188,16 @@ class _Reader:
         self.fd, self.deadline, self.death = fd, deadline, death
         self.buffer = bytearray()
 
-    def _fill(self) -> None:
+    def _readable(self) -> bool:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             if time.monotonic() >= self.deadline:
                 raise _ChildFailed(self.death())
+            return False
+        return True
+
+    def _fill(self) -> None:
+        if not self._readable():
             return
         chunk = os.read(self.fd, 1 << 20)
         if not chunk:
@@ -206,11 +212,21 @@ class _Reader:
         return line
 
     def exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self._fill()
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
+        """``size`` bytes, read straight into their place: an attachment is never held twice over."""
+        data = bytearray(size)
+        view = memoryview(data)
+        filled = min(size, len(self.buffer))
+        view[:filled] = self.buffer[:filled]
+        del self.buffer[:filled]
+        while filled < size:
+            if not self._readable():
+                continue
+            count = os.readv(self.fd, [view[filled:]])
+            if not count:
+                raise _ChildFailed(self.death())
+            filled += count
+        view.release()
+        return bytes(data)
 
 
 # --- what crosses the pipe ------------------------------------------------------------------------
@@ -278,6 +294,7 @@ def child_main(argv: list[str]) -> int:
     options = json.loads(argv[0])
     limits = Limits(**options["limits"])
     _limit(options["memory_mb"])
+    return_large_buffers()  # a long-lived child: one large email must not stay resident in it
     requests = sys.stdin.buffer
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from mailflow.allocator import return_large_buffers
 from mailflow.stages.document_text import PageText, ReaderOptions, read_document
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def _limit_memory(megabytes: int) -> None:
 def worker_main(argv: list[str]) -> int:
     options = ReaderOptions(**json.loads(argv[0]))
     _limit_memory(options.memory_mb)
+    return_large_buffers()  # a long-lived child: one large email must not stay resident in it
     requests = sys.stdin.buffer
     # The protocol owns the real stdout; C libraries that print would otherwise corrupt it.
     answers = os.fdopen(os.dup(1), "wb")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailflow.errors import MailflowError
@@ -33,6 +34,7 @@ MAGIC = b"MFB"
 VERSION = 1
 HEADER_BYTES = len(MAGIC) + 1 + 4
 NONCE_BYTES = 12
+CHUNK_BYTES = 1 << 20  # encrypted piece by piece: a 40 MB email never has a 40 MB ciphertext in memory
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -71,7 +73,7 @@ class FileBlobStore:
         if target.exists():
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, self._seal(data, target.name))
+        write_atomically(target, self._sealer(data, target.name))
         return digest
 
     def get(self, sha256: str) -> bytes:
@@ -136,7 +138,7 @@ class FileBlobStore:
                 else:
                     report.failed.append(str(exc))
                 continue
-            write_atomically(path, self._seal(plaintext, path.name))
+            write_atomically(path, self._sealer(plaintext, path.name))
             report.reencrypted += 1
         return report
 
@@ -144,7 +146,7 @@ class FileBlobStore:
         target = self._named(path.name)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, self._seal(data, target.name))
+            write_atomically(target, self._sealer(data, target.name))
         path.unlink()
 
     def _named(self, sha256: str) -> Path:
@@ -152,11 +154,23 @@ class FileBlobStore:
             raise ValueError("not a SHA-256 hex digest")
         return _fanned(self.root, self.keyring.name(sha256))
 
-    def _seal(self, data: bytes, name: str) -> bytes:
+    def _sealer(self, data: bytes, name: str) -> Callable[[BinaryIO], None]:
+        """Writes header, nonce, then AES-GCM's ciphertext and tag: the bytes ``AESGCM.encrypt`` gives."""
         key = self.keyring.current
         header = MAGIC + bytes([VERSION]) + key.id
-        nonce = os.urandom(NONCE_BYTES)
-        return header + nonce + AESGCM(key.secret).encrypt(nonce, data, header + name.encode())
+
+        def write(handle: BinaryIO) -> None:
+            nonce = os.urandom(NONCE_BYTES)
+            encryptor = Cipher(algorithms.AES(key.secret), modes.GCM(nonce)).encryptor()
+            encryptor.authenticate_additional_data(header + name.encode())
+            handle.write(header + nonce)
+            with memoryview(data) as view:
+                for start in range(0, len(view), CHUNK_BYTES):
+                    handle.write(encryptor.update(view[start : start + CHUNK_BYTES]))
+            handle.write(encryptor.finalize())
+            handle.write(encryptor.tag)
+
+        return write
 
     def _open(self, data: bytes, name: str) -> bytes:
         header = data[:HEADER_BYTES]
@@ -170,8 +184,9 @@ class FileBlobStore:
                 f"blob file {name} is encrypted under key id {header[len(MAGIC) + 1 :].hex()}, "
                 "which is not among the configured blob keys"
             )
-        nonce, sealed = data[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES], data[HEADER_BYTES + NONCE_BYTES :]
+        nonce = data[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
         try:
+            sealed = memoryview(data)[HEADER_BYTES + NONCE_BYTES :]  # not a copy of the ciphertext
             return AESGCM(key.secret).decrypt(nonce, sealed, header + name.encode())
         except InvalidTag:
             raise BlobKeyError(

@@ -18,6 +18,7 @@ from mailflow.classification.learning.features import (
     rule_features,
 )
 from mailflow.classification.learning.model import TrainedModel
+from mailflow.classification.learning.sparse_weights import ColumnWeights
 from mailflow.classification.learning.tfidf import Tfidf
 from mailflow.classification.learning.training import vectoriser
 
@@ -61,8 +62,8 @@ def sklearn_predictions(model: TrainedModel, inputs: Sequence[ModelInput]) -> di
     """Every head's probabilities (one row per input) from ``sklearn_matrix``'s features."""
     matrix = sklearn_matrix(model.features, inputs)
 
-    def scores(weights: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
-        return np.asarray(matrix @ weights.astype(np.float64).T) + intercepts
+    def scores(weights: np.ndarray | ColumnWeights, intercepts: np.ndarray) -> np.ndarray:
+        return np.asarray(matrix @ np.asarray(weights, dtype=np.float64).T) + intercepts
 
     found = {"categories": _softmax(model.beta * scores(model.weights, model.intercepts))}
     for name, head in model.heads.items():

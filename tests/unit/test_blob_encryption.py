@@ -58,6 +58,22 @@ def test_the_files_hold_neither_the_email_nor_its_digest(tmp_path: Path) -> None
     assert store.put(EMAIL) == digests[0] and len(_files(tmp_path)) == 2  # stored once
 
 
+def test_a_blob_written_in_pieces_is_one_aes_gcm_message(tmp_path: Path) -> None:
+    """Written a megabyte at a time, the file is still header, nonce, then what one ``AESGCM.encrypt``
+    gives: blobs of earlier versions and of this one are the same format."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    keyring = new_keyring()
+    store = FileBlobStore(tmp_path, keyring)
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path = store.path(store.put(data))
+    content = path.read_bytes()
+    header, nonce = content[:8], content[8:20]
+    assert header == b"MFB\x01" + keyring.current.id
+    expected = AESGCM(keyring.current.secret).encrypt(nonce, data, header + path.name.encode())
+    assert content[20:] == expected
+
+
 def test_a_wrong_key_fails_clearly_and_a_moved_file_does_not_decrypt(tmp_path: Path) -> None:
     keyring = new_keyring()
     digest = FileBlobStore(tmp_path, keyring).put(EMAIL)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace
 from mailflow.classification.learning.model import Head, ModelCard, RequestsHead, TrainedModel
+from mailflow.classification.learning.sparse_weights import ColumnWeights
 from mailflow.classification.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -110,15 +112,16 @@ def load_model(directory: Path) -> TrainedModel:
         raise ArtefactError(f"{path} is missing")
     if _sha256(path) != manifest["sha256"]:
         raise ArtefactError(f"{path} does not match the SHA-256 in its manifest (damaged or replaced)")
+    # Each array is read from the file when the model takes it (and a weight matrix is made sparse at
+    # once), not all first: loading never holds the whole file and the model side by side.
     try:
         with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-    except (OSError, ValueError) as exc:
+            try:
+                return _model(stored, manifest)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ArtefactError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from exc
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ArtefactError(f"{path} cannot be read: {exc}") from exc
-    try:
-        return _model(arrays, manifest)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ArtefactError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from exc
 
 
 def load_model_or_none(directory: Path) -> TrainedModel | None:
@@ -188,6 +191,7 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
     beta = float(arrays["beta"][0])
     if not np.isfinite(beta) or not np.all(np.isfinite(weights)):
         raise ArtefactError("model holds non-finite numbers")
+    weights = ColumnWeights.of(weights)
     card = ModelCard(
         version=str(manifest.get("model_version", "")),
         trained_at=str(manifest.get("trained_at", "")),
@@ -243,7 +247,10 @@ def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
         if name == "several" and "yes" not in labels:
             raise ArtefactError("the several-requests head has no 'yes' label")
         heads[name] = Head(
-            labels, weights, intercepts.astype(np.float64), float(arrays[f"head_{name}_beta"][0])
+            labels,
+            ColumnWeights.of(weights),
+            intercepts.astype(np.float64),
+            float(arrays[f"head_{name}_beta"][0]),
         )
     return heads
 
@@ -264,7 +271,9 @@ def _requests(arrays: Mapping[str, np.ndarray], size: int) -> RequestsHead | Non
         raise ArtefactError("the requests head's weights do not fit its categories and the features")
     if not all(np.all(np.isfinite(array)) for array in (weights, intercepts, betas)):
         raise ArtefactError("the requests head holds non-finite numbers")
-    return RequestsHead(labels, weights, intercepts.astype(np.float64), betas.astype(np.float64))
+    return RequestsHead(
+        labels, ColumnWeights.of(weights), intercepts.astype(np.float64), betas.astype(np.float64)
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace, ModelInput
+from mailflow.classification.learning.sparse_weights import ColumnWeights, product
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,12 @@ class Head:
     """One more calibrated linear classifier over the same features: intent, topic, several requests."""
 
     labels: tuple[str, ...]
-    weights: np.ndarray = field(repr=False)
+    weights: np.ndarray | ColumnWeights = field(repr=False)
     intercepts: np.ndarray = field(repr=False)
     beta: float
 
     def predict(self, indices: np.ndarray, values: np.ndarray) -> dict[str, float]:
-        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        logits = self.beta * (product(self.weights, indices, values) + self.intercepts)
         exp = np.exp(logits - logits.max())
         return {label: float(p) for label, p in zip(self.labels, exp / exp.sum(), strict=True)}
 
@@ -42,12 +43,12 @@ class RequestsHead:
     ``Head``."""
 
     labels: tuple[str, ...]
-    weights: np.ndarray = field(repr=False)  # (labels, features)
+    weights: np.ndarray | ColumnWeights = field(repr=False)  # (labels, features)
     intercepts: np.ndarray = field(repr=False)  # (labels,)
     betas: np.ndarray = field(repr=False)  # (labels,) one inverse temperature per category
 
     def predict(self, indices: np.ndarray, values: np.ndarray) -> dict[str, float]:
-        logits = 2.0 * self.betas * (self.weights[:, indices] @ values + self.intercepts)
+        logits = 2.0 * self.betas * (product(self.weights, indices, values) + self.intercepts)
         probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
         return {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
 
@@ -89,7 +90,7 @@ class ModelCard:
 class TrainedModel:
     features: FeatureSpace
     categories: tuple[str, ...]
-    weights: np.ndarray = field(repr=False)  # (categories, features)
+    weights: np.ndarray | ColumnWeights = field(repr=False)  # (categories, features)
     intercepts: np.ndarray = field(repr=False)  # (categories,)
     beta: float  # inverse temperature
     card: ModelCard
@@ -99,13 +100,13 @@ class TrainedModel:
     def predict(self, item: ModelInput) -> dict[str, float]:
         """The calibrated probability of each category for one email."""
         indices, values = self.features.row(item)
-        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        logits = self.beta * (product(self.weights, indices, values) + self.intercepts)
         exp = np.exp(logits - logits.max())
         return {category: float(p) for category, p in zip(self.categories, exp / exp.sum(), strict=True)}
 
     def predict_all(self, item: ModelInput) -> Prediction:
         indices, values = self.features.row(item)
-        logits = self.beta * (self.weights[:, indices] @ values + self.intercepts)
+        logits = self.beta * (product(self.weights, indices, values) + self.intercepts)
         exp = np.exp(logits - logits.max())
         categories = {c: float(p) for c, p in zip(self.categories, exp / exp.sum(), strict=True)}
         heads = {name: head.predict(indices, values) for name, head in self.heads.items()}
@@ -122,7 +123,7 @@ class TrainedModel:
         arrays = {
             **self.features.to_arrays(),
             "categories": np.array(self.categories, dtype=str),
-            "weights": self.weights,
+            "weights": np.asarray(self.weights, dtype=np.float32),
             "intercepts": self.intercepts,
             "beta": np.array([self.beta], dtype=np.float64),
         }
