@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import threading
 import time
@@ -62,6 +63,22 @@ def test_fetch_returns_raw_bytes_without_setting_seen(dovecot: DovecotAccount, m
     assert fetched == {first: message(1), second: message(2)}
     assert b"\\Seen" not in dovecot.flags("INBOX", first)
     assert b"\\Seen" not in dovecot.flags("INBOX", second)
+
+
+def test_a_fetched_email_reaches_no_log_even_at_debug_level(
+    dovecot: DovecotAccount, mailbox: ImapMailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """imaplib's protocol trace would log every response, whole emails included, and would build
+    those lines (two copies of each email) even when no logger wants them."""
+    body = b"Rijksregisternummer 85.07.30-033.28, " + b"x" * 200_000
+    uid = dovecot.append("INBOX", message(7).replace(b"Body 7", body))
+    caplog.set_level(logging.DEBUG)
+
+    [(_, raw)] = list(mailbox.fetch([uid]))
+
+    assert body in raw
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "85.07.30" not in logged and "xxxxxxxx" not in logged
 
 
 def test_fetch_batches_keep_order_and_skip_vanished_uids(dovecot: DovecotAccount) -> None:
