@@ -56,5 +56,12 @@ class TokenRefused(OAuth2Error):
     """The mail server refused the access token it was given (revoked, wrong scope, mailbox not permitted)."""
 
 
+# What a refused token's error adds, for the person reading the log.
+TOKEN_REFUSED_HINT = (
+    "the token expired or was revoked before its announced end, or the app is not permitted this "
+    "mailbox; the next attempt asks the identity provider for a new token"
+)
+
+
 class UnreadableMessage(MailflowError):
     """An email cannot be parsed at all; the worker quarantines it with this reason."""

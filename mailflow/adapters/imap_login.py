@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from mailflow.errors import MailboxLoginError, OAuth2Error, TokenRefused
+from mailflow.errors import TOKEN_REFUSED_HINT, MailboxLoginError, OAuth2Error, TokenRefused
 
 if TYPE_CHECKING:
     from mailflow.oauth2.sasl import Mechanism
@@ -46,7 +46,7 @@ def login(
         identity = tokens.identity.describe()
         refused = TokenRefused(
             f"the IMAP server {where} refused the OAuth2 token ({mechanism}) for {identity}: "
-            f"{_without(token, str(exc))}"
+            f"{_without(token, str(exc))} — {TOKEN_REFUSED_HINT}"
         )
         refused.__cause__ = exc
         raise MailboxLoginError(f"cannot log in to {name}: {refused}") from refused

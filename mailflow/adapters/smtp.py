@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from mailflow.adapters.tls import UNTRUSTED_HINT, client_context
-from mailflow.errors import ConfigurationError, OAuth2Error, TokenRefused, TransportError
+from mailflow.errors import TOKEN_REFUSED_HINT, ConfigurationError, OAuth2Error, TokenRefused, TransportError
 from mailflow.oauth2.sasl import smtp_authobject
 from mailflow.settings import Settings
 
@@ -178,7 +178,8 @@ class SmtpTransport:
             self._tokens.invalidate(token)  # the next attempt asks for a new one
             refused = TokenRefused(
                 f"the SMTP server {self.host}:{self.port} refused the OAuth2 token ({self._mechanism}) for "
-                f"{self._tokens.identity.describe()}: {_describe(exc).replace(token, '<token>')}"
+                f"{self._tokens.identity.describe()}: {_describe(exc).replace(token, '<token>')} — "
+                f"{TOKEN_REFUSED_HINT}"
             )
             raise refused from exc
 

@@ -151,6 +151,37 @@ def test_a_wrong_client_secret_names_client_scope_and_endpoint_but_not_the_secre
     assert oauth2_smtp_server.handler.logins == []  # type: ignore[attr-defined]
 
 
+def test_a_token_that_expired_early_is_a_clear_error_and_the_next_login_gets_a_new_one(
+    oauth2_account: OAuth2Account, oauth2_smtp_server: SmtpServer
+) -> None:
+    """The provider said an hour, the token died after one second: IMAP and SMTP refuse it, each
+    error says so in words and names whose token it was, and the next attempt logs in with a new one."""
+    oauth2_account.tokens.lifetime, oauth2_account.tokens.announced_lifetime = 1, 3600
+    settings = oauth2_account.settings(**smtp_values(oauth2_smtp_server))
+    tokens = build_token_provider(settings, oauth2_account.user)
+    expired = tokens.token()
+    time.sleep(1.2)
+    assert oauth2_account.tokens.introspect(expired)["active"] is False
+
+    with pytest.raises(MailboxLoginError) as imap_refused:
+        ImapMailbox.from_settings(settings, token_provider=tokens).list_uids()
+    tokens.token()  # the renewed token, itself dead a second later
+    time.sleep(1.2)
+    with pytest.raises(TransportError) as smtp_refused:
+        SmtpTransport.from_settings(settings, token_provider=tokens).send(
+            "migratie@stad.gent", ["amina@example.org"], REPLY, "<r1@stad.gent>"
+        )
+
+    for error in (imap_refused.value, smtp_refused.value):
+        message = str(error)
+        assert "refused the OAuth2 token" in message and "expired or was revoked" in message
+        assert f"client id {oauth2_account.client_id}" in message and expired not in message
+    oauth2_account.tokens.lifetime = 3600
+    with ImapMailbox.from_settings(settings, token_provider=tokens) as box:
+        assert box.list_uids() == []
+    assert tokens.token() != expired
+
+
 def test_an_expiring_token_is_renewed_before_it_is_refused(oauth2_account: OAuth2Account) -> None:
     oauth2_account.tokens.lifetime = 2
     settings = oauth2_account.settings(oauth2_refresh_margin=300)
