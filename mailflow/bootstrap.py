@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.adapters.worker_slot import take_slot
 from mailflow.classification.catalogue import Catalogue, load_catalogue
 from mailflow.classification.learning.artefact import ArtefactError, load_model, load_model_or_none
 from mailflow.classification.learning.model import TrainedModel
@@ -120,7 +121,15 @@ class App:
 
     @cached_property
     def worker_id(self) -> str:
-        return self.settings.worker_name or new_worker_id()
+        """The configured name, else this machine's lowest free slot (``adapters/worker_slot.py``): a
+        worker restarted after a crash takes its predecessor's name and resumes its claims at once."""
+        if self.settings.worker_name:
+            return self.settings.worker_name
+        slot = take_slot(self.settings.data_dir / "workers")
+        if slot is None:
+            return new_worker_id()
+        self.__dict__["_worker_slot"] = slot
+        return slot.name
 
     @cached_property
     def engine(self) -> Engine:
@@ -391,6 +400,8 @@ class App:
         daily_retention(self)
 
     def close(self) -> None:
+        if "_worker_slot" in self.__dict__:
+            self.__dict__.pop("_worker_slot").release()
         if "parse_sandbox" in self.__dict__:
             self.parse_sandbox.close()
         if "engine" in self.__dict__:

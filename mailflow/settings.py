@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
     worker_heartbeat_misses: int = Field(default=3, ge=2)
     # A stable name for this worker process (unique among running workers): restarted under the same
-    # name, it resumes its own claims at once. Empty: host, process id and a random part.
+    # name, it resumes its own claims at once. Empty: the host and its lowest free slot (worker_slot.py).
     worker_name: str | None = Field(default=None, max_length=200)
     # The longest wait between reconnection attempts (2, 4, 8, … seconds up to this).
     reconnect_max_seconds: float = Field(default=15.0, ge=1)

@@ -505,12 +505,17 @@ def decided(ledger: Ledger, pk: int) -> bool:
     return any(row[0] == pk and row[2] != "received" for row in ledger.rows())
 
 
-def kill_holding_a_claim(process: subprocess.Popen[bytes], ledger: Ledger, name: str) -> int:
-    """SIGKILL the worker at a moment it holds a claim on an email still being processed; its id."""
+def kill_holding_a_claim(process: subprocess.Popen[bytes], ledger: Ledger, name: str | None) -> int:
+    """SIGKILL the worker at a moment it holds a claim on an email still being processed; its id.
+    ``name``: the worker's; None when it is the only one."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         process.send_signal(signal.SIGSTOP)
-        held = [pk for pk, _, status, _, owner in ledger.rows() if status == "received" and owner == name]
+        held = [
+            pk
+            for pk, _, status, _, owner in ledger.rows()
+            if status == "received" and owner is not None and name in (None, owner)
+        ]
         if held:
             process.kill()
             process.wait()
@@ -558,9 +563,12 @@ def test_a_killed_workers_claims_go_to_another_when_its_heartbeat_stops(
     ledger.close()
 
 
+@pytest.mark.parametrize("name", ["counter-a", None], ids=["configured name", "default name"])
 def test_a_worker_restarted_under_its_name_resumes_its_claims_at_once(
-    account, smtp_server, tmp_path, sqlite_url, workers
+    account, smtp_server, tmp_path, sqlite_url, workers, name
 ):
+    """Under a configured name, or the default one (the machine's free slot, taken again after the
+    crash: adapters/worker_slot.py)."""
     emails = distinct_copies(SAMPLES_DIR, 1)[:4]
     for data in emails:
         account.append("INBOX", data)
@@ -569,14 +577,14 @@ def test_a_worker_restarted_under_its_name_resumes_its_claims_at_once(
         smtp_server,
         tmp_path / "data",
         sqlite_url,
-        MAILFLOW_WORKER_NAME="counter-a",
         MAILFLOW_WORKER_HEARTBEAT_SECONDS="30",  # its heartbeat stays fresh: only the name can help
         MAILFLOW_LEASE_SECONDS="300",
         **FAST,
+        **({"MAILFLOW_WORKER_NAME": name} if name else {}),
     )
     ledger = Ledger(sqlite_url)
     first, _log = workers.start(env)
-    held = kill_holding_a_claim(first, ledger, "counter-a")
+    held = kill_holding_a_claim(first, ledger, name)
     killed = time.monotonic()
 
     _again, log = workers.start(env)
