@@ -12,7 +12,6 @@ fixed. The cost is a system call per large allocation, which a mail worker makes
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -24,8 +23,7 @@ THRESHOLD_BYTES = 128 * 1024  # glibc's default starting value, now kept
 def return_large_buffers() -> bool:
     """Fix glibc's mmap threshold for this process; False where the C library is not glibc."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailflow.adapters.worker_slot import take_slot
+from mailflow.adapters.worker_slot import WorkerSlot, take_slot
 from mailflow.classification.catalogue import Catalogue, load_catalogue
 from mailflow.classification.learning.artefact import ArtefactError, load_model, load_model_or_none
 from mailflow.classification.learning.model import TrainedModel
@@ -118,18 +118,22 @@ def open_mailbox(settings: Settings, *, token_provider: TokenProvider | None = N
 class App:
     settings: Settings
     clock: Callable[[], datetime] = utc_now
+    # The mail worker (``run``, ``poll-once``) is named after a slot of its machine; the desk and
+    # other commands must not take one, or a restarted worker would find its predecessor's taken.
+    mail_worker: bool = False
+    worker_slot: WorkerSlot | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mail_worker and not self.settings.worker_name:
+            self.worker_slot = take_slot(self.settings.data_dir / "workers")
 
     @cached_property
     def worker_id(self) -> str:
-        """The configured name, else this machine's lowest free slot (``adapters/worker_slot.py``): a
-        worker restarted after a crash takes its predecessor's name and resumes its claims at once."""
+        """The configured name; a mail worker's slot (``adapters/worker_slot.py``: restarted after a
+        crash, it takes its predecessor's name and resumes its claims at once); else a name of its own."""
         if self.settings.worker_name:
             return self.settings.worker_name
-        slot = take_slot(self.settings.data_dir / "workers")
-        if slot is None:
-            return new_worker_id()
-        self.__dict__["_worker_slot"] = slot
-        return slot.name
+        return self.worker_slot.name if self.worker_slot else new_worker_id()
 
     @cached_property
     def engine(self) -> Engine:
@@ -400,8 +404,8 @@ class App:
         daily_retention(self)
 
     def close(self) -> None:
-        if "_worker_slot" in self.__dict__:
-            self.__dict__.pop("_worker_slot").release()
+        if self.worker_slot is not None:
+            self.worker_slot.release()
         if "parse_sandbox" in self.__dict__:
             self.parse_sandbox.close()
         if "engine" in self.__dict__:

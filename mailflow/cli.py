@@ -50,19 +50,19 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, log_format:
     _configure_logging(verbose, log_format or ctx.obj.log_format)
 
 
-def _app(settings: Settings):
+def _app(settings: Settings, *, mail_worker: bool = False):
     from mailflow.allocator import return_large_buffers
     from mailflow.bootstrap import App
 
     return_large_buffers()  # before the model and the first email: see mailflow/allocator.py
-    return App(settings)
+    return App(settings, mail_worker=mail_worker)
 
 
 @main.command()
 @click.pass_obj
 def run(settings: Settings) -> None:
     """Run the worker until stopped (SIGTERM or Ctrl-C finish the current email first)."""
-    app = _app(settings)
+    app = _app(settings, mail_worker=True)
     try:
         worker = app.worker()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -85,7 +85,7 @@ def poll_once(settings: Settings, dry_run: bool) -> None:
     if dry_run:
         _dry_run(settings)
         return
-    app = _app(settings)
+    app = _app(settings, mail_worker=True)
     try:
         worker = app.worker()
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())

@@ -10,12 +10,17 @@ share a host name) never share a name. ``MAILFLOW_WORKER_NAME`` overrides it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import socket
 import uuid
+import weakref
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 MAX_SLOTS = 64  # then a random name: a machine running more workers than this is not foreseen
 
@@ -26,27 +31,54 @@ class WorkerSlot:
     def __init__(self, name: str, handle: IO[bytes]) -> None:
         self.name = name
         self._handle: IO[bytes] | None = handle
+        # A forked child (the nightly retraining's jobs) shares the lock; one outliving a killed worker
+        # would keep the slot from its successor. Its copy is closed, which leaves the parent's lock.
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (slot := me()) is not None and slot._forget())
+
+    def _forget(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
 
     def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing the file drops the lock
-            self._handle = None
+        self._forget()  # closing the file drops the lock
 
 
 def take_slot(directory: Path, host: str | None = None) -> WorkerSlot | None:
     """The lowest slot no running process of this machine holds, or None when all are taken."""
     host = host or socket.gethostname()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("no worker slot (%s); this worker gets a name of its own", exc.strerror or exc)
+        return None
+    refused: OSError | None = None
     for number in range(MAX_SLOTS):
-        path = directory / f"slot-{number}.lock"
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            descriptor = os.open(
+                directory / f"slot-{number}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:  # made by another user (a command run as root), a read-only directory
+            refused = exc
+            continue
         handle = os.fdopen(descriptor, "r+b")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            return WorkerSlot(f"{host}:slot{number}:{_slot_id(handle)}", handle)
+        except BlockingIOError:  # a running worker holds it
             handle.close()
-            continue
-        return WorkerSlot(f"{host}:slot{number}:{_slot_id(handle)}", handle)
+        except OSError as exc:  # a file system without locks
+            handle.close()
+            refused = exc
+    if refused is not None:
+        log.warning(
+            "no worker slot in %s (%s); this worker gets a name of its own, and a restarted worker "
+            "resumes its claims only when its heartbeat is old",
+            directory,
+            refused.strerror or refused,
+        )
     return None
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from imapclient import IMAPClient
 
-from mailflow.adapters.imap_protocol import hierarchy_delimiter, text
+from mailflow.adapters.imap_protocol import hierarchy_delimiter, silence_protocol_trace, text
 from mailflow.adapters.tls import UNTRUSTED_HINT, client_context
 from mailflow.domain import Status
 from mailflow.errors import ConfigurationError, MailboxLoginError, OAuth2Error
@@ -81,6 +81,7 @@ def check_imap(settings: Settings, clocks: ServerClocks) -> list[Result]:
     except (OSError, imaplib.IMAP4.error) as exc:
         return [Result("imap", FAIL, f"cannot connect to {where}: {exc}", _tls_fix(exc, IMAP_ADDRESS_FIX))]
     client.normalise_times = False  # INTERNALDATEs with their zones, for the clock check
+    silence_protocol_trace(client)
     try:
         return _look_around(client, settings, where, clocks)
     finally:

@@ -59,4 +59,6 @@ def configure_logging(level: int, *, json_lines: bool = False) -> None:
         handler._mailflow = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(level)
+    # imapclient's debug lines quote the commands sent: SEARCH by Message-ID, the start of an APPEND.
+    logging.getLogger("imapclient").setLevel(max(level, logging.INFO))
     install_masking(root)

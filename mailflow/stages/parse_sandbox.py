@@ -125,7 +125,12 @@ class ParseSandbox:
             if answer["error"] == "MemoryError":
                 raise MessageRefused(TOO_COSTLY, f"parsing needs more than {self.memory_mb} MB")
             raise MessageRefused(UNREADABLE, f"parsing failed ({answer['error']})")
-        payloads = [reader.exact(size) for size in answer["payloads"]]
+        sizes = answer["payloads"]
+        # Decoding never makes an email larger (an unpacked winmail.dat may be held beside its files):
+        # a child announcing more is broken or subverted, and must not make the worker allocate it.
+        if not all(type(size) is int and size >= 0 for size in sizes) or sum(sizes) > 2 * len(raw):
+            raise _ChildFailed((UNREADABLE, "the parse worker answered garbage"))
+        payloads = [reader.exact(size) for size in sizes]
         return decode_message(answer["message"], payloads)
 
     def _death(self, process: subprocess.Popen[bytes]) -> tuple[str, str]:
@@ -212,7 +217,7 @@ class _Reader:
         return line
 
     def exact(self, size: int) -> bytes:
-        """``size`` bytes, read straight into their place: an attachment is never held twice over."""
+        """``size`` bytes, read into one buffer of their size (not grown chunk by chunk and sliced)."""
         data = bytearray(size)
         view = memoryview(data)
         filled = min(size, len(self.buffer))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -27,8 +28,9 @@ print(resident_mib() - before)
 
 
 def _resident_growth(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # glibc's own defaults
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True, timeout=60, env=env
     )
     return int(result.stdout)
 

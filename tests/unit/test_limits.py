@@ -170,6 +170,29 @@ def test_a_parse_over_its_time_is_killed_and_the_next_email_is_parsed():
         assert sandbox.pid != slow_child
 
 
+LYING_CHILD = """#!/bin/sh
+# Answers every email with an attachment of the size given, then nothing: a broken or subverted parser.
+read header
+head -c "$(echo "$header" | sed 's/[^0-9]//g')" > /dev/null
+echo '{"message": {}, "payloads": [SIZE]}'
+sleep 5
+"""
+
+
+@pytest.mark.parametrize("size", ["10000000000", "-1", "1.5"])
+def test_a_child_announcing_impossible_attachments_is_refused_without_allocating_them(tmp_path, size):
+    fake = tmp_path / "python"
+    fake.write_text(LYING_CHILD.replace("SIZE", size))
+    fake.chmod(0o755)
+    with ParseSandbox(Limits(), timeout=5, python=str(fake)) as sandbox:
+        started = time.monotonic()
+        with pytest.raises(MessageRefused) as caught:
+            sandbox.parse(plain())
+        assert caught.value.code == UNREADABLE and "garbage" in caught.value.detail
+        assert time.monotonic() - started < 4  # refused at once, not after waiting for 10 GB
+        assert sandbox.pid is None  # the child was killed
+
+
 def test_a_parse_over_its_memory_is_stopped_and_the_next_email_is_parsed():
     with ParseSandbox(Limits(), timeout=30, memory_mb=200) as sandbox:
         with pytest.raises(MessageRefused) as caught:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mailflow.classification.learning.sparse_weights import ColumnWeights, product
+from mailflow.classification.learning.sparse_weights import ColumnWeights, product, served
 
 
 def _matrix(rows: int, columns: int, density: float, seed: int) -> np.ndarray:
@@ -38,3 +38,9 @@ def test_the_dense_matrix_comes_back_exactly() -> None:
     assert np.asarray(weights, dtype=np.float64).dtype == np.float64
     empty = ColumnWeights.of(np.zeros((2, 5), dtype=np.float32))
     assert np.array_equal(np.asarray(empty), np.zeros((2, 5))) and empty.values.size == 0
+
+
+def test_a_matrix_that_would_not_shrink_stays_dense() -> None:
+    small_head = _matrix(2, 5_000, 0.9, seed=4)  # two rows, few zeros: the index costs more
+    assert isinstance(served(small_head), np.ndarray)
+    assert isinstance(served(_matrix(39, 5_000, 0.37, seed=5)), ColumnWeights)

@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 
 from mailflow.classification.learning.features import FEATURES_VERSION, FeatureSpace
 from mailflow.classification.learning.model import Head, ModelCard, RequestsHead, TrainedModel
-from mailflow.classification.learning.sparse_weights import ColumnWeights
+from mailflow.classification.learning.sparse_weights import served
 from mailflow.classification.taxonomy import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def load_model(directory: Path) -> TrainedModel:
                 return _model(stored, manifest)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ArtefactError(f"{path} is inconsistent: {type(exc).__name__}: {exc}") from exc
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:  # arrays read lazily too
         raise ArtefactError(f"{path} cannot be read: {exc}") from exc
 
 
@@ -191,7 +192,7 @@ def _model(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> Tra
     beta = float(arrays["beta"][0])
     if not np.isfinite(beta) or not np.all(np.isfinite(weights)):
         raise ArtefactError("model holds non-finite numbers")
-    weights = ColumnWeights.of(weights)
+    weights = served(weights)
     card = ModelCard(
         version=str(manifest.get("model_version", "")),
         trained_at=str(manifest.get("trained_at", "")),
@@ -248,7 +249,7 @@ def _heads(arrays: Mapping[str, np.ndarray], size: int) -> dict[str, Head]:
             raise ArtefactError("the several-requests head has no 'yes' label")
         heads[name] = Head(
             labels,
-            ColumnWeights.of(weights),
+            served(weights),
             intercepts.astype(np.float64),
             float(arrays[f"head_{name}_beta"][0]),
         )
@@ -271,9 +272,7 @@ def _requests(arrays: Mapping[str, np.ndarray], size: int) -> RequestsHead | Non
         raise ArtefactError("the requests head's weights do not fit its categories and the features")
     if not all(np.all(np.isfinite(array)) for array in (weights, intercepts, betas)):
         raise ArtefactError("the requests head holds non-finite numbers")
-    return RequestsHead(
-        labels, ColumnWeights.of(weights), intercepts.astype(np.float64), betas.astype(np.float64)
-    )
+    return RequestsHead(labels, served(weights), intercepts.astype(np.float64), betas.astype(np.float64))
 
 
 def _sha256(path: Path) -> str:

@@ -2,9 +2,10 @@
 
 About 63 % of the shipped model's weights are exactly zero (a feature no email of a category ever
 had), scattered over rows and columns. Held by column, without the zeros — each non-zero a float32
-and the row it belongs to in one byte — the five matrices take about 30 MB instead of 66, and a
-prediction reads only the columns of the email's features, as the dense product did. Training keeps
-dense arrays; only a model loaded for serving is held this way.
+and the row it belongs to in one byte — its three large matrices (categories, requests, topics) take
+about 30 MB instead of 61, and a prediction reads only the columns of the email's features, as the
+dense product did. A matrix that would not shrink (a two-row head) stays dense. Training keeps dense
+arrays; only a model loaded for serving is held this way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ColumnWeights:
     in the rows ``rows[starts[j]:starts[j+1]]``."""
 
     shape: tuple[int, int]
-    starts: np.ndarray = field(repr=False)  # (features + 1,) int64
+    starts: np.ndarray = field(repr=False)  # (features + 1,) int32 (int64 past 2³¹ non-zeros)
     rows: np.ndarray = field(repr=False)  # (non-zeros,) the smallest unsigned type that holds a row
     values: np.ndarray = field(repr=False)  # (non-zeros,) float32
 
@@ -41,7 +42,7 @@ class ColumnWeights:
             values.append(block[column, row])
         return cls(
             (height, width),
-            np.cumsum(counts),
+            np.cumsum(counts).astype(np.int32 if counts.sum() < 2**31 else np.int64),
             np.concatenate(rows) if rows else np.zeros(0, dtype=row_type),
             np.concatenate(values) if values else np.zeros(0, dtype=np.float32),
         )
@@ -50,16 +51,17 @@ class ColumnWeights:
     def nbytes(self) -> int:
         return self.starts.nbytes + self.rows.nbytes + self.values.nbytes
 
-    def dot(self, columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``dense[:, columns] @ weights``, in float64."""
-        starts, ends = self.starts[columns], self.starts[np.asarray(columns) + 1]
+    def dot(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``dense[:, columns] @ values``, in float64."""
+        starts = self.starts[columns].astype(np.int64)
+        ends = self.starts[np.asarray(columns) + 1].astype(np.int64)
         counts = ends - starts
         total = int(counts.sum())
         if not total:
             return np.zeros(self.shape[0], dtype=np.float64)
         # The position of every non-zero of the chosen columns, column after column.
         offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        products = self.values[offsets] * np.repeat(np.asarray(weights, dtype=np.float64), counts)
+        products = self.values[offsets] * np.repeat(np.asarray(values, dtype=np.float64), counts)
         return np.bincount(self.rows[offsets], weights=products, minlength=self.shape[0])
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
@@ -68,6 +70,13 @@ class ColumnWeights:
         column = np.repeat(np.arange(self.shape[1]), np.diff(self.starts))
         dense[self.rows, column] = self.values
         return dense if dtype is None else dense.astype(dtype)
+
+
+def served(dense: np.ndarray) -> np.ndarray | ColumnWeights:
+    """The matrix as a served model holds it: without its zeros, unless that would not be smaller."""
+    dense = np.asarray(dense, dtype=np.float32)
+    sparse = ColumnWeights.of(dense)
+    return sparse if sparse.nbytes < dense.nbytes else dense
 
 
 def product(weights: np.ndarray | ColumnWeights, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
