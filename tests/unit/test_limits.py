@@ -193,8 +193,18 @@ def test_a_child_announcing_impossible_attachments_is_refused_without_allocating
         assert sandbox.pid is None  # the child was killed
 
 
-def test_a_parse_over_its_memory_is_stopped_and_the_next_email_is_parsed():
+def test_a_30_mb_email_is_parsed_within_200_mb():
+    """Fed to the parser a megabyte at a time: ``parsebytes`` needed over 200 MB for it (a StringIO of
+    four bytes a character), which made this parse fail."""
     with ParseSandbox(Limits(), timeout=30, memory_mb=200) as sandbox:
+        parsed = sandbox.parse(large(30))
+    assert [a.filename for a in parsed.attachments] == ["foto.raw"]
+    assert len(parsed.attachments[0].payload) == 22_500_000
+
+
+def test_a_parse_over_its_memory_is_stopped_and_the_next_email_is_parsed():
+    # A 30 MB email needs about 160 MB of address space in the parse worker: more than its cap here.
+    with ParseSandbox(Limits(), timeout=30, memory_mb=120) as sandbox:
         with pytest.raises(MessageRefused) as caught:
             sandbox.parse(large(30))
         assert caught.value.code in (TOO_COSTLY, UNREADABLE)
