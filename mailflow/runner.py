@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import OperationalError
 
+from mailflow.clock_steps import ClockSteps, reschedule
 from mailflow.errors import MailboxError, MailboxLoginError, MailboxMissingError, StorageError
 from mailflow.ingest import Ingestor, IngestReport
 from mailflow.operations.heartbeat import Heartbeat, Watchdog
@@ -190,7 +191,9 @@ class Worker:
         backoff = Backoff(base=2.0, cap=self.reconnect_max)
         login_backoff = Backoff()
         recovering = False
+        clock = ClockSteps()
         while not self.stop_event.is_set():
+            self._follow_clock(clock, scheduler)
             try:
                 watcher = self.open_mailbox()
             except MailboxError as exc:
@@ -206,6 +209,7 @@ class Worker:
                     self._poll_now(scheduler)
                 while not self.stop_event.is_set():
                     woke = watcher.wait_for_new_mail(self.idle_slice)
+                    self._follow_clock(clock, scheduler)
                     # Only now is the login known to work: mailboxes connect lazily, on first use.
                     backoff.reset()
                     login_backoff.reset()
@@ -227,6 +231,13 @@ class Worker:
                 self.stop_event.wait(delay)
             finally:
                 _close_quietly(watcher)
+
+    def _follow_clock(self, clock: ClockSteps, scheduler: BackgroundScheduler) -> None:
+        """The timers are wall-clock times: after a step of the clock, each is set again from the new time."""
+        moved = clock.step()
+        if moved and not self.stop_event.is_set():
+            log.warning("the wall clock jumped %+.0f s; timers rescheduled from the new time", moved)
+            reschedule(scheduler)
 
     def _poll_now(self, scheduler: BackgroundScheduler) -> None:
         if not self.stop_event.is_set():
