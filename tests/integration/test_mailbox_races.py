@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import time
 from collections import Counter
@@ -311,5 +312,36 @@ def test_wall_clock_jumps_forward_then_back_nothing_stalls_nothing_is_answered_t
     assert_folders_agree(dovecot, ledger)
     verify = subprocess.run(mailflow_command("audit", "verify"), env=env, capture_output=True, text=True)
     assert verify.returncode == 0 and "event log intact" in verify.stdout, verify.stdout + verify.stderr
+    assert_stops_cleanly(workers)
+    ledger.close()
+
+
+def test_after_the_wall_clock_steps_back_a_refused_reply_is_retried_within_seconds(
+    dovecot, smtp_server, tmp_path, sqlite_url, workers
+):
+    """The outbox's timer, not a new email, must bring the retry: nothing else arrives meanwhile."""
+    if not LIBFAKETIME.exists():
+        pytest.skip("libfaketime is missing: apt-get install faketime libfaketime")
+    emails = distinct_copies(SAMPLES_DIR, 1)[13:15]  # two senders, each answered by the pipeline
+    clock_file = tmp_path / "faketime.rc"
+    env = worker_env(dovecot, smtp_server, tmp_path / "data", sqlite_url, **FAST)
+    ledger = Ledger(sqlite_url)
+    dovecot.append("INBOX", emails[0])
+    _process, log = workers.start(under_faketime(env, clock_file))
+    assert wait_until(lambda: ledger.settled(1) and all_sent(ledger), 60), log_text(log)
+
+    set_clock_offset(clock_file, "-24h")
+    time.sleep(1.5)
+    smtp_server.handler.refuse_with = "451 4.3.0 try again later"
+    dovecot.append("INBOX", emails[1])
+    assert wait_until(lambda: ledger.settled(2) and "will retry" in log_text(log), 20), log_text(log)
+    smtp_server.handler.refuse_with = None
+    accepting = time.monotonic()
+    assert wait_until(lambda: all_sent(ledger), 20), f"{ledger.replies()}\n{log_text(log)}"
+    print(f"clock stepped back a day: the refused reply was sent {time.monotonic() - accepting:.1f} s later")
+    noticed = r"WARNING mailflow.runner: the wall clock jumped -864\d\d s; timers rescheduled"
+    assert re.search(noticed, log_text(log)), log_text(log)
+    assert_each_reply_once(smtp_server, ledger)
+    assert len(smtp_server.received) == 2
     assert_stops_cleanly(workers)
     ledger.close()
