@@ -212,7 +212,8 @@ def test_an_email_expunged_by_another_client_while_being_processed_is_still_deci
 # 3. The wall clock steps forward, then back, while the worker runs
 
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian's libfaketime, wherever the machine's architecture puts it.
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("/nonexistent"))
 
 
 def set_clock_offset(clock_file: Path, offset: str) -> None:
