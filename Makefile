@@ -11,7 +11,7 @@ RUN_PACKAGES = tesseract-ocr tesseract-ocr-nld tesseract-ocr-fra tesseract-ocr-e
 # and on SQLite), Debian's chromium for the browser tests (driven through Playwright, no browser
 # download), systemd-analyze to verify the units in deploy/, and nginx (with openssl for its
 # certificate) in front of the desk.
-DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium systemd nginx openssl
+DEB_PACKAGES = $(RUN_PACKAGES) dovecot-imapd postgresql chromium systemd nginx openssl faketime libfaketime
 # `make deps` installs these; `make run` asks only for RUN_PACKAGES.
 PACKAGES ?= $(DEB_PACKAGES)
 

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import OperationalError
 
+from mailflow.clock_steps import ClockSteps, reschedule
 from mailflow.errors import MailboxError, MailboxLoginError, MailboxMissingError, StorageError
 from mailflow.ingest import Ingestor, IngestReport
 from mailflow.operations.heartbeat import Heartbeat, Watchdog
@@ -92,6 +93,9 @@ class Worker:
         self.retry = Backoff(base=2.0, cap=min(reconnect_max, poll_interval))
         self.mailbox_missing = False
         self._scheduler: BackgroundScheduler | None = None
+        # One cycle at a time; mail announced while one runs makes that one go round again.
+        self._cycling = threading.Lock()
+        self._cycle_wanted = threading.Event()
 
     def cycle(self) -> CycleResult:
         """Process everything waiting now, then send what the outbox holds."""
@@ -122,7 +126,10 @@ class Worker:
             "interval",
             seconds=self.poll_interval,
             id=POLL_JOB,
-            max_instances=1,
+            # A second instance started while a cycle runs only asks that cycle to go round again: with
+            # one instance, APScheduler would skip the wake-up of mail announced meanwhile, and that mail
+            # would wait for the next poll.
+            max_instances=2,
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
@@ -184,7 +191,9 @@ class Worker:
         backoff = Backoff(base=2.0, cap=self.reconnect_max)
         login_backoff = Backoff()
         recovering = False
+        clock = ClockSteps()
         while not self.stop_event.is_set():
+            self._follow_clock(clock, scheduler)
             try:
                 watcher = self.open_mailbox()
             except MailboxError as exc:
@@ -200,6 +209,7 @@ class Worker:
                     self._poll_now(scheduler)
                 while not self.stop_event.is_set():
                     woke = watcher.wait_for_new_mail(self.idle_slice)
+                    self._follow_clock(clock, scheduler)
                     # Only now is the login known to work: mailboxes connect lazily, on first use.
                     backoff.reset()
                     login_backoff.reset()
@@ -222,33 +232,52 @@ class Worker:
             finally:
                 _close_quietly(watcher)
 
+    def _follow_clock(self, clock: ClockSteps, scheduler: BackgroundScheduler) -> None:
+        """The timers are wall-clock times: after a step of the clock, each is set again from the new time."""
+        moved = clock.step()
+        if moved and not self.stop_event.is_set():
+            log.warning("the wall clock jumped %+.0f s; timers rescheduled from the new time", moved)
+            reschedule(scheduler)
+
     def _poll_now(self, scheduler: BackgroundScheduler) -> None:
         if not self.stop_event.is_set():
             scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC))
 
     def _scheduled_cycle(self) -> None:
-        if self.stop_event.is_set():
-            return
+        self._cycle_wanted.set()
+        while self._cycle_wanted.is_set() and not self.stop_event.is_set():
+            if not self._cycling.acquire(blocking=False):
+                return  # the running cycle sees the wish when it ends, and goes round again
+            try:
+                self._cycle_wanted.clear()
+                succeeded = self._one_cycle()
+            finally:
+                self._cycling.release()
+            if not succeeded:
+                return  # _retry_soon has scheduled the retry
+
+    def _one_cycle(self) -> bool:
+        """One cycle, its failure logged; whether it succeeded."""
         try:
             result = self.cycle()
         except MailboxMissingError as exc:
             self._mailbox_missing(exc)
-            return
+            return False
         except MailboxLoginError as exc:
             log.error("poll failed: %s; the next poll retries", exc)
-            return
+            return False
         except MailboxError as exc:
             log.warning("poll failed (%s); retrying in %.0f s", exc, self._retry_soon())
-            return
+            return False
         except StorageError as exc:
             log.error("poll stopped: %s; retrying in %.0f s", exc, self._retry_soon())
-            return
+            return False
         except OperationalError as exc:  # a restart or failover: pool_pre_ping reconnects next time
             log.warning("database unreachable (%s); retrying in %.0f s", _first_line(exc), self._retry_soon())
-            return
+            return False
         except Exception:
             log.exception("poll cycle failed; retrying in %.0f s", self._retry_soon())
-            return
+            return False
         self.retry.reset()
         if result.ingest.held or result.ingest.busy:
             self._look_again_soon()
@@ -258,6 +287,7 @@ class Worker:
         if result.ingest.processed:
             log.info("processed %d emails: %s", result.ingest.processed, result.ingest.by_status)
         self._scheduled_watchdog()  # a recovery is announced at once, not at the next check
+        return True
 
     def _look_again_soon(self) -> None:
         """Other workers hold emails here: look again within a heartbeat, so that those of a worker that

@@ -54,10 +54,18 @@ def load_or_create_key(configured: str | None, path: Path) -> bytes:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode()
+    # Written whole under a name of our own, then linked into place: a worker starting at the same
+    # moment finds either no key or the whole key, never the empty file of one being written.
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(partial, path)
     except FileExistsError:  # another worker made it first
         return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+    finally:
+        partial.unlink(missing_ok=True)
     return key
