@@ -312,7 +312,8 @@ def test_a_renamed_watched_mailbox_alerts_is_not_recreated_and_is_used_again_whe
     account.close()
     account.append("Counter", emails[1])
     assert wait_until(lambda: ledger.settled(2), 15), log_text(log)
-    assert "the watched mailbox exists again" in log_text(log)
+    # announced when the cycle that found it again ends, which is after its email was settled
+    assert wait_until(lambda: "the watched mailbox exists again" in log_text(log), 10), log_text(log)
     ledger.close()
 
 
