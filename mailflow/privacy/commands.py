@@ -77,7 +77,7 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
     (establish who they are first): index.html, data.json and the original files. The export is
     recorded in the event log by a digest of the identifiers, never the identifiers themselves."""
     from mailflow.bootstrap import App
-    from mailflow.cli import _cli_actor
+    from mailflow.operations.cli_actor import cli_actor
     from mailflow.privacy.readers import sandboxed_readers
     from mailflow.privacy.subject_export import ExportError, write_export
     from mailflow.storage.models import Event
@@ -100,7 +100,7 @@ def export_command(settings: Settings, identifiers: tuple[str, ...], output: Pat
                 Event(
                     message_id=None,
                     at=app.clock(),
-                    actor=_cli_actor(),
+                    actor=cli_actor(),
                     kind="exported",
                     detail={
                         "what": "subject",

@@ -15,9 +15,9 @@ from fpdf import FPDF
 from sqlalchemy import select
 
 from mailflow.audit import verify_chain
-from mailflow.cli import audit as audit_group
 from mailflow.domain import Action
 from mailflow.identifiers.nrn import nrn_check
+from mailflow.operations.archive_commands import audit as audit_group
 from mailflow.privacy.commands import subject as subject_group
 from mailflow.privacy.readers import sandboxed_readers
 from mailflow.privacy.subjects import NotAnIdentifier, Subject, find_subject, identity_digest
