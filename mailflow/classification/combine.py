@@ -77,9 +77,13 @@ def combine(
         reasons.append(f"rules agree ({rules.category})")
     else:
         reasons.append(f"rules say {rules.category} ({rules.confidence:.2f})")
-        if rules.category != UNCLEAR and rules.confidence > 1.0 - confidence:
+        firm = rules.category != UNCLEAR and rules.confidence > 1.0 - confidence
+        if firm and best not in MACHINE_CATEGORIES:
             # The catalogue's evidence points firmly elsewhere: two readings that disagree are an
-            # email not understood, whichever is right.
+            # email not understood, whichever is right. Not for junk: advertising and phishing are
+            # written about anything, so the cue words of some product are in many of them (a
+            # "guarantee", a "visit", a "lost" card), and the model weighed those cues among its
+            # features when it read the email as junk; ignoring it has its own threshold.
             confidence = 1.0 - rules.confidence
             reasons.append(f"the rules disagree firmly: p={confidence:.2f}")
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)

@@ -68,6 +68,17 @@ def test_rules_firmly_elsewhere_mean_the_email_is_not_understood(catalogue):
     assert any("disagree firmly" in reason for reason in combined.reasons)
 
 
+def test_junk_is_not_doubted_for_the_product_cue_words_it_contains(catalogue):
+    """Advertising is written about anything: the rules find a "guarantee" in it, the model (which
+    weighed that cue) reads junk, and the junk verdict keeps its probability for the ignore threshold."""
+    rules = Classification("guarantee_3bis", 0.6, (), ("cue 'guarantee'",))
+    found = prediction({"spam": 0.97, "guarantee_3bis": 0.01}, intent="machine", topic="machine")
+    combined = combine(rules, found, PERSON, catalogue)
+    assert (combined.category, combined.confidence) == ("spam", 0.95)
+    assert "rules say guarantee_3bis (0.60)" in combined.reasons
+    assert not any("disagree firmly" in reason for reason in combined.reasons)
+
+
 def test_a_question_read_as_a_request_is_not_understood(catalogue):
     """The category is a request, but the intent head reads a question: the confidence drops."""
     rules = Classification("switch_eplus_fplus", 0.7)
