@@ -7,7 +7,7 @@ import os
 
 
 def cli_actor() -> str:
-    """"cli:<login name>" of the operating-system user running the command."""
+    """The actor "cli:<login name>" of the operating-system user running the command."""
     try:
         who = getpass.getuser()
     except (KeyError, OSError):  # no login name and no passwd entry (some containers)

@@ -99,12 +99,7 @@ def users_list(settings: Settings) -> None:
 @click.pass_obj
 def users_disable(settings: Settings, name: str) -> None:
     """Disable an account: it can no longer log in, and its open sessions end."""
-    from mailflow.web.accounts import set_disabled
-
-    _change_account(
-        settings, lambda session, now, actor: set_disabled(session, name, True, actor=actor, now=now)
-    )
-    click.echo(f"{name} disabled")
+    _set_disabled(settings, name, True)
 
 
 @users.command("enable")
@@ -112,12 +107,16 @@ def users_disable(settings: Settings, name: str) -> None:
 @click.pass_obj
 def users_enable(settings: Settings, name: str) -> None:
     """Enable a disabled account again."""
+    _set_disabled(settings, name, False)
+
+
+def _set_disabled(settings: Settings, name: str, disabled: bool) -> None:
     from mailflow.web.accounts import set_disabled
 
     _change_account(
-        settings, lambda session, now, actor: set_disabled(session, name, False, actor=actor, now=now)
+        settings, lambda session, now, actor: set_disabled(session, name, disabled, actor=actor, now=now)
     )
-    click.echo(f"{name} enabled")
+    click.echo(f"{name} {'disabled' if disabled else 'enabled'}")
 
 
 @users.command("unlock")
