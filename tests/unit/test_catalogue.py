@@ -106,22 +106,6 @@ def test_cue_syntax():
     assert compile_cue("na # maanden", 1.0).search(normalise("na 14 maanden"))
 
 
-def test_a_belgian_childs_kids_id_is_for_civil_affairs_a_foreign_childs_card_is_ours(catalogue):
-    """The domain notes: the child's nationality decides, whatever the card is called."""
-    from mailflow.classification.rules import classify
-    from mailflow.domain import Screening
-
-    person = Screening(machine_category=None, sender_verdict="pass")
-    belgian = "Ik wil een Kids-ID aanvragen voor mijn dochtertje van 3 (Belgisch), we reizen in april."
-    assert classify(belgian, "kids-ID dochtertje", [], person, catalogue).category == "other_service"
-    english = "Kids ID for my son, Belgian, 3 years old: we travel in May. Must I book at your counter?"
-    assert classify(english, "kids id", [], person, catalogue).category == "other_service"
-    foreign = (
-        "Ik wil een kaart aanvragen voor mijn zoontje van 2, hij is geboren in Gent. Wij zijn Marokkaans."
-    )
-    assert classify(foreign, "kaart zoontje", [], person, catalogue).category == "child_card"
-
-
 # --- validation, on a copy of the shipped catalogue -------------------------------------------------
 
 
