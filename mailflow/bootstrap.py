@@ -410,3 +410,12 @@ class App:
             self.parse_sandbox.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def command_app(settings: Settings, *, mail_worker: bool = False) -> App:
+    """The App of a command-line command: large buffers go back to the system when freed (see
+    mailflow/allocator.py) before the model and the first email are read."""
+    from mailflow.allocator import return_large_buffers
+
+    return_large_buffers()
+    return App(settings, mail_worker=mail_worker)

@@ -44,11 +44,9 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, log_format:
 
 
 def _app(settings: Settings, *, mail_worker: bool = False):
-    from mailflow.allocator import return_large_buffers
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
 
-    return_large_buffers()  # before the model and the first email: see mailflow/allocator.py
-    return App(settings, mail_worker=mail_worker)
+    return command_app(settings, mail_worker=mail_worker)
 
 
 @main.command()

@@ -27,10 +27,10 @@ def archive() -> None:
 @click.pass_obj
 def archive_export(settings: Settings, jsonl: bool, since: datetime | None) -> None:
     """Every ingested email, once, with its outcome."""
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
     from mailflow.export import export_archive
 
-    app = App(settings)
+    app = command_app(settings)
     try:
         for entry in export_archive(app.sessions, since=since.replace(tzinfo=UTC) if since else None):
             click.echo(json.dumps(entry, ensure_ascii=False))
@@ -49,11 +49,11 @@ def quarantine_list(settings: Settings) -> None:
     """The quarantined emails with the reason each one is there."""
     from sqlalchemy import select
 
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
     from mailflow.domain import Status
     from mailflow.storage.models import Message
 
-    app = App(settings)
+    app = command_app(settings)
     try:
         with app.sessions() as session:
             rows = session.execute(
@@ -75,10 +75,10 @@ def quarantine_list(settings: Settings) -> None:
 @click.pass_obj
 def quarantine_retry(settings: Settings, ids: tuple[int, ...]) -> None:
     """Run the pipeline again on quarantined emails (all of them, or the IDS given), then send replies."""
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
     from mailflow.processing import reprocess_quarantined
 
-    app = App(settings)
+    app = command_app(settings)
     try:
         results = reprocess_quarantined(app.processor, app.blobs, only=list(ids) or None)
         delivery = app.outbox.deliver_due()
@@ -99,9 +99,9 @@ def audit() -> None:
 def audit_verify(settings: Settings) -> None:
     """Recompute the event chain; name the first broken link (exit status 1) or print the head hash."""
     from mailflow.audit import verify_chain
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
 
-    app = App(settings)
+    app = command_app(settings)
     try:
         result = verify_chain(app.sessions)
     finally:

@@ -76,11 +76,11 @@ def users_passwd(settings: Settings, name: str, from_stdin: bool) -> None:
 @click.pass_obj
 def users_list(settings: Settings) -> None:
     """Every account: role, state, created and last login (UTC)."""
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
     from mailflow.web.accounts import Throttle, list_accounts
 
     throttle = Throttle.from_settings(settings)
-    app = App(settings)
+    app = command_app(settings)
     try:
         with app.sessions() as session:
             accounts = list_accounts(session, now=app.clock(), throttle=throttle)
@@ -132,11 +132,11 @@ def users_unlock(settings: Settings, name: str) -> None:
 
 def _change_account(settings: Settings, change: Callable[[Session, datetime, str], object]) -> None:
     """One change in one transaction, with its event naming the operating-system user who made it."""
-    from mailflow.bootstrap import App
+    from mailflow.bootstrap import command_app
     from mailflow.operations.cli_actor import cli_actor
     from mailflow.web.accounts import NoSuchUser
 
-    app = App(settings)
+    app = command_app(settings)
     try:
         with app.sessions.begin() as session:
             change(session, app.clock(), cli_actor())
