@@ -15,6 +15,7 @@ from mailflow.classification.learning.features import (
     VECTOR_SCALE,
     FeatureSpace,
     ModelInput,
+    ask_text,
     rule_features,
 )
 from mailflow.classification.learning.model import TrainedModel
@@ -44,6 +45,10 @@ def sklearn_matrix(features: FeatureSpace, inputs: Sequence[ModelInput]) -> spar
     blocks = [
         sklearn_vectoriser(features.words).transform(texts),
         sklearn_vectoriser(features.chars).transform(texts),
+    ]
+    if features.asks is not None:
+        blocks.append(sklearn_vectoriser(features.asks).transform([ask_text(item.plain) for item in inputs]))
+    blocks += [
         facts.tocsr(),
         rules.tocsr(),
     ]

@@ -17,7 +17,7 @@ from mailflow.classification.learning.artefact import (
     load_model_or_none,
     save_model,
 )
-from mailflow.classification.learning.features import FEATURES_VERSION, ModelInput, model_input
+from mailflow.classification.learning.features import FEATURES_VERSION, ModelInput, ask_text, model_input
 from mailflow.classification.learning.training import (
     Example,
     TrainingError,
@@ -86,6 +86,29 @@ def test_model_input_normalises_text_and_lists_facts():
     )
     assert item.text == "annex 35\nmijn k card"
     assert item.facts == ("doc:passport", "machine:bounce", "reply:ours")
+
+
+def test_what_is_asked_is_the_subject_the_questions_and_the_ends_of_the_text():
+    story = (
+        "Vraag over mijn kaart\n"
+        "Hallo,\n"
+        "Ik kwam in 2019 naar Gent met een bijlage 35 en later een oranje kaart.\n"
+        "Mijn broer heeft een E+ kaart en woont in Antwerpen. "
+        "Hij is vorig jaar verhuisd. "
+        "Kan ik nu een F+ kaart krijgen? "
+        "Ik werk sinds 2021 bij een bedrijf in Gent. "
+        "Ik hoor graag van u welke documenten ik moet meebrengen.\n"
+        "Mvg\n"
+        "Ahmed"
+    )
+    asked = ask_text(story)
+    assert asked.startswith("vraag over mijn card")  # the subject
+    assert "ik kwam in 2019 naar gent" in asked  # the first sentence
+    assert "kan ik nu een f+ card krijgen" in asked
+    assert "welke documenten ik moet meebrengen" in asked and "sinds 2021" in asked  # the last two
+    assert "broer" not in asked and "verhuisd" not in asked  # the story's middle
+    assert "hallo" not in asked and "ahmed" not in asked  # greetings and names
+    assert ask_text("Subject only\n") == "subject only"
 
 
 def test_trained_model_recognises_new_phrasings(model):

@@ -6,8 +6,11 @@ annex numbers, phone shorthand spelled one way), the kinds of the attached docum
 screening facts. Training and serving build their input with the one function ``model_input``, so a
 model never sees text prepared differently from what it was trained on.
 
-Five blocks of features, side by side: TF-IDF over word 1–2-grams and over character 2–5-grams
-within words (``char_wb``: robust to typos and to the many spellings of one word); a bag of "fact"
+Six blocks of features, side by side: TF-IDF over word 1–2-grams and over character 2–5-grams
+within words (``char_wb``: robust to typos and to the many spellings of one word); word 1–2-grams
+of the sentences that say what is asked (``ask_text``: the subject, the questions, the first and
+last sentences), so that a story's background — the cards and annexes it mentions on the way —
+weighs less than its request; a bag of "fact"
 tokens (document kinds, machine mail, a reply to our own mail) scaled so that one document counts
 about as much as a telling phrase; what the catalogue's rules found (their evidence per category,
 their verdict and their question/request balance), so that the model learns how far to trust them;
@@ -18,6 +21,7 @@ names this recipe: a model trained with another recipe is not loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +46,22 @@ FACT_WEIGHT = 0.5
 RULE_SCALE = 0.5
 _CATEGORY_INDEX = {category: index for index, category in enumerate(CATEGORIES)}
 RULE_FEATURES = 2 * len(CATEGORIES) + 2
+# Sentences end at ., ! or ? followed by a space, or at a line break; shorter than ASK_WORDS words
+# they are greetings and names ("Hallo,", "Mvg", "Ahmed"), not what is asked.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+ASK_WORDS = 3
+ASK_LAST = 2  # the last sentences of an email, where a story ends in its request
+
+
+def ask_text(plain: str) -> str:
+    """The normalised sentences that say what is asked: the subject, every question, the first and
+    the last sentences of the text (``plain``: the subject, a line break, the text)."""
+    subject, _, body = plain.partition("\n")
+    sentences = [s for s in _SENTENCE_END.split(body) if len(s.split()) >= ASK_WORDS]
+    chosen = [s for s in sentences if "?" in s] + sentences[:1] + sentences[-ASK_LAST:]
+    return normalise(" ".join([subject, *dict.fromkeys(chosen)]))
+
+
 # The word-vector mean has unit length; scaled so that it weighs like the TF-IDF blocks.
 VECTOR_SCALE = 3.0
 
@@ -112,6 +132,7 @@ class FeatureSpace:
     chars: Tfidf
     facts: tuple[str, ...]
     vectors: WordVectors | None = None
+    asks: Tfidf | None = None  # word n-grams of ``ask_text``; None in a model trained without them
     _fact_index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +148,11 @@ class FeatureSpace:
             indices.append(block_indices + offset)
             values.append(block_values)
             offset += len(block)
+        if self.asks is not None:
+            block_indices, block_values = self.asks.row(ask_text(item.plain))
+            indices.append(block_indices + offset)
+            values.append(block_values)
+            offset += len(self.asks)
         known = sorted({self._fact_index[f] for f in item.facts if f in self._fact_index})
         indices.append(np.array(known, dtype=np.intp) + offset)
         values.append(np.full(len(known), FACT_WEIGHT))
@@ -143,7 +169,8 @@ class FeatureSpace:
     @property
     def size(self) -> int:
         dense = self.vectors.dimensions if self.vectors is not None else 0
-        return len(self.words) + len(self.chars) + len(self.facts) + RULE_FEATURES + dense
+        asks = len(self.asks) if self.asks is not None else 0
+        return len(self.words) + len(self.chars) + asks + len(self.facts) + RULE_FEATURES + dense
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (strings and floats) for the artefact: no pickled objects."""
@@ -151,6 +178,9 @@ class FeatureSpace:
         for name, block in (("words", self.words), ("chars", self.chars)):
             arrays[f"{name}_terms"] = block.terms
             arrays[f"{name}_idf"] = np.asarray(block.idf, dtype=np.float64)
+        if self.asks is not None:
+            arrays["asks_terms"] = self.asks.terms
+            arrays["asks_idf"] = np.asarray(self.asks.idf, dtype=np.float64)
         if self.vectors is not None:
             arrays["vector_words"] = np.array(self.vectors.words, dtype=str)
             arrays["vector_values"] = self.vectors.vectors
@@ -161,6 +191,9 @@ class FeatureSpace:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> FeatureSpace:
         words = Tfidf.from_terms("word", WORD_NGRAMS, arrays["words_terms"], arrays["words_idf"])
         chars = Tfidf.from_terms("char_wb", CHAR_NGRAMS, arrays["chars_terms"], arrays["chars_idf"])
+        asks = None
+        if "asks_terms" in arrays:
+            asks = Tfidf.from_terms("word", WORD_NGRAMS, arrays["asks_terms"], arrays["asks_idf"])
         vectors = None
         if "vector_words" in arrays:
             vectors = WordVectors(
@@ -170,4 +203,6 @@ class FeatureSpace:
             )
             if vectors.vectors.shape[0] != len(vectors.words) or len(vectors.weights) != len(vectors.words):
                 raise ValueError("word vectors, words and weights differ in number")
-        return cls(words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]), vectors=vectors)
+        return cls(
+            words=words, chars=chars, facts=tuple(str(f) for f in arrays["facts"]), vectors=vectors, asks=asks
+        )

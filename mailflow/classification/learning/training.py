@@ -38,6 +38,7 @@ from mailflow.classification.learning.features import (
     WORD_NGRAMS,
     FeatureSpace,
     ModelInput,
+    ask_text,
 )
 from mailflow.classification.learning.model import Head, ModelCard, RequestsHead, TrainedModel, content_hash
 from mailflow.classification.learning.tfidf import Analyser, Tfidf
@@ -134,8 +135,9 @@ def fit_features(inputs: Sequence[ModelInput], vectors: WordVectors | None = Non
     texts = [item.text for item in inputs]
     words = _fit_tfidf("word", WORD_NGRAMS, WORD_MIN_DF, texts)
     chars = _fit_tfidf("char_wb", CHAR_NGRAMS, CHAR_MIN_DF, texts)
+    asks = _fit_tfidf("word", WORD_NGRAMS, WORD_MIN_DF, [ask_text(item.plain) for item in inputs])
     facts = tuple(sorted({fact for item in inputs for fact in item.facts}))
-    return FeatureSpace(words=words, chars=chars, facts=facts, vectors=vectors)
+    return FeatureSpace(words=words, chars=chars, facts=facts, vectors=vectors, asks=asks)
 
 
 def feature_matrix(features: FeatureSpace, inputs: Sequence[ModelInput]) -> sparse.csr_matrix:
