@@ -3,10 +3,12 @@ the catalogue's rules and the learned model found.
 
 The model reads the rules' evidence among its features (``learning.features``), so where it exists it
 has the last word on the category: it has learnt on emails the rules were never tuned on how far each
-piece of evidence can be trusted. Its confidence is the category's calibrated probability, lowered
-when the intent or topic heads disagree with that category: an email the model reads as a question
-but files as a request, or about cards but files under asylum, is one it does not understand, and
-such an email must go to a person rather than get a wrong reply.
+piece of evidence can be trusted — also when the rules point elsewhere, which is why their
+disagreement is reported but not counted against the model a second time. Its confidence is the
+category's calibrated probability, lowered when the intent or topic heads disagree with that
+category: an email the model reads as a question but files as a request, or about cards but files
+under asylum, is one it does not understand, and such an email must go to a person rather than get
+a wrong reply.
 
 Several requests: when the rules find them (two products' own evidence, or one request for several
 persons) the email is split; otherwise the model's several-requests head decides, from the
@@ -77,15 +79,6 @@ def combine(
         reasons.append(f"rules agree ({rules.category})")
     else:
         reasons.append(f"rules say {rules.category} ({rules.confidence:.2f})")
-        firm = rules.category != UNCLEAR and rules.confidence > 1.0 - confidence
-        if firm and best not in MACHINE_CATEGORIES:
-            # The catalogue's evidence points firmly elsewhere: two readings that disagree are an
-            # email not understood, whichever is right. Not for junk: advertising and phishing are
-            # written about anything, so the cue words of some product are in many of them (a
-            # "guarantee", a "visit", a "lost" card), and the model weighed those cues among its
-            # features when it read the email as junk; ignoring it has its own threshold.
-            confidence = 1.0 - rules.confidence
-            reasons.append(f"the rules disagree firmly: p={confidence:.2f}")
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
     intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
     several = 0.0 if best in _NEVER_SEVERAL else prediction.several  # junk or nothing: never split
