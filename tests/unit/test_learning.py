@@ -111,6 +111,18 @@ def test_what_is_asked_is_the_subject_the_questions_and_the_ends_of_the_text():
     assert ask_text("Subject only\n") == "subject only"
 
 
+def test_emails_without_an_asking_sentence_still_make_a_model():
+    """Two-word emails without a subject have nothing the asking block could learn from: it is empty."""
+    short = {
+        "card_lost": ["kaart verloren", "card lost", "carte perdue"],
+        "info_students": ["student visa", "studentenvisum", "etudiant etranger"],
+    }
+    found = train(examples(short), corpus="synthetic")
+    assert found.features.asks is not None and len(found.features.asks) == 0
+    prediction = found.predict(ask("kaart verloren"))
+    assert max(prediction, key=prediction.get) == "card_lost"
+
+
 def test_trained_model_recognises_new_phrasings(model):
     assert set(model.categories) == set(TEXTS)
     for text, expected in [

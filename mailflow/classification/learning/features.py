@@ -46,16 +46,21 @@ FACT_WEIGHT = 0.5
 RULE_SCALE = 0.5
 _CATEGORY_INDEX = {category: index for index, category in enumerate(CATEGORIES)}
 RULE_FEATURES = 2 * len(CATEGORIES) + 2
-# Sentences end at ., ! or ? followed by a space, or at a line break; shorter than ASK_WORDS words
-# they are greetings and names ("Hallo,", "Mvg", "Ahmed"), not what is asked.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+# Sentences end at ., ! or ? followed by white space, or at a line break; shorter than ASK_WORDS
+# words they are greetings and names ("Hallo,", "Mvg", "Ahmed"), not what is asked. (No ``\s*``
+# around the line break: on a long run of spaces that backtracks quadratically.)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 ASK_WORDS = 3
 ASK_LAST = 2  # the last sentences of an email, where a story ends in its request
 
 
 def ask_text(plain: str) -> str:
     """The normalised sentences that say what is asked: the subject, every question, the first and
-    the last sentences of the text (``plain``: the subject, a line break, the text)."""
+    the last sentences of the text (``plain``: the subject, a line break, the text).
+
+    The text is the classifier's (``stages.text.resident_text``): it opens with the cleaned subject
+    and ends with any forwarded mail, so the "first sentence" is often the subject again and the last
+    ones can be a closing of three words or more, or the forwarded mail's end."""
     subject, _, body = plain.partition("\n")
     sentences = [s for s in _SENTENCE_END.split(body) if len(s.split()) >= ASK_WORDS]
     chosen = [s for s in sentences if "?" in s] + sentences[:1] + sentences[-ASK_LAST:]
@@ -70,7 +75,7 @@ VECTOR_SCALE = 3.0
 class ModelInput:
     text: str  # normalised subject and resident's text
     facts: tuple[str, ...]  # "doc:passport", "machine:bounce", "reply:ours"
-    plain: str = ""  # the subject and resident's text as written: for the word vectors
+    plain: str = ""  # the subject and resident's text as written: for the word vectors and ``ask_text``
     rules: tuple[tuple[str, float], ...] = ()  # the rules' evidence per category
     rules_category: str = ""
     rules_confidence: float = 0.0

@@ -173,7 +173,10 @@ def _fit_tfidf(analyser: Analyser, ngram_range: tuple[int, int], min_df: int, te
     try:
         fitted = vectoriser(analyser, ngram_range, min_df=min_df).fit(texts)
     except ValueError:  # too few emails for any term to occur twice
-        fitted = vectoriser(analyser, ngram_range).fit(texts)
+        try:
+            fitted = vectoriser(analyser, ngram_range).fit(texts)
+        except ValueError:  # no term at all (no email has an asking sentence): an empty block
+            return Tfidf.from_terms(analyser, ngram_range, [], np.zeros(0))
     terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)  # sorted: columns in term order
     return Tfidf.from_terms(analyser, ngram_range, terms, fitted.idf_)
 
