@@ -43,17 +43,13 @@ def main(ctx: click.Context, config_file: Path | None, verbose: int, log_format:
     _configure_logging(verbose, log_format or ctx.obj.log_format)
 
 
-def _app(settings: Settings, *, mail_worker: bool = False):
-    from mailflow.bootstrap import command_app
-
-    return command_app(settings, mail_worker=mail_worker)
-
-
 @main.command()
 @click.pass_obj
 def run(settings: Settings) -> None:
     """Run the worker until stopped (SIGTERM or Ctrl-C finish the current email first)."""
-    app = _app(settings, mail_worker=True)
+    from mailflow.bootstrap import command_app
+
+    app = command_app(settings, mail_worker=True)
     try:
         worker = app.worker()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -76,7 +72,9 @@ def poll_once(settings: Settings, dry_run: bool) -> None:
     if dry_run:
         _dry_run(settings)
         return
-    app = _app(settings, mail_worker=True)
+    from mailflow.bootstrap import command_app
+
+    app = command_app(settings, mail_worker=True)
     try:
         worker = app.worker()
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -170,10 +168,11 @@ def web(settings: Settings, host: str | None, port: int | None, with_worker: boo
     """Serve the web desk (waitress): triage queue for staff, read-only archive for auditors."""
     from sqlalchemy import func, select
 
+    from mailflow.bootstrap import command_app
     from mailflow.storage.desk_models import User
     from mailflow.web.serve import serve
 
-    app = _app(settings)
+    app = command_app(settings)
     try:
         with app.sessions() as session:
             if not session.scalar(select(func.count()).select_from(User)):

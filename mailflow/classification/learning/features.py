@@ -180,12 +180,11 @@ class FeatureSpace:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (strings and floats) for the artefact: no pickled objects."""
         arrays: dict[str, np.ndarray] = {"facts": np.array(self.facts, dtype=str)}
-        for name, block in (("words", self.words), ("chars", self.chars)):
-            arrays[f"{name}_terms"] = block.terms
-            arrays[f"{name}_idf"] = np.asarray(block.idf, dtype=np.float64)
-        if self.asks is not None:
-            arrays["asks_terms"] = self.asks.terms
-            arrays["asks_idf"] = np.asarray(self.asks.idf, dtype=np.float64)
+        blocks = {"words": self.words, "chars": self.chars, "asks": self.asks}
+        for name, block in blocks.items():
+            if block is not None:
+                arrays[f"{name}_terms"] = block.terms
+                arrays[f"{name}_idf"] = np.asarray(block.idf, dtype=np.float64)
         if self.vectors is not None:
             arrays["vector_words"] = np.array(self.vectors.words, dtype=str)
             arrays["vector_values"] = self.vectors.vectors
