@@ -11,10 +11,12 @@ under asylum, is one it does not understand, and such an email must go to a pers
 a wrong reply.
 
 Several requests: when the rules find them (two products' own evidence, or one request for several
-persons) the email is split; otherwise the model's several-requests head decides, from the
-probability chosen with the model's thresholds (``several_from``). Which requests it makes, the
-model's requests head says — one calibrated yes/no per category, so that two can be likely at
-once; when it sees no second product, it is the same product for several persons.
+persons) the email is split, unless the model sees one request and none of the rules' other
+products among those asked (they are named in passing: the story around one request); otherwise
+the model's several-requests head decides, from the probability chosen with the model's thresholds
+(``several_from``). Which requests it makes, the model's requests head says — one calibrated yes/no
+per category, so that two can be likely at once; when it sees no second product, it is the same
+product for several persons.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -45,6 +47,9 @@ SEVERAL = 0.5
 SECOND_REQUEST = 0.15
 REQUESTED = 0.5
 SUPPORTED = 0.25  # of the requests head, for a product the rules also found
+# Below this several-requests probability, a second product the rules found stands only with the
+# requests head's support (``SUPPORTED``): otherwise the rules read a product named in passing.
+RULES_DOUBTED = 0.2
 MAX_OTHERS = 2  # four requests in one email are rare; more are the rules reading every card named
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
@@ -120,6 +125,8 @@ def several_requests(
     by_rules = len(found_by_rules) > 1 and best in found_by_rules
     if not prediction.has_several_head:
         return tuple(found_by_rules) if by_rules else ()
+    if by_rules and _named_in_passing(best, found_by_rules, prediction):
+        by_rules = False
     if not by_rules and prediction.several < several_from:
         return ()
     if not prediction.requests:
@@ -146,6 +153,20 @@ def several_requests(
         return tuple(found_by_rules)[: 1 + MAX_OTHERS]
     # One request for several persons; a question or another service is asked once whoever asks.
     return (best, best) if best in REQUEST_CATEGORIES else ()
+
+
+def _named_in_passing(best: str, found_by_rules: Sequence[str], prediction: Prediction) -> bool:
+    """Whether the other products the rules found are only named, not asked: the model sees one
+    request (its several-requests probability below ``RULES_DOUBTED``) and its requests head
+    supports none of them. A story names the cards and annexes it went through on the way to its
+    one request; splitting it would send a request the model understood to a person."""
+    others = set(found_by_rules) - {best}
+    return (
+        bool(others)
+        and bool(prediction.requests)
+        and prediction.several < RULES_DOUBTED
+        and not any(prediction.requests.get(category, 0.0) >= SUPPORTED for category in others)
+    )
 
 
 def _from_categories(best: str, prediction: Prediction, catalogue: Catalogue) -> tuple[str, ...]:

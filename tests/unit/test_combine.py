@@ -237,3 +237,24 @@ def test_when_the_requests_head_doubts_every_product_the_rules_found_a_person_se
         "child_card",
         "card_renewal",
     )
+
+
+def test_products_the_rules_found_only_named_in_passing_do_not_split(catalogue):
+    """A story names the cards it went through on the way to one request: when the model sees one
+    request and its requests head none of the rules' other products, the email is not split."""
+    rules = Classification("info_decision", 0.6, ("info_decision", "refugee_card", "orange_card"))
+    found = replace(
+        prediction({"info_decision": 0.9}, intent="question", topic="decision", several=0.05),
+        requests={"info_decision": 0.95, "refugee_card": 0.1, "orange_card": 0.05},
+    )
+    combined = combine(rules, found, PERSON, catalogue)
+    assert combined.intents == ()
+    assert combined.confidence == pytest.approx(0.9 * 0.95)
+    supported = replace(found, requests={**found.requests, "refugee_card": 0.3})
+    assert combine(rules, supported, PERSON, catalogue).intents == ("info_decision", "refugee_card")
+    unsure = replace(found, several=0.25)
+    assert combine(rules, unsure, PERSON, catalogue).intents == (
+        "info_decision",
+        "refugee_card",
+        "orange_card",
+    )
