@@ -14,6 +14,7 @@ recognised by the screening stage is classified as such outright.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +53,7 @@ _NEVER_SECOND = _NO_SECOND_REQUEST | {OTHER_SERVICE}
 _INFO = frozenset(INFO_CATEGORIES)
 _REQUESTS = frozenset(REQUEST_CATEGORIES)
 _PERSON_WINDOW = 12
+_PARAGRAPH_END = re.compile(r"\n\s*\n")
 
 Span = tuple[int, int, int]  # (0 subject | 1 body, start, end)
 
@@ -113,7 +115,7 @@ def classify(
         # "Nothing else fits" is no evidence that nothing is asked: only unclear's own cues are.
         own = candidates[UNCLEAR] - UNCLEAR_BASELINE
         confidence *= own / (own + UNCLEAR_BASELINE)
-    intents = _intents(best, evidence, parts, mode, catalogue)
+    intents = _intents(best, evidence, parts, text, mode, catalogue)
     if best in _INFO and intents:
         # A question next to a request: the request is the main one.
         best = max((c for c in intents if c in _REQUESTS), key=lambda c: evidence[c].score, default=best)
@@ -217,7 +219,12 @@ def _softmax(scores: dict[str, float]) -> dict[str, float]:
 
 
 def _intents(
-    best: str, evidence: dict[str, _Evidence], parts: tuple[str, str], mode: _Mode, catalogue: Catalogue
+    best: str,
+    evidence: dict[str, _Evidence],
+    parts: tuple[str, str],
+    text: str,
+    mode: _Mode,
+    catalogue: Catalogue,
 ) -> tuple[str, ...]:
     """One entry per request when the email asks for several products or for several persons.
 
@@ -240,7 +247,9 @@ def _intents(
         own = min(found.score, _independent(found, evidence[best]))
         if own >= SECOND_REQUEST_EVIDENCE or (also and own >= ANNOUNCED_REQUEST_EVIDENCE):
             chosen.append(category)
-    persons = _persons(parts[1], markers) if best in _REQUESTS else 1
+    persons = 1
+    if best in _REQUESTS:
+        persons = max(_persons(normalise(paragraph), markers) for paragraph in _PARAGRAPH_END.split(text))
     if len(chosen) == 1 and persons == 1:
         return ()
     chosen.sort(key=lambda c: evidence[c].first)
@@ -261,9 +270,11 @@ def _independent(found: _Evidence, best: _Evidence) -> float:
     return own
 
 
-def _persons(body: str, markers: Markers) -> int:
-    """How many persons the request is for: "voor mij en mijn vrouw", "pour moi et mes enfants"."""
-    words = body.split()
+def _persons(paragraph: str, markers: Markers) -> int:
+    """How many persons a paragraph's request is for: "voor mij en mijn vrouw", "pour moi et mes
+    enfants". Counted within a paragraph: the subject (the text's first paragraph) names the persons,
+    and the greeting below it must not count them again."""
+    words = paragraph.split()
     persons = 1
     for index, word in enumerate(words):
         if word not in markers.self_words:
@@ -278,6 +289,6 @@ def _persons(body: str, markers: Markers) -> int:
             if w in markers.relatives and position > 0 and window[position - 1] in markers.possessives
         )
         persons = max(persons, count)
-    if persons == 1 and any(cue.search(body) for cue in markers.several):
+    if persons == 1 and any(cue.search(paragraph) for cue in markers.several):
         persons = 2
     return persons

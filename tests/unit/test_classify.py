@@ -336,6 +336,14 @@ def test_a_request_for_several_persons_lists_one_intent_per_person(catalogue, te
     assert result.intents == (category,) * persons
 
 
+def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogue):
+    """The text opens with the subject: "voor mij en mijn vrouw" there and "mijn vrouw" in the
+    greeting below it are the same two persons."""
+    text = "K-kaart voor mij en mijn vrouw\n\nGoeiedag, mijn vrouw Yasmina en ik willen een K-kaart aanvragen."
+    result = run(catalogue, text, "K-kaart voor mij en mijn vrouw")
+    assert result.intents == ("switch_c_d",) * 2
+
+
 def test_describing_the_family_is_not_a_request_for_each(catalogue):
     result = run(
         catalogue, "Ik en mijn man hebben een F-kaart. Ik wil een verblijfskaart voor onze zoon van 3 jaar."
