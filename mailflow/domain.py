@@ -139,6 +139,9 @@ class Classification:
     intent: str = ""  # what is asked: request, question, status, cancel, nothing, machine, several
     topic: str = ""  # what it is about: the product family of the catalogue
     several: float = 0.0  # the model's probability that it asks for several things
+    # How many persons a number in the text counts ("onze drie kinderen", "nous sommes cinq"), 0 when
+    # none does: how often one request is asked, once the email is known to ask it for several.
+    persons: int = 0
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def combine(
     else:
         reasons.append(f"rules say {rules.category} ({rules.confidence:.2f})")
     reasons.extend(reason for reason in rules.reasons if reason.startswith("cue ") or "document" in reason)
-    intents = several_requests(best, rules.intents, prediction, catalogue, several_from)
+    intents = several_requests(best, rules.intents, prediction, catalogue, several_from, rules.persons)
     several = 0.0 if best in _NEVER_SEVERAL else prediction.several  # junk or nothing: never split
     if not intents and several > 0:
         # Acting on one request of several harms: doubt about it counts against acting at all.
@@ -112,14 +112,15 @@ def several_requests(
     prediction: Prediction,
     catalogue: Catalogue,
     several_from: float = SEVERAL,
+    counted: int = 0,
 ) -> tuple[str, ...]:
     """The requests of an email that asks for several things, or () when it asks for one.
 
     Whether it asks for several: the rules' finding (two products' own evidence, or "for me and my
     wife") or the several-requests head. Which: the requests head, each category judged on its own;
     when it finds no other category likely, the rules' requests (the persons they counted), or else
-    one request for two persons. Without a several-requests head (too few examples to train one)
-    the rules' finding stands."""
+    one request for as many persons as a number in the text counts (``counted``), two at least.
+    Without a several-requests head (too few examples to train one) the rules' finding stands."""
     if best in _NEVER_SEVERAL:
         return ()
     by_rules = len(found_by_rules) > 1 and best in found_by_rules
@@ -130,7 +131,7 @@ def several_requests(
     if not by_rules and prediction.several < several_from:
         return ()
     if not prediction.requests:
-        return tuple(found_by_rules) if by_rules else _from_categories(best, prediction, catalogue)
+        return tuple(found_by_rules) if by_rules else _from_categories(best, prediction, catalogue, counted)
     likely = {
         category: p
         for category, p in prediction.requests.items()
@@ -140,6 +141,8 @@ def several_requests(
     persons = 1
     if by_rules:
         persons = found_by_rules.count(best)
+        if persons > 1:
+            persons = max(persons, counted)
         found = [c for c in dict.fromkeys(found_by_rules) if c != best and _may_follow(best, c, catalogue)]
         # A product the rules found on its own evidence needs less of the head's support, and none
         # when the head never learnt it; when the head doubts them all, a person sees them all.
@@ -151,8 +154,13 @@ def several_requests(
         return (best,) * persons + tuple(others)
     if by_rules:
         return tuple(found_by_rules)[: 1 + MAX_OTHERS]
-    # One request for several persons; a question or another service is asked once whoever asks.
-    return (best, best) if best in REQUEST_CATEGORIES else ()
+    return _for_persons(best, counted)
+
+
+def _for_persons(best: str, counted: int) -> tuple[str, ...]:
+    """One request for several persons: as many as a number counts, two at least. A question or
+    another service is asked once whoever asks."""
+    return (best,) * max(2, counted) if best in REQUEST_CATEGORIES else ()
 
 
 def _named_in_passing(best: str, found_by_rules: Sequence[str], prediction: Prediction) -> bool:
@@ -169,7 +177,9 @@ def _named_in_passing(best: str, found_by_rules: Sequence[str], prediction: Pred
     )
 
 
-def _from_categories(best: str, prediction: Prediction, catalogue: Catalogue) -> tuple[str, ...]:
+def _from_categories(
+    best: str, prediction: Prediction, catalogue: Catalogue, counted: int = 0
+) -> tuple[str, ...]:
     """A model without a requests head: its next best category is the second request."""
     others = [
         category
@@ -181,7 +191,7 @@ def _from_categories(best: str, prediction: Prediction, catalogue: Catalogue) ->
     ]
     if others:
         return (best, others[0])
-    return (best, best) if best in REQUEST_CATEGORIES else ()
+    return _for_persons(best, counted)
 
 
 def _may_follow(best: str, category: str, catalogue: Catalogue) -> bool:

@@ -7,7 +7,7 @@ and whether one request is for several persons ("voor mij en mijn vrouw").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -15,7 +15,11 @@ from mailflow.classification.cues import Cue, FieldError, check_weight, cue_tabl
 from mailflow.classification.taxonomy import CUE_LANGUAGES
 
 _KEYS = frozenset({"question", "request", "question_mark", "also", "persons"})
-_PERSON_KEYS = frozenset({"self", "conjunctions", "possessives", "relatives", "several"})
+_PERSON_KEYS = frozenset(
+    {"self", "conjunctions", "possessives", "relatives", "several", "numbers", "counted"}
+)
+# A number counts the persons of one request up to this many: beyond, it counts something else.
+MAX_COUNTED = 6
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Markers:
     possessives: frozenset[str]
     relatives: Mapping[str, int]  # family word → how many persons it stands for
     several: tuple[Cue, ...]  # "allebei", "both of us": two persons
+    numbers: Mapping[str, int] = field(default_factory=dict)  # "drie" → 3: numbers written as words
+    counted: frozenset[str] = frozenset()  # "kinderen", "cards": what a number before counts persons by
 
 
 def parse_markers(raw: dict[str, Any]) -> Markers:
@@ -48,6 +54,11 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
     ):
         raise FieldError("persons.relatives", "must be a table of word = number of persons (>= 1)")
     several = _words(persons, "several")
+    numbers = persons.get("numbers", {})
+    if not isinstance(numbers, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_COUNTED for n in numbers.values()
+    ):
+        raise FieldError("persons.numbers", f"must be a table of word = number from 2 to {MAX_COUNTED}")
     return Markers(
         question=cue_tables(raw.get("question", {}), "question", CUE_LANGUAGES),
         request=cue_tables(raw.get("request", {}), "request", CUE_LANGUAGES),
@@ -58,6 +69,8 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
         possessives=frozenset(normalise(w) for w in _words(persons, "possessives")),
         relatives=MappingProxyType({normalise(word): count for word, count in relatives.items()}),
         several=cue_tables({"any": dict.fromkeys(several, 1.0)}, "persons.several", CUE_LANGUAGES),
+        numbers=MappingProxyType({normalise(word): count for word, count in numbers.items()}),
+        counted=frozenset(normalise(w) for w in _words(persons, "counted")),
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from mailflow.classification.catalogue import Catalogue, Product
 from mailflow.classification.cues import Cue, normalise
-from mailflow.classification.markers import Markers
+from mailflow.classification.markers import MAX_COUNTED, Markers
 from mailflow.classification.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
@@ -54,6 +54,7 @@ _INFO = frozenset(INFO_CATEGORIES)
 _REQUESTS = frozenset(REQUEST_CATEGORIES)
 _PERSON_WINDOW = 12
 _PARAGRAPH_END = re.compile(r"\n\s*\n")
+_COUNTED_WINDOW = 2  # the words after a number that may say what it counts: "3 PIN brieven"
 
 Span = tuple[int, int, int]  # (0 subject | 1 body, start, end)
 
@@ -130,6 +131,7 @@ def classify(
         reasons=tuple(reasons),
         scores=scores,
         balance=mode.balance,
+        persons=_counted(text, catalogue.markers) if best in _REQUESTS else 0,
     )
 
 
@@ -268,6 +270,24 @@ def _independent(found: _Evidence, best: _Evidence) -> float:
     own = sum(weight for span, weight in found.own.items() if not any(_overlap(span, o) for o in best.spans))
     own += sum(w for kind, w in found.documents.items() if kind not in best.documents)
     return own
+
+
+def _counted(text: str, markers: Markers) -> int:
+    """The most persons a number counts: "drie" or "3" before a ``counted`` word ("kinderen", "of
+    us", "cards"); 0 when no number counts persons."""
+    words = normalise(text).split()
+    counted = 0
+    for index, word in enumerate(words):
+        number = markers.numbers.get(word) or _digits(word)
+        if number and any(w in markers.counted for w in words[index + 1 : index + 1 + _COUNTED_WINDOW]):
+            counted = max(counted, number)
+    return counted
+
+
+def _digits(word: str) -> int:
+    """ "3" or "3x" as a count of persons; 0 for anything else (a year, a date, a house number)."""
+    digits = word.removesuffix("x")
+    return int(digits) if digits.isdigit() and 2 <= int(digits) <= MAX_COUNTED else 0
 
 
 def _persons(paragraph: str, markers: Markers) -> int:

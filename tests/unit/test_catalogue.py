@@ -223,6 +223,11 @@ def test_markers_are_validated_too(classifiers):
     refused(classifiers, "markers.toml", "'exclamation'", "unknown field")
 
 
+def test_a_number_must_count_persons(classifiers):
+    edit(classifiers / "markers.toml", "zes = 6", "zes = 6\nhonderd = 100")
+    refused(classifiers, "markers.toml", "'persons.numbers'", "from 2 to 6")
+
+
 def test_changing_a_channel_is_editing_the_file(classifiers):
     path = classifiers / "products/switch_c_d.toml"
     edit(path, 'action = "file"', 'action = "book"\nproduct_id = "migratie-k-kaart"')

@@ -339,9 +339,25 @@ def test_a_request_for_several_persons_lists_one_intent_per_person(catalogue, te
 def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogue):
     """The text opens with the subject: "voor mij en mijn vrouw" there and "mijn vrouw" in the
     greeting below it are the same two persons."""
-    text = "K-kaart voor mij en mijn vrouw\n\nGoeiedag, mijn vrouw Yasmina en ik willen een K-kaart aanvragen."
+    text = (
+        "K-kaart voor mij en mijn vrouw\n\nGoeiedag, mijn vrouw Yasmina en ik willen een K-kaart aanvragen."
+    )
     result = run(catalogue, text, "K-kaart voor mij en mijn vrouw")
     assert result.intents == ("switch_c_d",) * 2
+
+
+@pytest.mark.parametrize(
+    ("text", "counted"),
+    [
+        ("Wij willen de verblijfskaarten van onze drie kinderen laten vernieuwen.", 3),
+        ("We kregen 3 PIN brieven en willen de kaarten komen afhalen.", 3),
+        ("Nous voulons renouveler les cartes: nous sommes cinq, voici les cinq lettres.", 5),
+        ("Ik wil mijn kaart vernieuwen, ze vervalt op 3 maart 2026.", 0),
+    ],
+)
+def test_a_number_counts_the_persons_of_one_request(catalogue, text, counted):
+    """A number before persons or their papers counts persons; a date or a year counts nothing."""
+    assert run(catalogue, text).persons == counted
 
 
 def test_describing_the_family_is_not_a_request_for_each(catalogue):

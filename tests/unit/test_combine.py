@@ -258,3 +258,18 @@ def test_products_the_rules_found_only_named_in_passing_do_not_split(catalogue):
         "refugee_card",
         "orange_card",
     )
+
+
+def test_one_product_for_as_many_persons_as_a_number_counts(catalogue):
+    """ "De kaarten van onze drie kinderen": three requests, not the two assumed without a count."""
+    found = replace(
+        prediction({"card_renewal": 0.9}, several=0.9), requests={"card_renewal": 0.95, "card_lost": 0.1}
+    )
+    counted = Classification("card_renewal", 0.6, persons=3)
+    assert combine(counted, found, PERSON, catalogue).intents == ("card_renewal",) * 3
+    by_rules = Classification("card_renewal", 0.6, ("card_renewal",) * 2, persons=4)
+    assert combine(by_rules, found, PERSON, catalogue).intents == ("card_renewal",) * 4
+    uncounted = Classification("card_renewal", 0.6)
+    assert combine(uncounted, found, PERSON, catalogue).intents == ("card_renewal",) * 2
+    single = replace(found, several=0.1)
+    assert combine(counted, single, PERSON, catalogue).intents == ()
