@@ -12,11 +12,12 @@ a wrong reply.
 
 Several requests: when the rules find them (two products' own evidence, or one request for several
 persons) the email is split, unless the model sees one request and none of the rules' other
-products among those asked (they are named in passing: the story around one request); otherwise
-the model's several-requests head decides, from the probability chosen with the model's thresholds
-(``several_from``). Which requests it makes, the model's requests head says — one calibrated yes/no
-per category, so that two can be likely at once; when it sees no second product, it is the same
-product for several persons.
+products among those asked (they are named in passing: the story around one request; the persons
+the rules named for that request stay); otherwise the model's several-requests head decides, from
+the probability chosen with the model's thresholds (``several_from``). Which requests it makes, the
+model's requests head says — one calibrated yes/no per category, so that two can be likely at once;
+when it sees no second product, it is the same product for several persons, as many as a number in
+the text counts (``Classification.persons``), two at least.
 
 Without a model (or for machine mail recognised by the screening), the rules' classification stands.
 """
@@ -103,6 +104,7 @@ def combine(
         intent=intent,
         topic=topic,
         several=round(several, 4),
+        persons=rules.persons,
     )
 
 
@@ -127,7 +129,11 @@ def several_requests(
     if not prediction.has_several_head:
         return tuple(found_by_rules) if by_rules else ()
     if by_rules and _named_in_passing(best, found_by_rules, prediction):
-        by_rules = False
+        # Only the persons the rules counted for the one request remain.
+        found_by_rules = (best,) * found_by_rules.count(best)
+        by_rules = len(found_by_rules) > 1
+        if not by_rules:
+            return ()
     if not by_rules and prediction.several < several_from:
         return ()
     if not prediction.requests:
@@ -141,8 +147,6 @@ def several_requests(
     persons = 1
     if by_rules:
         persons = found_by_rules.count(best)
-        if persons > 1:
-            persons = max(persons, counted)
         found = [c for c in dict.fromkeys(found_by_rules) if c != best and _may_follow(best, c, catalogue)]
         # A product the rules found on its own evidence needs less of the head's support, and none
         # when the head never learnt it; when the head doubts them all, a person sees them all.
@@ -173,7 +177,8 @@ def _named_in_passing(best: str, found_by_rules: Sequence[str], prediction: Pred
         bool(others)
         and bool(prediction.requests)
         and prediction.several < RULES_DOUBTED
-        and not any(prediction.requests.get(category, 0.0) >= SUPPORTED for category in others)
+        # A product the requests head never learnt counts as supported: it cannot doubt it.
+        and not any(prediction.requests.get(category, 1.0) >= SUPPORTED for category in others)
     )
 
 
@@ -229,4 +234,5 @@ def _with(rules: Classification, *, intent: str, topic: str) -> Classification:
         rules.balance,
         "several" if len(rules.intents) > 1 else intent,
         topic,
+        persons=rules.persons,
     )

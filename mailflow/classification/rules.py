@@ -14,13 +14,13 @@ recognised by the screening stage is classified as such outright.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mailflow.classification.catalogue import Catalogue, Product
 from mailflow.classification.cues import Cue, normalise
-from mailflow.classification.markers import MAX_COUNTED, Markers
+from mailflow.classification.markers import Markers
+from mailflow.classification.persons import counted, named
 from mailflow.classification.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
@@ -52,9 +52,6 @@ _NO_SECOND_REQUEST = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 _NEVER_SECOND = _NO_SECOND_REQUEST | {OTHER_SERVICE}
 _INFO = frozenset(INFO_CATEGORIES)
 _REQUESTS = frozenset(REQUEST_CATEGORIES)
-_PERSON_WINDOW = 12
-_PARAGRAPH_END = re.compile(r"\n\s*\n")
-_COUNTED_WINDOW = 2  # the words after a number that may say what it counts: "3 PIN brieven"
 
 Span = tuple[int, int, int]  # (0 subject | 1 body, start, end)
 
@@ -131,7 +128,7 @@ def classify(
         reasons=tuple(reasons),
         scores=scores,
         balance=mode.balance,
-        persons=_counted(text, catalogue.markers) if best in _REQUESTS else 0,
+        persons=counted(text, catalogue.markers),
     )
 
 
@@ -249,9 +246,7 @@ def _intents(
         own = min(found.score, _independent(found, evidence[best]))
         if own >= SECOND_REQUEST_EVIDENCE or (also and own >= ANNOUNCED_REQUEST_EVIDENCE):
             chosen.append(category)
-    persons = 1
-    if best in _REQUESTS:
-        persons = max(_persons(normalise(paragraph), markers) for paragraph in _PARAGRAPH_END.split(text))
+    persons = named(text, markers) if best in _REQUESTS else 1
     if len(chosen) == 1 and persons == 1:
         return ()
     chosen.sort(key=lambda c: evidence[c].first)
@@ -270,45 +265,3 @@ def _independent(found: _Evidence, best: _Evidence) -> float:
     own = sum(weight for span, weight in found.own.items() if not any(_overlap(span, o) for o in best.spans))
     own += sum(w for kind, w in found.documents.items() if kind not in best.documents)
     return own
-
-
-def _counted(text: str, markers: Markers) -> int:
-    """The most persons a number counts: "drie" or "3" before a ``counted`` word ("kinderen", "of
-    us", "cards"); 0 when no number counts persons."""
-    words = normalise(text).split()
-    counted = 0
-    for index, word in enumerate(words):
-        number = markers.numbers.get(word) or _digits(word)
-        if number and any(w in markers.counted for w in words[index + 1 : index + 1 + _COUNTED_WINDOW]):
-            counted = max(counted, number)
-    return counted
-
-
-def _digits(word: str) -> int:
-    """ "3" or "3x" as a count of persons; 0 for anything else (a year, a date, a house number)."""
-    digits = word.removesuffix("x")
-    return int(digits) if digits.isdigit() and 2 <= int(digits) <= MAX_COUNTED else 0
-
-
-def _persons(paragraph: str, markers: Markers) -> int:
-    """How many persons a paragraph's request is for: "voor mij en mijn vrouw", "pour moi et mes
-    enfants". Counted within a paragraph: the subject (the text's first paragraph) names the persons,
-    and the greeting below it must not count them again."""
-    words = paragraph.split()
-    persons = 1
-    for index, word in enumerate(words):
-        if word not in markers.self_words:
-            continue
-        following = words[index + 1] if index + 1 < len(words) else ""
-        if following not in markers.conjunctions and following not in markers.possessives:
-            continue
-        window = words[index + 1 : index + 1 + _PERSON_WINDOW]
-        count = 1 + sum(
-            markers.relatives[w]
-            for position, w in enumerate(window)
-            if w in markers.relatives and position > 0 and window[position - 1] in markers.possessives
-        )
-        persons = max(persons, count)
-    if persons == 1 and any(cue.search(paragraph) for cue in markers.several):
-        persons = 2
-    return persons

@@ -351,13 +351,23 @@ def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogu
     [
         ("Wij willen de verblijfskaarten van onze drie kinderen laten vernieuwen.", 3),
         ("We kregen 3 PIN brieven en willen de kaarten komen afhalen.", 3),
-        ("Nous voulons renouveler les cartes: nous sommes cinq, voici les cinq lettres.", 5),
+        ("Nous voulons renouveler nos cartes, voici nos cinq lettres de convocation.", 5),
         ("Ik wil mijn kaart vernieuwen, ze vervalt op 3 maart 2026.", 0),
+        ("My card expires on the 4th of May, I want to renew it.", 0),
+        ("After 5 years of legal residence I want my permanent card.", 0),
+        ("Ik wil mijn kaart vernieuwen, ik stuur 3 bijlagen mee.", 0),
+        ("Ik wil mijn kaart van 5 jaar vernieuwen.", 0),
     ],
 )
 def test_a_number_counts_the_persons_of_one_request(catalogue, text, counted):
-    """A number before persons or their papers counts persons; a date or a year counts nothing."""
+    """A number before persons or the papers each person has counts persons; a date, a duration, a
+    card's years or the attachments count nothing."""
     assert run(catalogue, text).persons == counted
+
+
+def test_a_number_between_the_possessive_and_the_family_word_counts_them(catalogue):
+    result = run(catalogue, "Ik wil een K-kaart aanvragen voor mij en mijn twee kinderen.")
+    assert result.intents == ("switch_c_d",) * 3
 
 
 def test_describing_the_family_is_not_a_request_for_each(catalogue):

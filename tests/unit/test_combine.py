@@ -252,6 +252,9 @@ def test_products_the_rules_found_only_named_in_passing_do_not_split(catalogue):
     assert combined.confidence == pytest.approx(0.9 * 0.95)
     supported = replace(found, requests={**found.requests, "refugee_card": 0.3})
     assert combine(rules, supported, PERSON, catalogue).intents == ("info_decision", "refugee_card")
+    # A product the requests head never learnt (refugee_card here) is one it cannot doubt.
+    unlearnt = replace(found, requests={"info_decision": 0.95, "orange_card": 0.05})
+    assert combine(rules, unlearnt, PERSON, catalogue).intents == ("info_decision", "refugee_card")
     unsure = replace(found, several=0.25)
     assert combine(rules, unsure, PERSON, catalogue).intents == (
         "info_decision",
@@ -267,9 +270,19 @@ def test_one_product_for_as_many_persons_as_a_number_counts(catalogue):
     )
     counted = Classification("card_renewal", 0.6, persons=3)
     assert combine(counted, found, PERSON, catalogue).intents == ("card_renewal",) * 3
+    # The persons the rules named for the request ("voor mij en mijn vrouw") are not recounted.
     by_rules = Classification("card_renewal", 0.6, ("card_renewal",) * 2, persons=4)
-    assert combine(by_rules, found, PERSON, catalogue).intents == ("card_renewal",) * 4
+    assert combine(by_rules, found, PERSON, catalogue).intents == ("card_renewal",) * 2
+    assert combine(counted, found, PERSON, catalogue).persons == 3
     uncounted = Classification("card_renewal", 0.6)
     assert combine(uncounted, found, PERSON, catalogue).intents == ("card_renewal",) * 2
     single = replace(found, several=0.1)
     assert combine(counted, single, PERSON, catalogue).intents == ()
+
+
+def test_the_persons_the_rules_named_stay_when_the_other_product_was_named_in_passing(catalogue):
+    rules = Classification("card_renewal", 0.6, ("card_renewal", "card_renewal", "orange_card"))
+    found = replace(
+        prediction({"card_renewal": 0.9}, several=0.1), requests={"card_renewal": 0.95, "orange_card": 0.05}
+    )
+    assert combine(rules, found, PERSON, catalogue).intents == ("card_renewal", "card_renewal")
