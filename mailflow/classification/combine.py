@@ -51,6 +51,9 @@ SUPPORTED = 0.25  # of the requests head, for a product the rules also found
 # Below this several-requests probability, a second product the rules found stands only with the
 # requests head's support (``SUPPORTED``): otherwise the rules read a product named in passing.
 RULES_DOUBTED = 0.2
+# ... and only from a model that learnt several requests from this many emails: one that saw a handful
+# cannot tell a second request from a product named in passing.
+DOUBTING_EXAMPLES = 100
 MAX_OTHERS = 2  # four requests in one email are rare; more are the rules reading every card named
 _NEVER_SEVERAL = frozenset({UNCLEAR, STATUS_FOLLOWUP, *MACHINE_CATEGORIES})
 
@@ -168,13 +171,15 @@ def _for_persons(best: str, counted: int) -> tuple[str, ...]:
 
 
 def _named_in_passing(best: str, found_by_rules: Sequence[str], prediction: Prediction) -> bool:
-    """Whether the other products the rules found are only named, not asked: the model sees one
-    request (its several-requests probability below ``RULES_DOUBTED``) and its requests head
-    supports none of them. A story names the cards and annexes it went through on the way to its
-    one request; splitting it would send a request the model understood to a person."""
+    """Whether the other products the rules found are only named, not asked: the model, having learnt
+    several requests from enough emails (``DOUBTING_EXAMPLES``), sees one request (several-requests
+    probability below ``RULES_DOUBTED``) and its requests head supports none of them. A story names
+    the cards and annexes it went through on the way to its one request; splitting it would send a
+    request the model understood to a person."""
     others = set(found_by_rules) - {best}
     return (
         bool(others)
+        and prediction.several_examples >= DOUBTING_EXAMPLES
         and bool(prediction.requests)
         and prediction.several < RULES_DOUBTED
         # A product the requests head never learnt counts as supported: it cannot doubt it.

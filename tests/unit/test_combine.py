@@ -246,6 +246,7 @@ def test_products_the_rules_found_only_named_in_passing_do_not_split(catalogue):
     found = replace(
         prediction({"info_decision": 0.9}, intent="question", topic="decision", several=0.05),
         requests={"info_decision": 0.95, "refugee_card": 0.1, "orange_card": 0.05},
+        several_examples=500,
     )
     combined = combine(rules, found, PERSON, catalogue)
     assert combined.intents == ()
@@ -255,6 +256,13 @@ def test_products_the_rules_found_only_named_in_passing_do_not_split(catalogue):
     # A product the requests head never learnt (refugee_card here) is one it cannot doubt.
     unlearnt = replace(found, requests={"info_decision": 0.95, "orange_card": 0.05})
     assert combine(rules, unlearnt, PERSON, catalogue).intents == ("info_decision", "refugee_card")
+    # A model that learnt several requests from a handful of emails does not overrule the rules.
+    novice = replace(found, several_examples=8)
+    assert combine(rules, novice, PERSON, catalogue).intents == (
+        "info_decision",
+        "refugee_card",
+        "orange_card",
+    )
     unsure = replace(found, several=0.25)
     assert combine(rules, unsure, PERSON, catalogue).intents == (
         "info_decision",
@@ -283,6 +291,8 @@ def test_one_product_for_as_many_persons_as_a_number_counts(catalogue):
 def test_the_persons_the_rules_named_stay_when_the_other_product_was_named_in_passing(catalogue):
     rules = Classification("card_renewal", 0.6, ("card_renewal", "card_renewal", "orange_card"))
     found = replace(
-        prediction({"card_renewal": 0.9}, several=0.1), requests={"card_renewal": 0.95, "orange_card": 0.05}
+        prediction({"card_renewal": 0.9}, several=0.1),
+        requests={"card_renewal": 0.95, "orange_card": 0.05},
+        several_examples=500,
     )
     assert combine(rules, found, PERSON, catalogue).intents == ("card_renewal", "card_renewal")

@@ -412,6 +412,9 @@ def test_the_requests_head_finds_two_products_in_one_email():
     category = model.predict_all(ask("my card was stolen and I leave Belgium for good")).categories
     assert requests["card_lost"] > 0.5 and requests["departure_permanent"] > 0.5
     assert requests["departure_permanent"] > category["departure_permanent"]  # not the category head again
+    # How many emails of several requests it learnt from: what lets it overrule the rules' split.
+    assert model.card.parameters["several_examples"] == sum(len(e.intents) > 1 for e in examples)
+    assert model.predict_all(ask("lost card")).several_examples == model.card.parameters["several_examples"]
 
 
 def test_no_requests_head_without_an_email_of_several_requests():

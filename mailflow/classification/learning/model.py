@@ -63,6 +63,7 @@ class Prediction:
     several: float  # the probability that it asks for several things (or for several persons)
     has_several_head: bool = True  # False: the model could not learn several requests
     requests: dict[str, float] = field(default_factory=dict)  # per category: is it one of the requests
+    several_examples: int = 0  # emails of several requests the model learnt from (0: not recorded)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class TrainedModel:
             several=heads.get("several", {}).get("yes", 0.0),
             has_several_head="several" in heads,
             requests=self.requests.predict(indices, values) if self.requests else {},
+            several_examples=int(self.card.parameters.get("several_examples", 0)),
         )
 
     def arrays(self) -> dict[str, np.ndarray]:

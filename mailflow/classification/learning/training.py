@@ -122,6 +122,7 @@ def train(
                 "C": c,
                 "calibration_folds": folds,
                 "features": features.size,
+                "several_examples": sum(len(example.intents) > 1 for example in chosen),
             },
             sklearn_version=sklearn.__version__,
         ),
