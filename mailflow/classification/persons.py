@@ -30,10 +30,10 @@ def named(text: str, markers: Markers) -> int:
     return max(_named(normalise(paragraph), markers) for paragraph in _PARAGRAPH_END.split(text))
 
 
-def counted(text: str, markers: Markers) -> int:
+def counted(normalised: str, markers: Markers) -> int:
     """The most persons a number counts (a number word or digits from 2 to ``MAX_COUNTED`` before a
-    ``counted`` word); 0 when none does."""
-    words = normalise(text).split()
+    ``counted`` word) in text already normalised (the rules' own); 0 when none does."""
+    words = normalised.split()
     most = 0
     for index, word in enumerate(words):
         number = _number(word, markers)

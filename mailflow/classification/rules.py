@@ -128,7 +128,7 @@ def classify(
         reasons=tuple(reasons),
         scores=scores,
         balance=mode.balance,
-        persons=counted(text, catalogue.markers),
+        persons=counted(parts[1], catalogue.markers),
     )
 
 
