@@ -163,10 +163,20 @@ def lock_chain(session: Session) -> None:
     session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
 
 
+_CHAINED = "_mailflow_chains_events"
+
+
 def enable_chaining(sessions: sessionmaker[Session]) -> None:
-    """Make every session of this factory chain the events it writes."""
-    if not event.contains(sessions, "before_flush", _chain_new_events):
+    """Make every session of this factory chain the events it writes.
+
+    The mark lives on the factory's own session class: ``event.contains`` keys its registry by
+    ``id()`` and keeps the key after a collected factory's class is gone, so a new factory born at the
+    same address would be taken for chained and write unchained events.
+    """
+    session_class = sessions.class_
+    if not session_class.__dict__.get(_CHAINED, False):
         event.listen(sessions, "before_flush", _chain_new_events)
+        setattr(session_class, _CHAINED, True)
 
 
 @dataclass(frozen=True)

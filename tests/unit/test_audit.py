@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import gc
 import itertools
 from datetime import UTC, datetime
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from mailflow.audit import GENESIS, verify_chain
@@ -104,3 +105,16 @@ def test_migration_chains_events_written_before_the_chain_existed(tmp_path):
     result = verify_chain(sessions)
     assert result.ok and result.checked == 5
     engine.dispose()
+
+
+def test_every_new_session_factory_chains_even_where_a_collected_one_lived(engine):
+    # A factory is often created and dropped (one per test, per command); one born where a collected
+    # one lived must still chain, or its events stay outside the chain.
+    for _ in range(30):
+        sessions = make_session_factory(engine)
+        add_events(sessions, 1)
+        del sessions
+        gc.collect()
+    with make_session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).where(Event.seq.is_(None))) == 0
+
