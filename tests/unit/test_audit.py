@@ -117,4 +117,3 @@ def test_every_new_session_factory_chains_even_where_a_collected_one_lived(engin
         gc.collect()
     with make_session_factory(engine)() as session:
         assert session.scalar(select(func.count()).where(Event.seq.is_(None))) == 0
-

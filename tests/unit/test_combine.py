@@ -185,7 +185,24 @@ def test_one_product_for_the_persons_the_rules_counted(catalogue):
     )
     assert combine(rules, found, PERSON, catalogue).intents == ("orange_card",) * 3
     alone = Classification("orange_card", 0.6)
-    assert combine(alone, found, PERSON, catalogue).intents == ("orange_card", "orange_card")
+    unlikely = replace(found, requests={"orange_card": 0.95, "info_asylum": 0.1})
+    assert combine(alone, unlikely, PERSON, catalogue).intents == ("orange_card", "orange_card")
+
+
+def test_with_nobody_named_or_counted_the_likeliest_second_request_is_preferred(catalogue):
+    found = replace(
+        prediction({"return_report": 0.9}, topic="departure_return", several=0.9),
+        requests={"return_report": 0.95, "info_permanent_residence": 0.35, "switch_eplus_fplus": 0.2},
+    )
+    alone = Classification("return_report", 0.6)
+    expected = ("return_report", "info_permanent_residence")
+    assert combine(alone, found, PERSON, catalogue).intents == expected
+    # ... also to a product the rules found that the head holds less likely,
+    by_rules = Classification("return_report", 0.6, ("return_report", "switch_eplus_fplus"))
+    assert combine(by_rules, found, PERSON, catalogue).intents == expected
+    # ... but not when the text counts persons.
+    counted = replace(alone, persons=3)
+    assert combine(counted, found, PERSON, catalogue).intents == ("return_report",) * 3
 
 
 def test_with_a_requests_head_two_questions_are_two_requests(catalogue):
