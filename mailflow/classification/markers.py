@@ -16,7 +16,17 @@ from mailflow.classification.taxonomy import CUE_LANGUAGES
 
 _KEYS = frozenset({"question", "request", "question_mark", "also", "persons"})
 _PERSON_KEYS = frozenset(
-    {"self", "conjunctions", "possessives", "relatives", "several", "numbers", "counted"}
+    {
+        "self",
+        "conjunctions",
+        "possessives",
+        "relatives",
+        "several",
+        "numbers",
+        "counted",
+        "collective",
+        "uncounted",
+    }
 )
 # A number counts the persons of one request up to this many: beyond, it counts something else.
 MAX_COUNTED = 6
@@ -35,6 +45,8 @@ class Markers:
     several: tuple[Cue, ...]  # "allebei", "both of us": two persons
     numbers: Mapping[str, int] = field(default_factory=dict)  # "drie" → 3: numbers written as words
     counted: frozenset[str] = frozenset()  # "kinderen", "cards": what a number before counts persons by
+    collective: frozenset[str] = frozenset()  # "alle", "nous": a number word after them is the persons
+    uncounted: frozenset[str] = frozenset()  # "maanden", "cards": a number before them counts no persons
 
 
 def parse_markers(raw: dict[str, Any]) -> Markers:
@@ -71,6 +83,8 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
         several=cue_tables({"any": dict.fromkeys(several, 1.0)}, "persons.several", CUE_LANGUAGES),
         numbers=MappingProxyType({normalise(word): count for word, count in numbers.items()}),
         counted=frozenset(normalise(w) for w in _words(persons, "counted")),
+        collective=frozenset(normalise(w) for w in _words(persons, "collective")),
+        uncounted=frozenset(normalise(w) for w in _words(persons, "uncounted")),
     )
 
 

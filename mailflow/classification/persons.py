@@ -3,8 +3,10 @@
 Two readings. ``named``: the writer names themself with others as the object of the request — "voor
 mij en mijn vrouw", "pour moi et mes deux enfants" — which is what makes the rules split an email
 per person. ``counted``: a number before persons or the papers each person has — "onze drie
-kinderen", "3 PIN-brieven" — which says how many persons, once the email is known to ask one
-request for several (a number alone is no request: "we have three children" is often background).
+kinderen", "3 PIN-brieven" — or a number word standing for the persons themselves — "alle drie",
+"all three of us", "nous sommes trois", "para los tres" — which says how many persons, once the email
+is known to ask one request for several (a number alone is no request: "we have three children" is
+often background).
 
 Both read normalised text (``cues.normalise``: lower case, no accents, digits split from letters).
 """
@@ -31,14 +33,24 @@ def named(text: str, markers: Markers) -> int:
 
 
 def counted(normalised: str, markers: Markers) -> int:
-    """The most persons a number counts (a number word or digits from 2 to ``MAX_COUNTED`` before a
-    ``counted`` word) in text already normalised (the rules' own); 0 when none does."""
+    """The most persons a number counts in text already normalised (the rules' own), 0 when none
+    does: a number word or digits from 2 to ``MAX_COUNTED`` before a ``counted`` word, or a number
+    word after a ``collective`` one and before no ``uncounted`` one ("alle drie", not "alle drie
+    maanden")."""
     words = normalised.split()
     most = 0
     for index, word in enumerate(words):
         number = _number(word, markers)
+        if not number:
+            continue
         following = words[index + 1 : index + 1 + COUNTED_WINDOW]
-        if number and any(w in markers.counted for w in following):
+        collective = (
+            not word.isdigit()
+            and index > 0
+            and words[index - 1] in markers.collective
+            and not (following and following[0] in markers.uncounted)
+        )
+        if collective or any(w in markers.counted for w in following):
             most = max(most, number)
     return most
 

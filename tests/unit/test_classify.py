@@ -357,6 +357,11 @@ def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogu
         ("After 5 years of legal residence I want my permanent card.", 0),
         ("Ik wil mijn kaart vernieuwen, ik stuur 3 bijlagen mee.", 0),
         ("Ik wil mijn kaart van 5 jaar vernieuwen.", 0),
+        ("Wij willen alle drie onze kaarten laten vernieuwen.", 3),
+        ("We would like to renew the cards of all four of us.", 4),
+        ("Nous sommes trois et voulons renouveler nos cartes.", 3),
+        ("Ik wil mijn kaart vernieuwen, ik ben alle drie maanden in het buitenland geweest.", 0),
+        ("Je voudrais renouveler les deux cartes de mon fils.", 0),
     ],
 )
 def test_a_number_counts_the_persons_of_one_request(catalogue, text, counted):
