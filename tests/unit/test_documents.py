@@ -72,6 +72,33 @@ def test_misread_long_phrases_count_in_ocr_text_only(text: str, kind: str) -> No
     assert best(text, ocr_text=False) == "other"
 
 
+@pytest.mark.parametrize(
+    ("text", "filename", "kind"),
+    [
+        (
+            "REPUBLICA DE CHILE PASAPORTE - pagina 9\n[sello] BRUSSELS AIRPORT\nENTRADA 03.02.2026",
+            "pasaporte.jpg",
+            "passport_stamp",
+        ),
+        ("T.C. PASAPORT - sayfa 7\ngiris damgasi: BE BRUSSELS 11.03.2026", "IMG_0412.jpg", "passport_stamp"),
+        (
+            "PASSEPORT - page 12\ncachet: AEROPORT DE CHARLEROI\nENTREE 20.01.2026",
+            "passeport.jpg",
+            "passport_stamp",
+        ),
+        (
+            "PASSPORT\nSurname: OKAFOR\nNationality: NIGERIAN\nP<NGAOKAFOR<<CHIDI<<<<<<<<",
+            "passport.jpg",
+            "passport",
+        ),
+    ],
+)
+def test_a_passport_page_showing_an_entry_stamp_is_the_stamp(text: str, filename: str, kind: str) -> None:
+    # The page with the stamp also names the passport (and the file is often "passport.jpg"): what it
+    # shows, a stamp of entry, is what a return report needs.
+    assert best(text, ocr_text=True, filename=filename) == kind
+
+
 def test_fuzzy_matching_never_changes_an_annex_number() -> None:
     # "bijlage 36" is one misread digit from "bijlage 35"; only exact annex numbers count.
     assert best("BIJLAGE 36\nKoninkrijk Belgie", ocr_text=True) == "other"
