@@ -110,6 +110,7 @@ def combine(
         topic=topic,
         several=round(several, 4),
         persons=rules.persons,
+        residence=rules.residence,
     )
 
 
@@ -258,4 +259,5 @@ def _with(rules: Classification, *, intent: str, topic: str) -> Classification:
         "several" if len(rules.intents) > 1 else intent,
         topic,
         persons=rules.persons,
+        residence=rules.residence,
     )

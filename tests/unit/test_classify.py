@@ -421,3 +421,14 @@ def test_reasons_name_cues_not_personal_data(catalogue):
     assert any("gestolen" in reason for reason in result.reasons)
     joined = " ".join(result.reasons)
     assert "85.07.30" not in joined and "Peeters" not in joined and "Kouter" not in joined
+
+
+def test_the_rules_read_where_the_writer_lives_from_the_catalogues_postcodes(catalogue):
+    assert (
+        run(catalogue, "Ik wil mijn kaart vernieuwen.\nDorpsstraat 3\n9820 Merelbeke").residence
+        == "elsewhere"
+    )
+    assert (
+        run(catalogue, "Ik wil mijn kaart vernieuwen.\nDorpsstraat 3\n9040 Sint-Amandsberg").residence
+        == "ghent"
+    )
