@@ -19,10 +19,12 @@ import numpy as np
 
 GROUPS = ("act", "redirect_info", "redirect_other", "ignore")
 # The harmful share of all held-out emails the chosen thresholds may reach, one harmful email added
-# (Laplace), so that thresholds chosen on a few emails do not promise more than they show. Below the
-# 1 % allowed to reach residents: the training corpora are written to be hard (several requests,
-# near misses), and on the open half of the blind corpus thresholds chosen so harmed half as often.
-RISK_BUDGET = 0.008
+# (Laplace), so that thresholds chosen on a few emails do not promise more than they show. The
+# held-out emails are the training corpora's, written to be hard (a fifth ask for several things, and
+# as many are near misses): on them a model harms several times as often as on mail written as
+# residents write it. With 1.5 % here, the open half of the blind corpus was harmed 1 time in 324
+# (0.3 %), within the 1 % allowed to reach residents.
+RISK_BUDGET = 0.015
 # No threshold is lower than this, whatever the held-out emails show.
 FLOOR = 0.3
 NEVER = 1.01  # a threshold no confidence reaches: the group is never automated
