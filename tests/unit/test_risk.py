@@ -13,6 +13,9 @@ from mailflow.evaluation.risk import (
 )
 
 
+BUDGET = 0.008  # the examples below are built around it; the default may move with the corpora
+
+
 def points(group: str, confidences_and_harm: list[tuple[float, bool]]) -> list[Point]:
     return [Point(group, c, harmful, not harmful, True) for c, harmful in confidences_and_harm]
 
@@ -20,7 +23,7 @@ def points(group: str, confidences_and_harm: list[tuple[float, bool]]) -> list[P
 def test_the_threshold_stops_above_the_harmful_emails():
     right = [(0.99 - i * 0.001, False) for i in range(200)]
     wrong = [(0.70 - i * 0.01, True) for i in range(10)]
-    chosen = choose_thresholds(points("act", right + wrong))
+    chosen = choose_thresholds(points("act", right + wrong), BUDGET)
     assert 0.70 < chosen["act"] <= 0.80  # all but the lowest few right answers (25 candidate thresholds)
 
 
@@ -28,7 +31,7 @@ def test_some_harm_is_accepted_within_the_budget():
     right = [(0.99 - i * 0.0001, False) for i in range(2000)]
     wrong = [(0.70, True), (0.69, True)]
     # 0.8 % of 2 002 emails allows 15 harmful ones (one counted in advance): both fit.
-    assert choose_thresholds(points("act", right + wrong))["act"] == 0.69
+    assert choose_thresholds(points("act", right + wrong), BUDGET)["act"] == 0.69
 
 
 def test_a_group_that_is_never_safe_enough_is_never_automated():
@@ -42,7 +45,7 @@ def test_a_group_without_held_out_emails_is_never_automated():
 
 def test_a_few_emails_promise_little():
     """Laplace: with one harmful email counted in advance, 100 emails cannot show a 0.8 % risk."""
-    assert choose_thresholds(points("act", [(0.95, False)] * 100))["act"] == NEVER
+    assert choose_thresholds(points("act", [(0.95, False)] * 100), BUDGET)["act"] == NEVER
 
 
 def test_acting_never_needs_less_confidence_than_answering_a_question():
@@ -50,7 +53,7 @@ def test_acting_never_needs_less_confidence_than_answering_a_question():
     # easier than answering a question.
     questions = [(0.9 + i * 0.00005, False) for i in range(1000)] + [(0.6, True)] * 20
     requests = [(0.4 + i * 0.00059, False) for i in range(1000)]
-    chosen = choose_thresholds(points("redirect_info", questions) + points("act", requests))
+    chosen = choose_thresholds(points("redirect_info", questions) + points("act", requests), BUDGET)
     assert 0.9 <= chosen["redirect_info"] <= chosen["act"]
 
 
