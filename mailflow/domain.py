@@ -142,8 +142,6 @@ class Classification:
     # How many persons a number in the text counts ("onze drie kinderen", "nous sommes cinq"), 0 when
     # none does: how often one request is asked, once the email is known to ask it for several.
     persons: int = 0
-    # Where a postcode in the text says the writer lives: "ghent", "elsewhere" or "" (none).
-    residence: str = ""
 
 
 @dataclass(frozen=True)

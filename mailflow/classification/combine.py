@@ -110,7 +110,6 @@ def combine(
         topic=topic,
         several=round(several, 4),
         persons=rules.persons,
-        residence=rules.residence,
     )
 
 
@@ -259,5 +258,4 @@ def _with(rules: Classification, *, intent: str, topic: str) -> Classification:
         "several" if len(rules.intents) > 1 else intent,
         topic,
         persons=rules.persons,
-        residence=rules.residence,
     )

@@ -14,7 +14,7 @@ from typing import Any
 from mailflow.classification.cues import Cue, FieldError, check_weight, cue_tables, normalise
 from mailflow.classification.taxonomy import CUE_LANGUAGES
 
-_KEYS = frozenset({"question", "request", "question_mark", "also", "persons", "residence"})
+_KEYS = frozenset({"question", "request", "question_mark", "also", "persons"})
 _PERSON_KEYS = frozenset(
     {
         "self",
@@ -25,6 +25,7 @@ _PERSON_KEYS = frozenset(
         "numbers",
         "counted",
         "collective",
+        "homographs",
         "uncounted",
     }
 )
@@ -46,8 +47,8 @@ class Markers:
     numbers: Mapping[str, int] = field(default_factory=dict)  # "drie" → 3: numbers written as words
     counted: frozenset[str] = frozenset()  # "kinderen", "cards": what a number before counts persons by
     collective: frozenset[str] = frozenset()  # "alle", "nous": a number word after them is the persons
+    homographs: frozenset[str] = frozenset()  # "tres", "due": number words never read so
     uncounted: frozenset[str] = frozenset()  # "maanden", "cards": a number before them counts no persons
-    ghent_postcodes: frozenset[str] = frozenset()  # "9000", "9032": an address in Ghent
 
 
 def parse_markers(raw: dict[str, Any]) -> Markers:
@@ -72,12 +73,6 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
         isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_COUNTED for n in numbers.values()
     ):
         raise FieldError("persons.numbers", f"must be a table of word = number from 2 to {MAX_COUNTED}")
-    residence = raw.get("residence", {})
-    postcodes = residence.get("ghent_postcodes", []) if isinstance(residence, dict) else None
-    if not isinstance(postcodes, list) or not all(
-        isinstance(code, str) and code.isdigit() and len(code) == 4 for code in postcodes
-    ):
-        raise FieldError("residence.ghent_postcodes", "must be a list of four-digit postcodes")
     return Markers(
         question=cue_tables(raw.get("question", {}), "question", CUE_LANGUAGES),
         request=cue_tables(raw.get("request", {}), "request", CUE_LANGUAGES),
@@ -91,8 +86,8 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
         numbers=MappingProxyType({normalise(word): count for word, count in numbers.items()}),
         counted=frozenset(normalise(w) for w in _words(persons, "counted")),
         collective=frozenset(normalise(w) for w in _words(persons, "collective")),
+        homographs=frozenset(normalise(w) for w in _words(persons, "homographs")),
         uncounted=frozenset(normalise(w) for w in _words(persons, "uncounted")),
-        ghent_postcodes=frozenset(postcodes),
     )
 
 

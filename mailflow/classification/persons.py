@@ -35,8 +35,8 @@ def named(text: str, markers: Markers) -> int:
 def counted(normalised: str, markers: Markers) -> int:
     """The most persons a number counts in text already normalised (the rules' own), 0 when none
     does: a number word or digits from 2 to ``MAX_COUNTED`` before a ``counted`` word, or a number
-    word after a ``collective`` one and before no ``uncounted`` one ("alle drie", not "alle drie
-    maanden")."""
+    word (not one of the ``homographs``) after a ``collective`` one with no ``uncounted`` one in the
+    next two words ("alle drie", not "alle drie de maanden")."""
     words = normalised.split()
     most = 0
     for index, word in enumerate(words):
@@ -46,9 +46,10 @@ def counted(normalised: str, markers: Markers) -> int:
         following = words[index + 1 : index + 1 + COUNTED_WINDOW]
         collective = (
             not word.isdigit()
+            and word not in markers.homographs
             and index > 0
             and words[index - 1] in markers.collective
-            and not (following and following[0] in markers.uncounted)
+            and not any(w in markers.uncounted for w in following)
         )
         if collective or any(w in markers.counted for w in following):
             most = max(most, number)

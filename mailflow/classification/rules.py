@@ -21,7 +21,6 @@ from mailflow.classification.catalogue import Catalogue, Product
 from mailflow.classification.cues import Cue, normalise
 from mailflow.classification.markers import Markers
 from mailflow.classification.persons import counted, named
-from mailflow.classification.residence import residence
 from mailflow.classification.taxonomy import (
     INFO_CATEGORIES,
     MACHINE_CATEGORIES,
@@ -130,7 +129,6 @@ def classify(
         scores=scores,
         balance=mode.balance,
         persons=counted(parts[1], catalogue.markers),
-        residence=residence(subject + "\n" + text, catalogue.markers.ghent_postcodes),
     )
 
 

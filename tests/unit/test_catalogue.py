@@ -228,11 +228,6 @@ def test_a_number_must_count_persons(classifiers):
     refused(classifiers, "markers.toml", "'persons.numbers'", "from 2 to 6")
 
 
-def test_ghent_postcodes_are_four_digits(classifiers):
-    edit(classifiers / "markers.toml", '"9052"]', '"9052", "Gent"]')
-    refused(classifiers, "markers.toml", "'residence.ghent_postcodes'", "four-digit")
-
-
 def test_changing_a_channel_is_editing_the_file(classifiers):
     path = classifiers / "products/switch_c_d.toml"
     edit(path, 'action = "file"', 'action = "book"\nproduct_id = "migratie-k-kaart"')

@@ -362,6 +362,9 @@ def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogu
         ("Nous sommes trois et voulons renouveler nos cartes.", 3),
         ("Ik wil mijn kaart vernieuwen, ik ben alle drie maanden in het buitenland geweest.", 0),
         ("Je voudrais renouveler les deux cartes de mon fils.", 0),
+        ("Nous sommes très inquiets, ma carte expire bientôt.", 0),
+        ("With all due respect, my card expired and I want a new one.", 0),
+        ("Ik wil mijn kaart vernieuwen, ik was alle drie de maanden in Marokko.", 0),
     ],
 )
 def test_a_number_counts_the_persons_of_one_request(catalogue, text, counted):
@@ -421,14 +424,3 @@ def test_reasons_name_cues_not_personal_data(catalogue):
     assert any("gestolen" in reason for reason in result.reasons)
     joined = " ".join(result.reasons)
     assert "85.07.30" not in joined and "Peeters" not in joined and "Kouter" not in joined
-
-
-def test_the_rules_read_where_the_writer_lives_from_the_catalogues_postcodes(catalogue):
-    assert (
-        run(catalogue, "Ik wil mijn kaart vernieuwen.\nDorpsstraat 3\n9820 Merelbeke").residence
-        == "elsewhere"
-    )
-    assert (
-        run(catalogue, "Ik wil mijn kaart vernieuwen.\nDorpsstraat 3\n9040 Sint-Amandsberg").residence
-        == "ghent"
-    )

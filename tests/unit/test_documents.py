@@ -77,7 +77,7 @@ def test_misread_long_phrases_count_in_ocr_text_only(text: str, kind: str) -> No
     [
         (
             "REPUBLICA DE CHILE PASAPORTE - pagina 9\n[sello] BRUSSELS AIRPORT\nENTRADA 03.02.2026",
-            "pasaporte.jpg",
+            "IMG_5521.jpg",
             "passport_stamp",
         ),
         ("T.C. PASAPORT - sayfa 7\ngiris damgasi: BE BRUSSELS 11.03.2026", "IMG_0412.jpg", "passport_stamp"),
@@ -93,10 +93,30 @@ def test_misread_long_phrases_count_in_ocr_text_only(text: str, kind: str) -> No
         ),
     ],
 )
-def test_a_passport_page_showing_an_entry_stamp_is_the_stamp(text: str, filename: str, kind: str) -> None:
+def test_a_passport_page_showing_an_entry_stamp_is_the_stamp_and_the_identity_page_the_passport(
+    text: str, filename: str, kind: str
+) -> None:
     # The page with the stamp also names the passport (and the file is often "passport.jpg"): what it
     # shows, a stamp of entry, is what a return report needs.
     assert best(text, ocr_text=True, filename=filename) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "filename"),
+    [
+        (
+            "E-TICKET RECEIPT / ITINERARY\nBrussels Airport - Istanbul Airport\nExit row seat 14C",
+            "ticket.pdf",
+        ),
+        (
+            "Iberia - Confirmacion de reserva\nSalida: Aeropuerto Madrid-Barajas 10:35\nLlegada: Bruselas",
+            "reserva.pdf",
+        ),
+    ],
+)
+def test_a_ticket_naming_airports_and_departures_is_no_stamp(text: str, filename: str) -> None:
+    # A ticket proves no return: it must not complete a return report as its stamp would.
+    assert best(text, ocr_text=True, filename=filename) != "passport_stamp"
 
 
 def test_fuzzy_matching_never_changes_an_annex_number() -> None:

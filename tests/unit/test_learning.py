@@ -88,18 +88,6 @@ def test_model_input_normalises_text_and_lists_facts():
     assert item.facts == ("doc:passport", "machine:bounce", "reply:ours")
 
 
-def test_where_the_writer_lives_is_a_fact_for_the_model():
-    rules = Classification("other_service", 0.5, residence="elsewhere")
-    item = model_input(
-        "", "Eenbeekstraat 12, 9070 Destelbergen", (), PERSON, in_reply_to_ours=False, rules=rules
-    )
-    assert "residence:elsewhere" in item.facts
-    nowhere = model_input(
-        "", "Mijn kaart", (), PERSON, in_reply_to_ours=False, rules=Classification("card_lost", 0.5)
-    )
-    assert not any(fact.startswith("residence:") for fact in nowhere.facts)
-
-
 def test_what_is_asked_is_the_subject_the_questions_and_the_ends_of_the_text():
     story = (
         "Vraag over mijn kaart\n"

@@ -12,7 +12,6 @@ from mailflow.evaluation.risk import (
     row,
 )
 
-
 BUDGET = 0.008  # the examples below are built around it; the default may move with the corpora
 
 

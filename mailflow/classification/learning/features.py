@@ -99,8 +99,6 @@ def model_input(
     if rules is not None and len(rules.intents) > 1:
         # The rules found a second request, or one request for several persons.
         facts.append("rules:several" if len(set(rules.intents)) > 1 else "rules:persons")
-    if rules is not None and rules.residence:
-        facts.append(f"residence:{rules.residence}")
     return ModelInput(
         text=f"{normalise(subject)}\n{normalise(text)}",
         facts=tuple(facts),
