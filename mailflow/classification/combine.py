@@ -125,8 +125,9 @@ def several_requests(
 
     Whether it asks for several: the rules' finding (two products' own evidence, or "for me and my
     wife") or the several-requests head. Which: the requests head, each category judged on its own;
-    when it finds no other category likely, the rules' requests (the persons they counted), or else
-    one request for as many persons as a number in the text counts (``counted``), two at least.
+    when it finds no other category likely, the rules' requests (the persons they counted) or, with
+    nobody named or counted, its likeliest other category; or else one request for as many persons as
+    a number in the text counts (``counted``), two at least.
     Without a several-requests head (too few examples to train one) the rules' finding stands."""
     if best in _NEVER_SEVERAL:
         return ()
@@ -169,17 +170,15 @@ def several_requests(
 
 
 def _or_likeliest(others: list[str], likely: Mapping[str, float]) -> list[str]:
-    """With no other product the requests head holds likely (``REQUESTED``), its likeliest one from
-    ``LIKELIEST`` on, unless it gives the rules' products more: an email known to ask several things
-    with nobody else named or counted asks a second thing far more often than the same for another
-    person, and the head's first guess is the better one (measured on the training corpora's
-    held-out folds)."""
-    if not likely or any(likely.get(c, 0.0) >= REQUESTED for c in others):
+    """With no other product the requests head holds likely (``REQUESTED``) nor supports
+    (``SUPPORTED``) of the rules' ones, its likeliest one from ``LIKELIEST`` on: an email known to ask
+    several things with nobody else named or counted asks a second thing far more often than the same
+    for another person, and the head's first guess is the better one (measured on the training
+    corpora's held-out folds). A product the head never learnt counts as supported."""
+    if not likely or any(likely.get(c, 1.0) >= SUPPORTED for c in others):
         return others
     likeliest = max(likely, key=likely.__getitem__)
-    if likely[likeliest] < LIKELIEST or any(likely.get(c, 1.0) >= likely[likeliest] for c in others):
-        return others
-    return [likeliest]
+    return [likeliest] if likely[likeliest] >= LIKELIEST else others
 
 
 def _for_persons(best: str, counted: int) -> tuple[str, ...]:
