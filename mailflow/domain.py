@@ -142,6 +142,8 @@ class Classification:
     # How many persons a number in the text counts ("onze drie kinderen", "nous sommes cinq"), 0 when
     # none does: how often one request is asked, once the email is known to ask it for several.
     persons: int = 0
+    # The categories the catalogue holds for a person here: the text says what may rule them out.
+    held: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from mailflow.classification.cues import Cue, FieldError, check_weight, cue_tables
+from mailflow.classification.cues import Cue, FieldError, check_weight, cue_lists, cue_tables
 from mailflow.classification.markers import Markers, parse_markers
 from mailflow.classification.taxonomy import (
     CATEGORIES,
@@ -50,6 +50,7 @@ _KEYS = frozenset(
         "document_cues",
         "cues",
         "negative_cues",
+        "held_when",
         "related_requests",
         "same_request_as",
         "topic",
@@ -76,6 +77,9 @@ class Product:
     document_cues: Mapping[str, float] = field(default_factory=_empty)
     cues: tuple[Cue, ...] = ()
     negative_cues: tuple[Cue, ...] = ()
+    # Words that may rule the product out where nothing else can tell: an email the model files under
+    # it goes to a person (a child with a Belgian parent is Belgian: no residence card, a Kids-ID).
+    held_when: tuple[Cue, ...] = ()
     # A question about this topic may be worded like these requests ("can I get a K card?").
     related_requests: tuple[str, ...] = ()
     # Asked together with these, it is still one request (an annex 35 is one, extended or new).
@@ -211,6 +215,7 @@ def _product(raw: dict[str, Any]) -> Product:
         ),
         cues=cue_tables(raw.get("cues", {}), "cues", CUE_LANGUAGES),
         negative_cues=cue_tables(raw.get("negative_cues", {}), "negative_cues", CUE_LANGUAGES),
+        held_when=cue_lists(raw.get("held_when", {}), "held_when", CUE_LANGUAGES),
         related_requests=_categories(raw.get("related_requests", []), "related_requests"),
         same_request_as=_categories(raw.get("same_request_as", []), "same_request_as"),
         topic=topic,

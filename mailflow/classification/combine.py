@@ -110,6 +110,7 @@ def combine(
         topic=topic,
         several=round(several, 4),
         persons=rules.persons,
+        held=rules.held,
     )
 
 
@@ -257,4 +258,5 @@ def _with(rules: Classification, *, intent: str, topic: str) -> Classification:
         "several" if len(rules.intents) > 1 else intent,
         topic,
         persons=rules.persons,
+        held=rules.held,
     )

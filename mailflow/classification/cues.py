@@ -181,3 +181,23 @@ def cue_tables(value: Any, field: str, languages: frozenset[str]) -> tuple[Cue, 
             except ValueError as exc:
                 raise FieldError(key, str(exc)) from exc
     return tuple(cues)
+
+
+def cue_lists(value: Any, field: str, languages: frozenset[str]) -> tuple[Cue, ...]:
+    """Compile ``{language: [phrase, …]}`` as read from a TOML file: phrases that count as found or
+    not, without a weight."""
+    if not isinstance(value, dict):
+        raise FieldError(field, "must be a table of language = [phrases]")
+    cues = []
+    for language, phrases in value.items():
+        where = f"{field}.{language}"
+        if language not in languages:
+            raise FieldError(where, f"unknown cue language (known: {', '.join(sorted(languages))})")
+        if not isinstance(phrases, list) or not all(isinstance(phrase, str) for phrase in phrases):
+            raise FieldError(where, "must be a list of phrases")
+        for phrase in phrases:
+            try:
+                cues.append(compile_cue(phrase, 1.0))
+            except ValueError as exc:
+                raise FieldError(f"{where}.{phrase!r}", str(exc)) from exc
+    return tuple(cues)

@@ -129,6 +129,7 @@ def classify(
         scores=scores,
         balance=mode.balance,
         persons=counted(parts[1], catalogue.markers),
+        held=tuple(p.category for p in catalogue if any(_hits(cue, parts) for cue in p.held_when)),
     )
 
 

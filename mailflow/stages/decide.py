@@ -12,7 +12,9 @@ Pure. The rules apply in the taxonomy's order; the first that applies wins:
    curve on held-out emails when the model was trained, and is stored with it
    (``DecisionPolicy.action_thresholds``); without one, ``confidence_threshold`` applies;
 
-otherwise the product's channel from the catalogue, where a ``file`` product none of whose required
+A category the catalogue holds for a person on this email (its ``held_when`` words: a child's card
+where a parent is Belgian) goes to triage after rule 3, however sure the model is; otherwise the
+product's channel from the catalogue, where a ``file`` product none of whose required
 documents (any one of) is attached becomes ``request_documents``. When an attachment could not be
 recognised (kind ``other``: a photo without readable text, say) it may be the very document asked
 for, and asking the resident for it again would be wrong: such an email goes to triage instead (the
@@ -97,6 +99,8 @@ def decide(
         return decision(Action.TRIAGE, "rule 2: sender not authenticated and authentication is required")
     if len(classification.intents) > 1:
         return decision(Action.TRIAGE, f"rule 3: {len(classification.intents)} requests")
+    if classification.category in classification.held:
+        return decision(Action.TRIAGE, f"held by the catalogue: {classification.category}")
     if parts_left_out:
         # What was left out unread may be the very document or request: no reply can be sure of it.
         return decision(Action.TRIAGE, "attachments left out over the limits")

@@ -236,6 +236,11 @@ def explain(reason: str | None) -> str:
         )
     if m := re.fullmatch(r"rule 4: the model is never sure enough to (.+)", reason):
         return gettext("The machine never does this alone: %(verb)s", verb=named(_VERB_OF, m[1]))
+    if m := re.fullmatch(r"held by the catalogue: (\w+)", reason):
+        return gettext(
+            "Looks like %(what)s, but the email says something that may rule it out: a person checks",
+            what=category(m[1]),
+        )
     if reason == "attachments left out over the limits":
         return gettext("Attachments over the limits were left out unread: check what the resident sent")
     if m := re.fullmatch(r"calendar message \(METHOD:([\w-]+)\): never answered automatically", reason):
@@ -315,7 +320,7 @@ def waiting_reason(reasons: list[str] | None) -> str:
         return "unverified"
     if last.startswith("rule 3"):
         return "several"
-    if last.startswith("rule 4"):
+    if last.startswith(("rule 4", "held by the catalogue")):
         return "unsure"
     if "not recognised" in last or "file name only" in last or "left out" in last:
         return "attachment"

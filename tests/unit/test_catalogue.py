@@ -178,6 +178,13 @@ def test_malformed_negative_cue_weight(classifiers):
     refused(classifiers, "card_lost.toml", "negative_cues.nl", "not a number")
 
 
+@pytest.mark.parametrize("value", ['"belg"', '["(belg"]', "[3]"])
+def test_malformed_held_when(classifiers, value):
+    with (classifiers / "products/card_defect.toml").open("a") as handle:
+        handle.write(f"\n[held_when]\nnl = {value}\n")
+    refused(classifiers, "card_defect.toml", "held_when.nl")
+
+
 def test_malformed_cue_phrase(classifiers):
     edit(classifiers / "products/card_defect.toml", '"chip" = 3.0', '"(chip werkt" = 3.0')
     refused(classifiers, "card_defect.toml", "(chip werkt", "parentheses")

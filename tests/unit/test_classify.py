@@ -386,6 +386,29 @@ def test_describing_the_family_is_not_a_request_for_each(catalogue):
     assert result.intents == ()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ik wil een Kids-ID voor mijn dochtertje van 4 (Belg). Kan dat bij jullie?",
+        "Mon mari est belge et nous voulons une carte pour notre fils de 2 ans.",
+        "Our daughter has a Belgian passport, but we would like the card for children under 12.",
+    ],
+)
+def test_a_belgian_parent_or_child_holds_a_childs_card_for_a_person(catalogue, text):
+    assert "child_card" in run(catalogue, text).held
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "De school vraagt een Belgisch verblijfsdocument voor onze zoon van 5 jaar (Pools paspoort).",
+        "For our son's card: we got his visa at the Belgian embassy in Accra.",
+    ],
+)
+def test_belgian_alone_holds_nothing(catalogue, text):
+    assert run(catalogue, text).held == ()
+
+
 def test_a_question_next_to_a_request_is_a_second_request(catalogue):
     result = run(
         catalogue,

@@ -69,6 +69,13 @@ def test_rules_elsewhere_are_reported_but_not_counted_twice(catalogue):
     assert "rules say other_service (0.70)" in combined.reasons
 
 
+def test_what_the_catalogue_holds_stays_held_whoever_decides(catalogue):
+    rules = Classification("other_service", 0.6, (), ("cue 'belg'",), held=("child_card",))
+    assert combine(rules, None, PERSON, catalogue).held == ("child_card",)
+    combined = combine(rules, prediction({"child_card": 0.97, "other_service": 0.02}), PERSON, catalogue)
+    assert (combined.category, combined.held) == ("child_card", ("child_card",))
+
+
 def test_junk_keeps_its_probability_whatever_product_cue_words_it_contains(catalogue):
     """Advertising is written about anything: the rules find a "guarantee" in it, the model reads junk."""
     rules = Classification("guarantee_3bis", 0.6, (), ("cue 'guarantee'",))

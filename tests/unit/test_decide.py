@@ -121,6 +121,23 @@ def test_one_request_for_several_persons_is_several_requests():
     assert rule(decision).startswith("rule 3")
 
 
+# --- held by the catalogue --------------------------------------------------------------------------
+
+
+def test_a_category_the_catalogue_holds_goes_to_a_person_however_sure_the_model_is():
+    held = Classification("card_lost", 0.99, reasons=("cue x",), held=("card_lost",))
+    decision = decide(held, language="nl", documents=[], screening=PASS, catalogue=CATALOGUE, policy=POLICY)
+    assert decision.action is Action.TRIAGE
+    assert decision.category == "card_lost"
+    assert rule(decision) == "held by the catalogue: card_lost"
+
+
+def test_words_that_hold_another_category_change_nothing():
+    other = Classification("card_lost", 0.99, reasons=("cue x",), held=("return_report",))
+    decision = decide(other, language="nl", documents=[], screening=PASS, catalogue=CATALOGUE, policy=POLICY)
+    assert decision.action is Action.BOOK
+
+
 # --- rule 4: confidence -----------------------------------------------------------------------------
 
 
