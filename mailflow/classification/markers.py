@@ -45,10 +45,10 @@ class Markers:
     relatives: Mapping[str, int]  # family word → how many persons it stands for
     several: tuple[Cue, ...]  # "allebei", "both of us": two persons
     numbers: Mapping[str, int] = field(default_factory=dict)  # "drie" → 3: numbers written as words
-    counted: frozenset[str] = frozenset()  # "kinderen", "cards": what a number before counts persons by
+    counted: frozenset[str] = frozenset()  # "kinderen", "brieven": what a number before counts persons by
     collective: frozenset[str] = frozenset()  # "alle", "nous": a number word after them is the persons
     homographs: frozenset[str] = frozenset()  # "tres", "due": number words never read so
-    uncounted: frozenset[str] = frozenset()  # "maanden", "cards": a number before them counts no persons
+    uncounted: frozenset[str] = frozenset()  # "maanden", "euro": a number before them counts no persons
 
 
 def parse_markers(raw: dict[str, Any]) -> Markers:

@@ -4,7 +4,7 @@ Two readings. ``named``: the writer names themself with others as the object of 
 mij en mijn vrouw", "pour moi et mes deux enfants" — which is what makes the rules split an email
 per person. ``counted``: a number before persons or the papers each person has — "onze drie
 kinderen", "3 PIN-brieven" — or a number word standing for the persons themselves — "alle drie",
-"all three of us", "nous sommes trois", "para los tres" — which says how many persons, once the email
+"all three of us", "nous sommes trois", "somos cuatro" — which says how many persons, once the email
 is known to ask one request for several (a number alone is no request: "we have three children" is
 often background).
 
