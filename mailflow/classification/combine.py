@@ -150,19 +150,13 @@ def several_requests(
         for category, p in prediction.requests.items()
         if category != best and _may_follow(best, category, catalogue)
     }
-    others = [c for c in sorted(likely, key=lambda c: -likely[c]) if likely[c] >= REQUESTED]
-    persons = 1
-    if by_rules:
-        persons = found_by_rules.count(best)
-        found = [c for c in dict.fromkeys(found_by_rules) if c != best and _may_follow(best, c, catalogue)]
-        # A product the rules found on its own evidence needs less of the head's support, and none
-        # when the head never learnt it; when the head doubts them all, a person sees them all.
-        others += [c for c in found if c not in others and likely.get(c, 1.0) >= SUPPORTED]
-        if not others and persons == 1:
-            others = found
-    if persons == 1 and counted < 2:
-        others = _or_likeliest(others, likely)
-    others = others[:MAX_OTHERS]
+    persons = found_by_rules.count(best) if by_rules else 1
+    found = (
+        [c for c in dict.fromkeys(found_by_rules) if c != best and _may_follow(best, c, catalogue)]
+        if by_rules
+        else []
+    )
+    others = _other_requests(likely, found, persons, counted)
     if others or persons > 1:
         return (best,) * persons + tuple(others)
     if by_rules:
@@ -170,16 +164,24 @@ def several_requests(
     return _for_persons(best, counted)
 
 
-def _or_likeliest(others: list[str], likely: Mapping[str, float]) -> list[str]:
-    """With no other product the requests head holds likely (``REQUESTED``) nor supports
-    (``SUPPORTED``) of the rules' ones, its likeliest one from ``LIKELIEST`` on: an email known to ask
-    several things with nobody else named or counted asks a second thing far more often than the same
-    for another person, and the head's first guess is the better one (measured on the training
-    corpora's held-out folds). A product the head never learnt counts as supported."""
-    if not likely or any(likely.get(c, 1.0) >= SUPPORTED for c in others):
-        return others
-    likeliest = max(likely, key=likely.__getitem__)
-    return [likeliest] if likely[likeliest] >= LIKELIEST else others
+def _other_requests(
+    likely: Mapping[str, float], found: Sequence[str], persons: int, counted: int
+) -> list[str]:
+    """The other products asked, next to the one request (``persons`` times): those the requests
+    head holds likely (``REQUESTED``) and those the rules found on their own evidence that it supports
+    (``SUPPORTED``; one it never learnt counts as supported). When there are none, for one person:
+    with nobody else counted, the head's likeliest product from ``LIKELIEST`` on — an email known to
+    ask several things with nobody else named or counted asks a second thing far more often than the
+    same for another person (measured on the training corpora's held-out folds) — else the rules'
+    products though the head doubts them: a person sees them all."""
+    ranked = sorted(likely, key=lambda c: -likely[c])
+    others = [c for c in ranked if likely[c] >= REQUESTED]
+    others += [c for c in found if c not in others and likely.get(c, 1.0) >= SUPPORTED]
+    if others or persons > 1:
+        return others[:MAX_OTHERS]
+    if counted < 2 and ranked and likely[ranked[0]] >= LIKELIEST:
+        return ranked[:1]
+    return list(found[:MAX_OTHERS])
 
 
 def _for_persons(best: str, counted: int) -> tuple[str, ...]:
