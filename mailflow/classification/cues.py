@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,40 +165,38 @@ def check_weight(value: Any, field: str) -> float:
 
 def cue_tables(value: Any, field: str, languages: frozenset[str]) -> tuple[Cue, ...]:
     """Compile ``{language: {phrase: weight}}`` as read from a TOML file."""
-    if not isinstance(value, dict):
-        raise FieldError(field, "must be a table of language tables")
     cues = []
-    for language, table in value.items():
-        where = f"{field}.{language}"
-        if language not in languages:
-            raise FieldError(where, f"unknown cue language (known: {', '.join(sorted(languages))})")
+    for where, table in _by_language(value, field, languages, "table of language tables"):
         if not isinstance(table, dict):
             raise FieldError(where, "must be a table of phrase = weight")
         for phrase, weight in table.items():
-            key = f"{where}.{phrase!r}"
-            checked = check_weight(weight, key)
-            try:
-                cues.append(compile_cue(phrase, checked))
-            except ValueError as exc:
-                raise FieldError(key, str(exc)) from exc
+            cues.append(_compiled(phrase, check_weight(weight, f"{where}.{phrase!r}"), where))
     return tuple(cues)
 
 
 def cue_lists(value: Any, field: str, languages: frozenset[str]) -> tuple[Cue, ...]:
     """Compile ``{language: [phrase, …]}`` as read from a TOML file: phrases that count as found or
     not, without a weight."""
-    if not isinstance(value, dict):
-        raise FieldError(field, "must be a table of language = [phrases]")
     cues = []
-    for language, phrases in value.items():
+    for where, phrases in _by_language(value, field, languages, "table of language = [phrases]"):
+        if not isinstance(phrases, list) or not all(isinstance(phrase, str) for phrase in phrases):
+            raise FieldError(where, "must be a list of phrases")
+        cues.extend(_compiled(phrase, 1.0, where) for phrase in phrases)
+    return tuple(cues)
+
+
+def _by_language(value: Any, field: str, languages: frozenset[str], shape: str) -> Iterator[tuple[str, Any]]:
+    if not isinstance(value, dict):
+        raise FieldError(field, f"must be a {shape}")
+    for language, entry in value.items():
         where = f"{field}.{language}"
         if language not in languages:
             raise FieldError(where, f"unknown cue language (known: {', '.join(sorted(languages))})")
-        if not isinstance(phrases, list) or not all(isinstance(phrase, str) for phrase in phrases):
-            raise FieldError(where, "must be a list of phrases")
-        for phrase in phrases:
-            try:
-                cues.append(compile_cue(phrase, 1.0))
-            except ValueError as exc:
-                raise FieldError(f"{where}.{phrase!r}", str(exc)) from exc
-    return tuple(cues)
+        yield where, entry
+
+
+def _compiled(phrase: str, weight: float, where: str) -> Cue:
+    try:
+        return compile_cue(phrase, weight)
+    except ValueError as exc:
+        raise FieldError(f"{where}.{phrase!r}", str(exc)) from exc
