@@ -81,10 +81,14 @@ import os, sys, time
 from pathlib import Path
 from mailflow.adapters.worker_slot import take_slot
 slot = take_slot(Path(sys.argv[1]), host="h")
+ready = Path(sys.argv[1]) / "child-running"
 child = os.fork()
 if child == 0:  # a retraining job, forked: it outlives the worker
+    ready.touch()  # the fork hooks have run by now
     time.sleep(30)
     os._exit(0)
+while not ready.exists():
+    time.sleep(0.01)
 print(slot.name, child, flush=True)
 time.sleep(60)
 """
