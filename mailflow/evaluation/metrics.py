@@ -119,6 +119,7 @@ class Figures:
     languages: dict[str, Ratio]  # "nl", "fr", "en", "nl+fr+en", "all", "reply" (the reply's language)
     documents: dict[str, Ratio]  # by attachment format
     intents: Ratio  # emails with several requests whose requests were all found
+    intent_misses: dict[str, int]  # how the others went wrong (``intent_misses``)
     model: Ratio | None  # the model's own best guess, where one was made
     speed: dict[str, float | None] = field(default_factory=dict)
 
@@ -186,6 +187,30 @@ def intent_accuracy(outcomes: Iterable[Outcome]) -> Ratio:
     return Ratio(sum(Counter(o.intents) == Counter(o.expected_intents) for o in several), len(several))
 
 
+def intent_misses(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    """How the several-requests split went wrong, counted: emails asking several things read as one
+    (``read_as_one``); split with the right products but for the wrong number of persons
+    (``persons_miscounted``); split with a product not asked or one missing (``requests_differ``); and
+    emails asking one thing that were split (``split_needlessly``)."""
+    misses = Counter({kind: 0 for kind in MISS_KINDS})
+    for o in outcomes:
+        expected, found = Counter(o.expected_intents), Counter(o.intents)
+        if len(o.expected_intents) <= 1:
+            misses["split_needlessly"] += len(o.intents) > 1
+        elif found == expected:
+            continue
+        elif len(o.intents) <= 1:
+            misses["read_as_one"] += 1
+        elif set(found) == set(expected):
+            misses["persons_miscounted"] += 1
+        else:
+            misses["requests_differ"] += 1
+    return dict(misses)
+
+
+MISS_KINDS = ("read_as_one", "persons_miscounted", "requests_differ", "split_needlessly")
+
+
 def model_accuracy(outcomes: Iterable[Outcome]) -> Ratio | None:
     guessed = [o for o in outcomes if o.model_category is not None]
     if not guessed:
@@ -218,6 +243,7 @@ def figures(outcomes: Sequence[Outcome]) -> Figures:
         languages=language_accuracy(outcomes),
         documents=document_accuracy(outcomes),
         intents=intent_accuracy(outcomes),
+        intent_misses=intent_misses(outcomes),
         model=model_accuracy(outcomes),
         speed=speed(outcomes),
     )

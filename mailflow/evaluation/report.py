@@ -22,6 +22,12 @@ TARGETS = {
     "documents_image": ("≥", 0.75),
 }
 MS_TARGET = 30.0
+MISS_LABELS = {
+    "read_as_one": "read as one",
+    "persons_miscounted": "persons miscounted",
+    "requests_differ": "other requests",
+    "split_needlessly": "one request split",
+}
 
 
 def as_dict(
@@ -45,6 +51,7 @@ def as_dict(
         "action_accuracy": ratio(figures.action),
         "model_accuracy": ratio(figures.model),
         "intents": ratio(figures.intents),
+        "intent_misses": figures.intent_misses,
         "language": {code: ratio(r) for code, r in figures.languages.items()},
         "documents": {form: ratio(r) for form, r in figures.documents.items()},
         "speed": {key: _round(value, 2) for key, value in figures.speed.items()},
@@ -137,6 +144,8 @@ def render(report: dict[str, Any]) -> str:
     if report["model_accuracy"]:
         lines.append(f"  {'model alone (best guess)':<28} {_ratio(report['model_accuracy'])}")
     lines.append(f"  {'several requests found':<28} {_ratio(report['intents'])}")
+    if misses := report.get("intent_misses"):
+        lines.append(f"  {'':<28} " + ", ".join(f"{MISS_LABELS[k]} {n}" for k, n in misses.items()))
     lines += _render_risk(report)
     lines.append("")
     lines.append("  language " + ", ".join(f"{code} {_ratio(r)}" for code, r in report["language"].items()))

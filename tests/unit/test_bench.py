@@ -124,6 +124,22 @@ def test_intents_and_speed():
     assert speed["emails_per_second"] == pytest.approx(50.0)
 
 
+def test_split_misses_are_counted_by_how_they_went_wrong():
+    two, family = ("card_renewal", "child_card"), ("orange_card",) * 3
+    outcomes = [
+        outcome("a/b", "a/b", expected_intents=two, intents=two),  # right: not a miss
+        outcome("a/b", "a/b", expected_intents=two, intents=()),
+        outcome("a/b", "a/b", expected_intents=family, intents=family[:2]),
+        outcome("a/b", "a/b", expected_intents=two, intents=("card_renewal", "card_lost")),
+        outcome("a/b", "a/b", intents=two),
+        outcome("a/b", "a/b"),
+    ]
+    misses = metrics.intent_misses(outcomes)
+    assert misses == {"read_as_one": 1, "persons_miscounted": 1, "requests_differ": 1, "split_needlessly": 1}
+    report = as_dict(metrics.figures(outcomes), outcomes, corpus="c", mode="m")
+    assert "read as one 1, persons miscounted 1, other requests 1, one request split 1" in render(report)
+
+
 def test_report_lists_harmful_emails_and_marks_targets():
     outcomes = [outcome(e, g, name=f"e{i}.eml") for i, (e, g) in enumerate(HARMFUL + HARMLESS)]
     report = as_dict(metrics.figures(outcomes), outcomes, corpus="c", mode="rules only")
