@@ -114,6 +114,7 @@ def restart_postgres(server: PostgresServer, down: float) -> None:
 
 # Helpers
 
+
 def replies_settled(ledger: Ledger, at_least: int = 1) -> bool:
     """At least so many replies, none of them still pending or being sent."""
     replies = ledger.replies()
