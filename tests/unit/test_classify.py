@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailflow.classification.catalogue import load_catalogue
+from mailflow.classification.persons import named
 from mailflow.classification.rules import classify
 from mailflow.domain import Screening
 from mailflow.settings import PROJECT_ROOT
@@ -336,6 +337,20 @@ def test_a_request_for_several_persons_lists_one_intent_per_person(catalogue, te
     assert result.intents == (category,) * persons
 
 
+@pytest.mark.parametrize(
+    ("text", "persons"),
+    [
+        ("Хочу записаться для меня и моей жены.", 2),
+        ("Запись для меня и моих детей, пожалуйста.", 3),
+        ("Для мене і моєї дружини потрібна картка.", 2),
+        ("Карта за мен и моята съпруга.", 2),
+        ("Хочу записаться, моя жена уже была у вас.", 1),
+    ],
+)
+def test_persons_named_in_cyrillic(catalogue, text, persons):
+    assert named(text, catalogue.markers) == persons
+
+
 def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogue):
     """The text opens with the subject: "voor mij en mijn vrouw" there and "mijn vrouw" in the
     greeting below it are the same two persons."""
@@ -365,6 +380,17 @@ def test_persons_named_in_the_subject_are_not_counted_again_in_the_text(catalogu
         ("Nous sommes très inquiets, ma carte expire bientôt.", 0),
         ("With all due respect, my card expired and I want a new one.", 0),
         ("Ik wil mijn kaart vernieuwen, ik was alle drie de maanden in Marokko.", 0),
+        # In the other languages residents write in
+        ("Хотим продлить карточки для наших троих детей.", 3),
+        ("Нужна запись всем троим.", 3),
+        ("Мы были в Украине три месяца, хочу продлить карточку.", 0),
+        ("Искаме карти за трите си деца.", 3),
+        ("Ми хочемо продовжити картки, нас троє.", 3),
+        ("نحن أربعة أشخاص ونريد تجديد البطاقات.", 4),
+        ("کارت اقامت برای سه نفر می خواهیم.", 3),
+        ("Dört kişi için kart yenilemek istiyoruz.", 4),
+        ("Duam të rinovojmë kartat për tre fëmijët tanë.", 3),
+        ("Waxaan rabnaa kaararka saddex carruur ah.", 3),
     ],
 )
 def test_a_number_counts_the_persons_of_one_request(catalogue, text, counted):
