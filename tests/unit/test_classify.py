@@ -345,9 +345,12 @@ def test_a_request_for_several_persons_lists_one_intent_per_person(catalogue, te
         ("Для мене і моєї дружини потрібна картка.", 2),
         ("Карта за мен и моята съпруга.", 2),
         ("Хочу записаться, моя жена уже была у вас.", 1),
+        ("Мы оба хотим продлить наши карточки.", 2),
+        ("Wir beide möchten unsere Karten verlängern.", 2),
+        ("Wir beide waren im Urlaub, ich möchte meine Karte verlängern.", 1),
     ],
 )
-def test_persons_named_in_cyrillic(catalogue, text, persons):
+def test_persons_named_in_other_languages(catalogue, text, persons):
     assert named(text, catalogue.markers) == persons
 
 
