@@ -187,6 +187,9 @@ def intent_accuracy(outcomes: Iterable[Outcome]) -> Ratio:
     return Ratio(sum(Counter(o.intents) == Counter(o.expected_intents) for o in several), len(several))
 
 
+MISS_KINDS = ("read_as_one", "persons_miscounted", "requests_differ", "split_needlessly")
+
+
 def intent_misses(outcomes: Iterable[Outcome]) -> dict[str, int]:
     """How the several-requests split went wrong, counted: emails asking several things read as one
     (``read_as_one``); split with the right products but for the wrong number of persons
@@ -206,9 +209,6 @@ def intent_misses(outcomes: Iterable[Outcome]) -> dict[str, int]:
         else:
             misses["requests_differ"] += 1
     return dict(misses)
-
-
-MISS_KINDS = ("read_as_one", "persons_miscounted", "requests_differ", "split_needlessly")
 
 
 def model_accuracy(outcomes: Iterable[Outcome]) -> Ratio | None:
