@@ -163,23 +163,24 @@ def _needles(tokens: list[str]) -> tuple[tuple[str, ...], ...]:
         firsts = [alternative.split()[0] for alternative in alternatives]
         if "#" in firsts:
             continue
-        needles = []
-        for first in firsts:
-            prefix = first.endswith("*")
-            needles.append(normalise(first.rstrip("*"), canonical_words=not prefix).split()[0])
-        places.append(tuple(dict.fromkeys(needles)))
+        places.append(tuple(dict.fromkeys(_spelled(first)[0] for first in firsts)))
     return tuple(places)
 
 
 def _word(word: str, phrase: str) -> str:
     if word == "#":
         return r"\d+"
-    prefix = word.endswith("*")
-    # A prefix is a prefix of the word as written: "kart*" must still match "kartı".
-    words = normalise(word.rstrip("*"), canonical_words=not prefix).split()
+    words = _spelled(word)
     if not words:
         raise ValueError(f"cue {phrase!r} has an empty word in {word!r}")
-    return r"\s+".join(re.escape(w) for w in words) + (r"[\w+]*" if prefix else "")
+    return r"\s+".join(re.escape(w) for w in words) + (r"[\w+]*" if word.endswith("*") else "")
+
+
+def _spelled(word: str) -> list[str]:
+    """The normalised words a cue word stands for; a prefix (``kart*``) as written, so that it still
+    matches "kartı" where "kart" alone would read "card"."""
+    prefix = word.endswith("*")
+    return normalise(word.rstrip("*"), canonical_words=not prefix).split()
 
 
 class FieldError(ValueError):
