@@ -393,10 +393,10 @@ class App:
         silence = timedelta(minutes=settings.heartbeat_alert_minutes)
         return Watchdog(self.heartbeat, silence=silence, clock=self.clock, notify=notify)
 
-    def nightly_retrain(self) -> None:
+    def nightly_retrain(self, stopping: Callable[[], bool]) -> None:
         from mailflow.evaluation.nightly import nightly_retrain
 
-        nightly_retrain(self)
+        nightly_retrain(self, stopping=stopping)
 
     def daily_retention(self) -> None:
         from mailflow.retention.job import daily_retention

@@ -65,3 +65,7 @@ TOKEN_REFUSED_HINT = (
 
 class UnreadableMessage(MailflowError):
     """An email cannot be parsed at all; the worker quarantines it with this reason."""
+
+
+class Interrupted(MailflowError):
+    """Long work (retraining) given up because the process is stopping; nothing half-done was kept."""

@@ -64,7 +64,7 @@ class Worker:
         poll_interval: float,
         outbox_interval: float,
         idle_slice: float = 5.0,
-        nightly: Callable[[], None] | None = None,
+        nightly: Callable[[Callable[[], bool]], None] | None = None,  # given: "is the worker stopping?"
         nightly_at: str = "02:30",
         heartbeat: Heartbeat | None = None,
         watchdog: Watchdog | None = None,
@@ -331,7 +331,7 @@ class Worker:
         if self.nightly is None or self.stop_event.is_set():
             return
         try:
-            self.nightly()
+            self.nightly(self.stop_event.is_set)
         except Exception:
             log.exception("nightly job failed")
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailflow.errors import Interrupted
 from mailflow.storage.models import AuditHead, Event
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STARTED = "retrain_started"
+INTERRUPTED = "retrain_interrupted"
 # Workers' clocks and schedules differ by minutes, not hours: one claim per this window is one a night.
 WINDOW = timedelta(hours=12)
 
@@ -44,9 +46,17 @@ def claim_night(
     return True
 
 
-def nightly_retrain(app: App, *, retrain: Callable[..., Retrained] | None = None) -> Retrained | None:
+def nightly_retrain(
+    app: App,
+    *,
+    retrain: Callable[..., Retrained] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Retrained | None:
     """Retrain as ``mailflow train`` does (setting training_corpora plus staff labels), if this worker
-    wins the night; never raises: a failure is logged and the installed model stays."""
+    wins the night; never raises: a failure is logged and the installed model stays.
+
+    Retraining takes minutes to hours; a worker asked to stop meanwhile (``stopping``) gives it up
+    within seconds and records so, rather than holding up its shutdown until killed."""
     try:
         if not claim_night(app.sessions, worker_id=app.worker_id, now=app.clock()):
             log.info("nightly retraining: another worker has it")
@@ -64,11 +74,19 @@ def nightly_retrain(app: App, *, retrain: Callable[..., Retrained] | None = None
             directories=[d for d in settings.training_corpora if d.is_dir()],
             sessions=app.sessions,
             blobs=app.blobs,
+            stopping=stopping,
         )
         record_result(app.sessions, result, actor=app.worker_id, now=app.clock())
         if result.installed is not None:
             app.refresh_model()
         return result
+    except Interrupted:
+        log.info("nightly retraining given up: the worker is stopping; the installed model stays")
+        with app.sessions.begin() as session:
+            session.add(
+                Event(message_id=None, at=app.clock(), actor=app.worker_id, kind=INTERRUPTED, detail={})
+            )
+        return None
     except Exception:
         log.exception("nightly retraining failed; the installed model stays")
         return None

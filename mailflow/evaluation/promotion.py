@@ -28,7 +28,7 @@ import numpy as np
 from mailflow.classification.learning.model import TrainedModel
 from mailflow.classification.learning.training import MIN_EXAMPLES, TrainingError
 from mailflow.evaluation.metrics import Ratio, automation_rate, harmful_rate
-from mailflow.evaluation.run import Observed, fit, score
+from mailflow.evaluation.run import Observed, Stopping, fit, never, score
 from mailflow.pipeline import Analyser
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def evaluate_candidate(
     corpus: str,
     force: bool = False,
     now: datetime | None = None,
+    stopping: Stopping = never,
 ) -> Verdict:
     """Train a candidate on the training part, compare it with ``current``; train the final model if it wins.
 
@@ -138,7 +139,8 @@ def evaluate_candidate(
     seen, the installed model would look better than it is, and a candidate could never win; it is then
     represented by the same recipe trained on its own examples less the held-out ones, which is what
     the comparison is about: whether the examples added since (or relabelled) make a better model.
-    TrainingError propagates when the examples cannot make a model at all.
+    TrainingError propagates when the examples cannot make a model at all; Interrupted when
+    ``stopping`` turns true.
     """
     known = frozenset(known)
     if current is not None and known >= set(range(len(observed))) and not force:
@@ -147,9 +149,15 @@ def evaluate_candidate(
         return Verdict(False, reason, empty, empty, 0, 0, None)
     training, held = held_out_split(observed)
     held_observed = [observed[i] for i in held]
-    candidate = fit(analyser, [observed[i] for i in training], corpus=f"{corpus} (training part)", now=now)
+    candidate = fit(
+        analyser,
+        [observed[i] for i in training],
+        corpus=f"{corpus} (training part)",
+        now=now,
+        stopping=stopping,
+    )
     candidate_scores = measure(analyser, candidate, held_observed)
-    baseline = _baseline(analyser, current, observed, training, held, known)
+    baseline = _baseline(analyser, current, observed, training, held, known, stopping)
     current_scores = measure(analyser, baseline, held_observed)
     if current is not None and current_scores.mode != f"model {current.card.version}":
         current_scores = replace(current_scores, mode=f"model {current.card.version}'s examples, re-fitted")
@@ -159,7 +167,7 @@ def evaluate_candidate(
         promote, reason = at_least_as_good(candidate_scores, current_scores)
     if force and not promote:
         promote, reason = True, f"forced (otherwise kept: {reason})"
-    model = fit(analyser, observed, corpus=corpus, now=now) if promote else None
+    model = fit(analyser, observed, corpus=corpus, now=now, stopping=stopping) if promote else None
     return Verdict(promote, reason, candidate_scores, current_scores, len(held), len(training), model)
 
 
@@ -170,11 +178,14 @@ def _baseline(
     training: Sequence[int],
     held: Sequence[int],
     known: frozenset[int],
+    stopping: Stopping,
 ) -> TrainedModel | None:
     if current is None or known.isdisjoint(held):
         return current  # the installed pipeline itself, on emails new to it
     try:
-        return fit(analyser, [observed[i] for i in training if i in known], corpus="baseline")
+        return fit(
+            analyser, [observed[i] for i in training if i in known], corpus="baseline", stopping=stopping
+        )
     except TrainingError:
         log.warning("the installed model's examples cannot be re-fitted; comparing with it as installed")
         return current

@@ -27,7 +27,16 @@ from mailflow.evaluation.corpus import LabelledEmail, read_corpora
 from mailflow.evaluation.metrics import figures
 from mailflow.evaluation.promotion import Verdict, evaluate_candidate, promotion_record
 from mailflow.evaluation.report import as_dict, summary
-from mailflow.evaluation.run import Observed, cross_validate, observe_all, observe_raw, score
+from mailflow.evaluation.run import (
+    Observed,
+    Stopping,
+    cross_validate,
+    give_up_if,
+    never,
+    observe_all,
+    observe_raw,
+    score,
+)
 from mailflow.pipeline import Analyser
 from mailflow.storage.labels import iter_labelled_examples
 from mailflow.storage.models import Event
@@ -88,6 +97,7 @@ def retrain(
     now: datetime | None = None,
     progress: Progress | None = None,
     jobs: int = 1,
+    stopping: Stopping = never,
 ) -> Retrained:
     """Train on corpora and staff labels; install into ``output or model_dir`` when at least as good.
 
@@ -95,15 +105,16 @@ def retrain(
     from ``model_dir``. With ``folds`` ≥ 2 an installed model's manifest also gets K-fold figures over
     every example, as ``mailflow bench classify --cv`` reports them. ``jobs``: processes observing
     the corpus emails (see ``run.observe_all``). TrainingError when the examples cannot make a model;
-    CorpusError for a bad corpus.
+    CorpusError for a bad corpus; Interrupted, with nothing installed, once ``stopping`` turns true.
     """
     say = progress or log.info
     corpora = list(read_corpora(directories))
     staff = staff_emails(sessions, blobs) if sessions is not None and blobs is not None else []
     say(f"{len(corpora)} corpus emails, {len(staff)} staff-labelled emails")
-    observed = observe_all(analyser, corpora, progress=say, jobs=jobs) + [
-        observe_raw(analyser, email, raw) for email, raw in staff
-    ]
+    observed = observe_all(analyser, corpora, progress=say, jobs=jobs, stopping=stopping)
+    for email, raw in staff:
+        give_up_if(stopping)
+        observed.append(observe_raw(analyser, email, raw))
     failed = [o.email.name for o in observed if o.seen is None]
     if failed:
         say(f"{len(failed)} could not be analysed and are left out: {', '.join(failed)}")
@@ -113,7 +124,9 @@ def retrain(
     corpus = describe(directories, len(usable), len(staff))
     current = load_model_or_none(model_dir)
     known = known_examples(current, digests, from_corpora)
-    verdict = evaluate_candidate(analyser, usable, current, known=known, corpus=corpus, force=force, now=now)
+    verdict = evaluate_candidate(
+        analyser, usable, current, known=known, corpus=corpus, force=force, now=now, stopping=stopping
+    )
     say(verdict.candidate.line())
     say(verdict.current.line())
     record = promotion_record(verdict, current) | {
@@ -124,6 +137,7 @@ def retrain(
     if verdict.promote and verdict.model is not None:
         evaluation = cross_validation_summary(analyser, usable, folds, corpus, say) if folds >= 2 else {}
         model = verdict.model.with_trained_on(digests)
+        give_up_if(stopping)  # the last moment: an installation, once begun, is finished
         installed = install(model, output or model_dir, evaluation | {"promotion": record})
         say(f"model {verdict.model.card.version} installed in {installed}: {verdict.reason}")
     else:

@@ -26,6 +26,7 @@ from mailflow.classification.learning.model import TrainedModel
 from mailflow.classification.learning.training import Example, TrainingError, train
 from mailflow.classification.taxonomy import MACHINE_CATEGORIES
 from mailflow.domain import Attachment
+from mailflow.errors import Interrupted
 from mailflow.evaluation.corpus import LabelledEmail
 from mailflow.evaluation.metrics import Outcome, as_point
 from mailflow.evaluation.risk import GROUPS, NEVER, Point, choose_thresholds, risk_coverage
@@ -40,6 +41,17 @@ THRESHOLD_FOLDS = 4
 TEXT_LAYER_LETTERS = 20
 
 Progress = Callable[[str], None]
+# Asked between steps of long work (the worker's nightly retraining): True once the process is stopping.
+Stopping = Callable[[], bool]
+
+
+def never() -> bool:
+    return False
+
+
+def give_up_if(stopping: Stopping) -> None:
+    if stopping():
+        raise Interrupted("stopped before retraining finished")
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ def observe_all(
     progress: Progress | None = None,
     *,
     jobs: int = 1,
+    stopping: Stopping = never,
 ) -> list[Observed]:
     """Observe every email once, timed; the slow first-use set-up (language models) comes before.
 
@@ -74,9 +87,10 @@ def observe_all(
     if emails:
         _observe(analyser, emails[0])  # warms up the document reader and lazy imports
     if jobs > 1 and len(emails) > jobs and "fork" in multiprocessing.get_all_start_methods():
-        return _observe_forked(analyser, emails, progress, jobs)
+        return _observe_forked(analyser, emails, progress, jobs, stopping)
     observed = []
     for index, email in enumerate(emails, 1):
+        give_up_if(stopping)
         observed.append(_observe(analyser, email))
         if progress and index % 50 == 0:
             progress(f"observed {index}/{len(emails)}")
@@ -87,7 +101,11 @@ _forked_analyser: Analyser | None = None  # the analyser of a process forked by 
 
 
 def _observe_forked(
-    analyser: Analyser, emails: Sequence[LabelledEmail], progress: Progress | None, jobs: int
+    analyser: Analyser,
+    emails: Sequence[LabelledEmail],
+    progress: Progress | None,
+    jobs: int,
+    stopping: Stopping,
 ) -> list[Observed]:
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
@@ -95,6 +113,9 @@ def _observe_forked(
     ) as pool:
         observed = []
         for index, found in enumerate(pool.map(_observe_in_child, emails, chunksize=8), 1):
+            if stopping():
+                pool.shutdown(wait=True, cancel_futures=True)  # the chunks under way finish, no others
+                give_up_if(stopping)
             observed.append(found)
             if progress and index % 50 == 0:
                 progress(f"observed {index}/{len(emails)}")
@@ -131,6 +152,7 @@ def fit(
     corpus: str = "",
     now: datetime | None = None,
     folds: int = THRESHOLD_FOLDS,
+    stopping: Stopping = never,
 ) -> TrainedModel:
     """A model trained on ``observed``, with the confidence each action needs chosen on held-out emails.
 
@@ -138,8 +160,9 @@ def fit(
     email is judged by a model that did not learn from it, so the thresholds are set on what unseen
     emails look like, and a benchmark that holds emails out of ``observed`` never leaks them here.
     """
+    give_up_if(stopping)
     model = _train(analyser, observed, corpus, now)
-    points = held_out_points(analyser, observed, folds)
+    points = held_out_points(analyser, observed, folds, stopping)
     if not points:
         # Nothing held out to show how sure it may be: it acts on nothing (screening aside).
         log.warning("too few emails to choose thresholds on held-out emails: the model automates nothing")
@@ -156,7 +179,9 @@ def _train(
     return train(examples(observed), corpus=corpus, now=now, vectors=analyser.word_vectors, topics=topics)
 
 
-def held_out_points(analyser: Analyser, observed: Sequence[Observed], folds: int) -> list[Point]:
+def held_out_points(
+    analyser: Analyser, observed: Sequence[Observed], folds: int, stopping: Stopping = never
+) -> list[Point]:
     """Every email as a model trained without it would handle it, with no confidence threshold."""
     usable = [o for o in observed if o.seen is not None]
     if folds < 2 or len(usable) < 2 * folds:
@@ -169,6 +194,7 @@ def held_out_points(analyser: Analyser, observed: Sequence[Observed], folds: int
         warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=SEED).split(usable, labels))
     for train_index, test_index in splits:
+        give_up_if(stopping)
         try:
             model = _train(analyser, [usable[i] for i in train_index], "threshold fold")
         except TrainingError:

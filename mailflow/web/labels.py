@@ -109,6 +109,7 @@ EVENTS = {
     "retrain_started": lazy_gettext("retraining started"),
     "model_promoted": lazy_gettext("new model installed"),
     "model_kept": lazy_gettext("model kept"),
+    "retrain_interrupted": lazy_gettext("retraining given up (worker stopped)"),
     "exported": lazy_gettext("exported"),
     "searched": lazy_gettext("searched the archive"),
     "erased": lazy_gettext("erased"),

@@ -40,6 +40,9 @@ def worker_env(
             "MAILFLOW_SMTP_SECURITY": "none",
             "MAILFLOW_DATA_DIR": str(data_dir),
             "MAILFLOW_TRUSTED_AUTHSERV_ID": "mx.stad.gent",
+            # Retraining only where a test asks for it: a worker whose (faked) clock passes retrain_at
+            # would otherwise retrain into the checkout's model directory, loading the machine meanwhile.
+            "MAILFLOW_RETRAIN_ENABLED": "false",
             **extra,
         }
     )

@@ -18,6 +18,7 @@ from mailflow.classification.learning.artefact import HISTORY_DIR, load_model, s
 from mailflow.classification.learning.features import model_input
 from mailflow.classification.learning.training import Example, train
 from mailflow.domain import Screening
+from mailflow.errors import Interrupted
 from mailflow.evaluation.nightly import claim_night, nightly_retrain
 from mailflow.evaluation.promotion import at_least_as_good
 from mailflow.evaluation.retrain import Retrained, record_result, retrain
@@ -224,6 +225,59 @@ def test_nightly_failure_is_logged_not_raised(app, caplog):
         poll_interval=60, outbox_interval=5, nightly=broken,
     )  # fmt: skip
     worker._scheduled_nightly()  # must not raise: the worker goes on
+
+
+class StopAfter:
+    """ "Is the worker stopping?" — no until the n-th time it is asked (None: never); counts the asks."""
+
+    def __init__(self, n: int | None = None) -> None:
+        self.n, self.asked = n, 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.n is not None and self.asked >= self.n
+
+
+def test_retraining_gives_up_at_any_step_once_stopping_and_installs_nothing(app, analyser, corpus):
+    model_dir = app.settings.effective_model_dir
+    add_staff_labels(app)
+    whole = StopAfter()
+    kwargs = {"directories": [corpus], "sessions": app.sessions, "blobs": app.blobs, "force": True}
+    whole_dir = model_dir.with_name("whole")
+    assert retrain(analyser, whole_dir, stopping=whole, **kwargs).installed
+    assert whole_dir.is_dir() and whole.asked > 21  # each email, each fitting step, the installation
+    # Stopping while observing the corpus, the staff's emails, fitting, and just before installing.
+    for n in (1, 19, 22, whole.asked // 2, whole.asked):
+        with pytest.raises(Interrupted):
+            retrain(analyser, model_dir, stopping=StopAfter(n), **kwargs)
+        assert not model_dir.exists(), n
+
+
+def test_nightly_retraining_given_up_is_recorded_and_keeps_the_model(app, caplog):
+    app.__dict__["analyser"] = build_analyser(app.settings.model_copy(update={"use_model": False}))
+    with caplog.at_level(logging.INFO):
+        assert nightly_retrain(app, stopping=StopAfter(3)) is None
+    assert "nightly retraining given up" in caplog.text and "retraining failed" not in caplog.text
+    assert not app.settings.effective_model_dir.exists()
+    with app.sessions() as session:
+        kinds = session.scalars(select(Event.kind).order_by(Event.seq)).all()
+    assert kinds == ["retrain_started", "retrain_interrupted"]
+
+
+def test_the_worker_tells_its_nightly_job_when_it_is_stopping():
+    seen: list[bool] = []
+
+    def nightly(stopping) -> None:
+        seen.append(stopping())
+        worker.stop()  # SIGTERM arrives while the job runs
+        seen.append(stopping())
+
+    worker = Worker(
+        open_mailbox=lambda: None, make_ingestor=lambda *_: None, outbox=None,  # type: ignore[arg-type]
+        poll_interval=60, outbox_interval=5, nightly=nightly,
+    )  # fmt: skip
+    worker._scheduled_nightly()
+    assert seen == [False, True]
 
 
 def tiny_model(words: str):
