@@ -56,7 +56,8 @@ def nightly_retrain(
     wins the night; never raises: a failure is logged and the installed model stays.
 
     Retraining takes minutes to hours; a worker asked to stop meanwhile (``stopping``) gives it up
-    within seconds and records so, rather than holding up its shutdown until killed."""
+    within seconds and records so, rather than holding up its shutdown until killed. The night stays
+    claimed: the other workers stood down at retrain_at, and the next night retrains."""
     try:
         if not claim_night(app.sessions, worker_id=app.worker_id, now=app.clock()):
             log.info("nightly retraining: another worker has it")

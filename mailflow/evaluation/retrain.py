@@ -135,7 +135,9 @@ def retrain(
     }
     installed = None
     if verdict.promote and verdict.model is not None:
-        evaluation = cross_validation_summary(analyser, usable, folds, corpus, say) if folds >= 2 else {}
+        evaluation = (
+            cross_validation_summary(analyser, usable, folds, corpus, say, stopping) if folds >= 2 else {}
+        )
         model = verdict.model.with_trained_on(digests)
         give_up_if(stopping)  # the last moment: an installation, once begun, is finished
         installed = install(model, output or model_dir, evaluation | {"promotion": record})
@@ -165,10 +167,15 @@ def install(model: TrainedModel, directory: Path, evaluation: dict[str, Any]) ->
 
 
 def cross_validation_summary(
-    analyser: Analyser, observed: Sequence[Observed], folds: int, corpus: str, say: Progress
+    analyser: Analyser,
+    observed: Sequence[Observed],
+    folds: int,
+    corpus: str,
+    say: Progress,
+    stopping: Stopping = never,
 ) -> dict[str, Any]:
     """K-fold figures of the recipe and the rules' own figures, with the settings they depend on."""
-    run = cross_validate(analyser, observed, folds, progress=say)
+    run = cross_validate(analyser, observed, folds, progress=say, stopping=stopping)
     report = as_dict(figures(run.outcomes), run.outcomes, corpus=corpus, mode=run.mode)
     rules = score(replace(analyser, model=None), observed)
     baseline = as_dict(figures(rules.outcomes), rules.outcomes, corpus=corpus, mode=rules.mode)

@@ -51,7 +51,7 @@ def never() -> bool:
 
 def give_up_if(stopping: Stopping) -> None:
     if stopping():
-        raise Interrupted("stopped before retraining finished")
+        raise Interrupted("given up: the process is stopping")
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,15 @@ def observe_all(
 
     With ``jobs`` > 1 the emails are observed by that many forked processes (reading photographed
     documents dominates, and one process uses one core), each with its own document reader; the
-    order and the observations are the same, the timings are not comparable (taken under load)."""
+    order and the observations are the same, the timings are not comparable (taken under load).
+    ``stopping`` is asked before each email observed in this process (the worker's nightly job
+    observes in one); forked processes finish the corpus."""
     analyser.language_detector.build()
     if emails:
         _observe(analyser, emails[0])  # warms up the document reader and lazy imports
+    give_up_if(stopping)
     if jobs > 1 and len(emails) > jobs and "fork" in multiprocessing.get_all_start_methods():
-        return _observe_forked(analyser, emails, progress, jobs, stopping)
+        return _observe_forked(analyser, emails, progress, jobs)
     observed = []
     for index, email in enumerate(emails, 1):
         give_up_if(stopping)
@@ -101,11 +104,7 @@ _forked_analyser: Analyser | None = None  # the analyser of a process forked by 
 
 
 def _observe_forked(
-    analyser: Analyser,
-    emails: Sequence[LabelledEmail],
-    progress: Progress | None,
-    jobs: int,
-    stopping: Stopping,
+    analyser: Analyser, emails: Sequence[LabelledEmail], progress: Progress | None, jobs: int
 ) -> list[Observed]:
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
@@ -113,9 +112,6 @@ def _observe_forked(
     ) as pool:
         observed = []
         for index, found in enumerate(pool.map(_observe_in_child, emails, chunksize=8), 1):
-            if stopping():
-                pool.shutdown(wait=True, cancel_futures=True)  # the chunks under way finish, no others
-                give_up_if(stopping)
             observed.append(found)
             if progress and index % 50 == 0:
                 progress(f"observed {index}/{len(emails)}")
@@ -211,7 +207,11 @@ def score(analyser: Analyser, observed: Sequence[Observed]) -> Run:
 
 
 def cross_validate(
-    analyser: Analyser, observed: Sequence[Observed], folds: int, progress: Progress | None = None
+    analyser: Analyser,
+    observed: Sequence[Observed],
+    folds: int,
+    progress: Progress | None = None,
+    stopping: Stopping = never,
 ) -> Run:
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
@@ -225,7 +225,7 @@ def cross_validate(
     for number, (train_index, test_index) in enumerate(splits, 1):
         try:
             model: TrainedModel | None = fit(
-                analyser, [observed[i] for i in train_index], corpus=f"fold {number}"
+                analyser, [observed[i] for i in train_index], corpus=f"fold {number}", stopping=stopping
             )
         except TrainingError as exc:
             model = None

@@ -37,8 +37,9 @@ def test_a_worker_stopped_during_its_nightly_retraining_stops_within_seconds_and
     model_dir = tmp_path / "model"
     shutil.copytree(PROJECT_ROOT / "classifiers" / "model", model_dir)
     before = tree_digest(model_dir)
-    # retrain_at is a whole minute of the worker's (UTC) clock, one to two minutes from now.
-    start_of_retraining = (int(time.time()) // 60 + 2) * 60
+    # retrain_at is a whole minute of the worker's (UTC) clock, two to three minutes from now: later
+    # than the worker's start-up, which the clock step below then skips.
+    start_of_retraining = (int(time.time()) // 60 + 3) * 60
     url = f"sqlite:///{tmp_path / 'data' / 'mailflow.sqlite3'}"
     env = under_faketime(
         worker_env(
@@ -56,7 +57,9 @@ def test_a_worker_stopped_during_its_nightly_retraining_stops_within_seconds_and
         process, log = workers.start(env)
         assert wait_until(lambda: "worker started" in log_text(log), 60), log_text(log)
         # The clock steps to three seconds before retrain_at, as an NTP correction would.
-        set_clock_offset(tmp_path / "faketime.rc", f"+{start_of_retraining - time.time() - 3:.0f}")
+        step = start_of_retraining - time.time() - 3
+        assert step > 0, "the worker took minutes to start"
+        set_clock_offset(tmp_path / "faketime.rc", f"+{step:.0f}")
         assert wait_until(lambda: "corpus emails" in log_text(log), 60), log_text(log)[-3000:]
 
         asked = time.monotonic()

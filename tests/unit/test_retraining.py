@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -228,13 +229,14 @@ def test_nightly_failure_is_logged_not_raised(app, caplog):
 
 
 class StopAfter:
-    """ "Is the worker stopping?" — no until the n-th time it is asked (None: never); counts the asks."""
+    """ "Is the worker stopping?" — no until the n-th time it is asked (None: never); notes who asks."""
 
     def __init__(self, n: int | None = None) -> None:
-        self.n, self.asked = n, 0
+        self.n, self.asked, self.where = n, 0, []
 
     def __call__(self) -> bool:
         self.asked += 1
+        self.where.append(sys._getframe(2).f_code.co_name)  # the step asking, through give_up_if
         return self.n is not None and self.asked >= self.n
 
 
@@ -243,14 +245,17 @@ def test_retraining_gives_up_at_any_step_once_stopping_and_installs_nothing(app,
     add_staff_labels(app)
     whole = StopAfter()
     kwargs = {"directories": [corpus], "sessions": app.sessions, "blobs": app.blobs, "force": True}
-    whole_dir = model_dir.with_name("whole")
-    assert retrain(analyser, whole_dir, stopping=whole, **kwargs).installed
-    assert whole_dir.is_dir() and whole.asked > 21  # each email, each fitting step, the installation
-    # Stopping while observing the corpus, the staff's emails, fitting, and just before installing.
-    for n in (1, 19, 22, whole.asked // 2, whole.asked):
+    assert retrain(analyser, model_dir.with_name("whole"), stopping=whole, **kwargs).installed
+    first_ask = {where: n for n, where in reversed(list(enumerate(whole.where, 1)))}
+    # Asked before each email (the corpus's, then the staff's), each model fitted, each threshold fold,
+    # and last just before installing.
+    assert set(first_ask) == {"observe_all", "retrain", "fit", "held_out_points"}, whole.where
+    assert whole.where[-1] == "retrain" and whole.where.count("held_out_points") >= 8
+    middle_fold = first_ask["held_out_points"] + 2
+    for n in sorted({*first_ask.values(), middle_fold, whole.asked}):
         with pytest.raises(Interrupted):
             retrain(analyser, model_dir, stopping=StopAfter(n), **kwargs)
-        assert not model_dir.exists(), n
+        assert not model_dir.exists(), whole.where[n - 1]
 
 
 def test_nightly_retraining_given_up_is_recorded_and_keeps_the_model(app, caplog):
