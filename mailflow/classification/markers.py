@@ -23,6 +23,7 @@ _PERSON_KEYS = frozenset(
         "relatives",
         "several",
         "numbers",
+        "standalone",
         "counted",
         "collective",
         "homographs",
@@ -45,6 +46,8 @@ class Markers:
     relatives: Mapping[str, int]  # family word → how many persons it stands for
     several: tuple[Cue, ...]  # "allebei", "both of us": two persons
     numbers: Mapping[str, int] = field(default_factory=dict)  # "drie" → 3: numbers written as words
+    # "drieën", "üçümüz", "втроём": number words that stand for that many persons wherever they are
+    standalone: Mapping[str, int] = field(default_factory=dict)
     counted: frozenset[str] = frozenset()  # "kinderen", "brieven": what a number before counts persons by
     collective: frozenset[str] = frozenset()  # "alle", "nous": a number word after them is the persons
     homographs: frozenset[str] = frozenset()  # "tres", "due": number words never read so
@@ -68,11 +71,7 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
     ):
         raise FieldError("persons.relatives", "must be a table of word = number of persons (>= 1)")
     several = _words(persons, "several")
-    numbers = persons.get("numbers", {})
-    if not isinstance(numbers, dict) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_COUNTED for n in numbers.values()
-    ):
-        raise FieldError("persons.numbers", f"must be a table of word = number from 2 to {MAX_COUNTED}")
+    numbers, standalone = _number_table(persons, "numbers"), _number_table(persons, "standalone")
     return Markers(
         question=cue_tables(raw.get("question", {}), "question", CUE_LANGUAGES),
         request=cue_tables(raw.get("request", {}), "request", CUE_LANGUAGES),
@@ -84,11 +83,21 @@ def parse_markers(raw: dict[str, Any]) -> Markers:
         relatives=MappingProxyType({normalise(word): count for word, count in relatives.items()}),
         several=cue_tables({"any": dict.fromkeys(several, 1.0)}, "persons.several", CUE_LANGUAGES),
         numbers=MappingProxyType({normalise(word): count for word, count in numbers.items()}),
+        standalone=MappingProxyType({normalise(word): count for word, count in standalone.items()}),
         counted=frozenset(normalise(w) for w in _words(persons, "counted")),
         collective=frozenset(normalise(w) for w in _words(persons, "collective")),
         homographs=frozenset(normalise(w) for w in _words(persons, "homographs")),
         uncounted=frozenset(normalise(w) for w in _words(persons, "uncounted")),
     )
+
+
+def _number_table(persons: dict[str, Any], key: str) -> dict[str, int]:
+    numbers = persons.get(key, {})
+    if not isinstance(numbers, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_COUNTED for n in numbers.values()
+    ):
+        raise FieldError(f"persons.{key}", f"must be a table of word = number from 2 to {MAX_COUNTED}")
+    return numbers
 
 
 def _words(table: dict[str, Any], key: str) -> list[str]:

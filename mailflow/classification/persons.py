@@ -34,19 +34,19 @@ def named(text: str, markers: Markers) -> int:
 
 def counted(normalised: str, markers: Markers) -> int:
     """The most persons a number counts in text already normalised (the rules' own), 0 when none
-    does: a number word or digits from 2 to ``MAX_COUNTED`` before a ``counted`` word, or a number
-    word (not one of the ``homographs``) after a ``collective`` one with no ``uncounted`` one in the
-    next two words ("alle drie", not "alle drie de maanden")."""
+    does: a number word or digits from 2 to ``MAX_COUNTED`` before a ``counted`` word ("3 kaarten"),
+    or after a ``collective`` one with no ``uncounted`` one in the next two words ("alle drie", "ons
+    3", not "alle drie de maanden"; never one of the ``homographs``), or a ``standalone`` number word
+    ("drieën")."""
     words = normalised.split()
-    most = 0
+    most = max((markers.standalone.get(word, 0) for word in words), default=0)
     for index, word in enumerate(words):
         number = _number(word, markers)
         if not number:
             continue
         following = words[index + 1 : index + 1 + COUNTED_WINDOW]
         collective = (
-            not word.isdigit()
-            and word not in markers.homographs
+            word not in markers.homographs
             and index > 0
             and words[index - 1] in markers.collective
             and not any(w in markers.uncounted for w in following)
