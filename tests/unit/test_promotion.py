@@ -67,7 +67,7 @@ def fake_training(monkeypatch):
     """Training replaced by a record of what was trained on; measuring by the scores given."""
     trained: list[list[str]] = []
 
-    def fit(analyser, observed, *, corpus="", now=None):
+    def fit(analyser, observed, *, corpus="", now=None, stopping=None):
         trained.append([o.email.name for o in observed])
         return SimpleNamespace(card=SimpleNamespace(version=f"v{len(trained)}"), corpus=corpus)
 
